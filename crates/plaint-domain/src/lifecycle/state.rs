@@ -1,0 +1,248 @@
+//! The complaint's state and `apply`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::event::{ComplaintEvent, ItemOutcome};
+use crate::facts::{ComplaintFacts, Visibility};
+use crate::routing::{Decision, FulfilmentKind, Route};
+use crate::time::Timestamp;
+use crate::values::{ComplaintId, Label, Satisfaction};
+
+/// Where a complaint is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Status {
+    /// Stored, waiting for the router.
+    Received,
+    /// The router decided who handles it.
+    Routed,
+    /// The handler confirmed receipt.
+    Acknowledged,
+    /// Someone owns it.
+    Assigned,
+    /// Resolved, with a satisfaction score.
+    Resolved,
+    /// Opened again after resolution.
+    Reopened,
+    /// Withdrawn. Terminal.
+    Withdrawn,
+}
+
+impl Status {
+    /// The stable name used on the wire and in projections.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Status::Received => "RECEIVED",
+            Status::Routed => "ROUTED",
+            Status::Acknowledged => "ACKNOWLEDGED",
+            Status::Assigned => "ASSIGNED",
+            Status::Resolved => "RESOLVED",
+            Status::Reopened => "REOPENED",
+            Status::Withdrawn => "WITHDRAWN",
+        }
+    }
+
+    /// Routed and not yet resolved or withdrawn: work can be done on it.
+    pub const fn is_open_for_work(self) -> bool {
+        matches!(
+            self,
+            Status::Routed | Status::Acknowledged | Status::Assigned | Status::Reopened
+        )
+    }
+}
+
+/// The reverse-logistics steps, in the only order they may happen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum FulfilmentStep {
+    /// Decided, nothing done yet.
+    Pending,
+    /// Return merchandise authorization issued.
+    Authorized,
+    /// The item arrived.
+    ItemReceived,
+    /// Repaired or replaced; it must still go back.
+    Processed,
+    /// Refunded; nothing goes back.
+    Refunded,
+    /// Back with the customer.
+    ShippedBack,
+}
+
+impl FulfilmentStep {
+    /// The stable name used on the wire and in projections.
+    pub const fn name(self) -> &'static str {
+        match self {
+            FulfilmentStep::Pending => "PENDING",
+            FulfilmentStep::Authorized => "AUTHORIZED",
+            FulfilmentStep::ItemReceived => "ITEM_RECEIVED",
+            FulfilmentStep::Processed => "PROCESSED",
+            FulfilmentStep::Refunded => "REFUNDED",
+            FulfilmentStep::ShippedBack => "SHIPPED_BACK",
+        }
+    }
+}
+
+/// The item handling a complaint needs, and how far it has come.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FulfilmentProgress {
+    /// What the decision asked for.
+    pub kind: FulfilmentKind,
+    /// The last step done.
+    pub step: FulfilmentStep,
+    /// What the processing step did, once done.
+    pub outcome: Option<ItemOutcome>,
+}
+
+impl FulfilmentProgress {
+    /// Nothing more to do with the item.
+    pub const fn is_complete(&self) -> bool {
+        matches!(
+            self.step,
+            FulfilmentStep::ShippedBack | FulfilmentStep::Refunded
+        )
+    }
+}
+
+/// A complaint, as its events have made it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Complaint {
+    /// Its id.
+    pub id: ComplaintId,
+    /// What it said when received.
+    pub facts: ComplaintFacts,
+    /// How visible it is now.
+    pub visibility: Visibility,
+    /// Where it is in its life.
+    pub status: Status,
+    /// The decision in force.
+    pub decision: Option<Decision>,
+    /// Item handling, if a decision asked for it.
+    pub fulfilment: Option<FulfilmentProgress>,
+    /// Who owns it.
+    pub assignee: Option<Label>,
+    /// The last satisfaction score.
+    pub satisfaction: Option<Satisfaction>,
+    /// When it was received.
+    pub received_at: Timestamp,
+    /// When it was first routed.
+    pub routed_at: Option<Timestamp>,
+    /// When it was last resolved.
+    pub resolved_at: Option<Timestamp>,
+    /// How many events made it.
+    pub version: u64,
+}
+
+impl Complaint {
+    /// The route in force, once routed.
+    pub fn route(&self) -> Option<Route> {
+        self.decision.as_ref().map(|d| d.route)
+    }
+}
+
+/// An event that cannot follow the state it was applied to: the history is not
+/// one `decide` could have produced.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("event {event} cannot follow {state}")]
+pub struct InvalidHistory {
+    /// The event's type name.
+    pub event: &'static str,
+    /// The state it met, described.
+    pub state: String,
+}
+
+/// Folds one event into a complaint's state.
+///
+/// `state` is `None` before the first event. Only `Received` may start a
+/// history; everything else needs an existing complaint.
+pub fn apply(
+    state: Option<Complaint>,
+    id: ComplaintId,
+    event: &ComplaintEvent,
+    at: Timestamp,
+) -> Result<Complaint, InvalidHistory> {
+    let mut c = match (state, event) {
+        (None, ComplaintEvent::Received(facts)) => {
+            return Ok(Complaint {
+                id,
+                facts: (**facts).clone(),
+                visibility: facts.visibility,
+                status: Status::Received,
+                decision: None,
+                fulfilment: None,
+                assignee: None,
+                satisfaction: None,
+                received_at: at,
+                routed_at: None,
+                resolved_at: None,
+                version: 1,
+            });
+        }
+        (None, e) => {
+            return Err(InvalidHistory {
+                event: e.type_name(),
+                state: "no complaint".to_owned(),
+            });
+        }
+        (Some(_), ComplaintEvent::Received(_)) => {
+            return Err(InvalidHistory {
+                event: event.type_name(),
+                state: "an existing complaint".to_owned(),
+            });
+        }
+        (Some(c), _) => c,
+    };
+    match event {
+        ComplaintEvent::Received(_) => {}
+        ComplaintEvent::Routed(decision) | ComplaintEvent::Rerouted { decision, .. } => {
+            if c.status == Status::Received {
+                c.status = Status::Routed;
+                c.routed_at = Some(at);
+            }
+            if c.fulfilment.is_none() {
+                c.fulfilment = decision.fulfilment.map(|kind| FulfilmentProgress {
+                    kind,
+                    step: FulfilmentStep::Pending,
+                    outcome: None,
+                });
+            }
+            c.decision = Some((**decision).clone());
+        }
+        ComplaintEvent::VisibilityChanged(v) => c.visibility = *v,
+        ComplaintEvent::Acknowledged { .. } => c.status = Status::Acknowledged,
+        ComplaintEvent::Assigned { assignee } => {
+            c.status = Status::Assigned;
+            c.assignee = Some(assignee.clone());
+        }
+        ComplaintEvent::CustomerFollowedUp { .. } => {}
+        ComplaintEvent::ReturnAuthorized { .. } => set_step(&mut c, FulfilmentStep::Authorized),
+        ComplaintEvent::ItemReceived => set_step(&mut c, FulfilmentStep::ItemReceived),
+        ComplaintEvent::ItemProcessed { outcome } => {
+            let step = if *outcome == ItemOutcome::Refunded {
+                FulfilmentStep::Refunded
+            } else {
+                FulfilmentStep::Processed
+            };
+            set_step(&mut c, step);
+            if let Some(f) = c.fulfilment.as_mut() {
+                f.outcome = Some(*outcome);
+            }
+        }
+        ComplaintEvent::ItemShippedBack { .. } => set_step(&mut c, FulfilmentStep::ShippedBack),
+        ComplaintEvent::Resolved { satisfaction, .. } => {
+            c.status = Status::Resolved;
+            c.satisfaction = Some(*satisfaction);
+            c.resolved_at = Some(at);
+        }
+        ComplaintEvent::Reopened { .. } => c.status = Status::Reopened,
+        ComplaintEvent::Withdrawn { .. } => c.status = Status::Withdrawn,
+    }
+    c.version += 1;
+    Ok(c)
+}
+
+fn set_step(c: &mut Complaint, step: FulfilmentStep) {
+    if let Some(f) = c.fulfilment.as_mut() {
+        f.step = step;
+    }
+}
