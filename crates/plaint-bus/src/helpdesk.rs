@@ -1,0 +1,214 @@
+//! The helpdesk door on NATS: a stream that captures what integrations
+//! publish (so nothing is lost while intake is down), and a dead-letter stream
+//! for what intake cannot accept, with the original bytes and the reason.
+
+use async_nats::HeaderMap;
+use async_nats::jetstream::stream::{Config, RetentionPolicy, StorageType, Stream};
+use bytes::Bytes;
+
+use crate::consumer::{self, ConsumerSettings, Deliveries, Delivery};
+use crate::error::{AppendError, BusError};
+use crate::log::{
+    Appended, EventLog, Expect, RawMessage, StreamSettings, ensure_stream, header_pairs,
+};
+
+/// Dead-letter header: why the message was refused.
+pub const DEAD_LETTER_REASON: &str = "Plaint-Dead-Reason";
+/// Dead-letter header: the subject the message was first published to.
+pub const DEAD_LETTER_SUBJECT: &str = "Plaint-Original-Subject";
+/// Prefix of dead-letter headers that carry the original headers.
+const ORIGINAL_HEADER_PREFIX: &str = "Plaint-Original-Header-";
+/// Largest reason stored with a dead letter, in bytes.
+const MAX_REASON_BYTES: usize = 1024;
+
+/// The inbound and dead-letter streams.
+#[derive(Debug, Clone)]
+pub struct Helpdesk {
+    log: EventLog,
+    inbound: Stream,
+    dead: Stream,
+}
+
+impl Helpdesk {
+    /// Opens both streams, creating them when needed.
+    pub async fn open(log: EventLog, settings: &StreamSettings) -> Result<Self, BusError> {
+        let names = log.names().clone();
+        let js = log.context();
+        let inbound = ensure_stream(
+            js,
+            Config {
+                name: names.inbound_stream(),
+                subjects: vec![names.inbound_subjects()],
+                storage: StorageType::File,
+                num_replicas: settings.replicas,
+                duplicate_window: settings.duplicate_window,
+                max_message_size: settings.max_message_bytes,
+                // Acked messages are gone: the log holds what they became.
+                retention: RetentionPolicy::WorkQueue,
+                ..Default::default()
+            },
+        )
+        .await?;
+        let dead = ensure_stream(
+            js,
+            Config {
+                name: names.dead_letter_stream(),
+                subjects: vec![names.dead_letter()],
+                storage: StorageType::File,
+                num_replicas: settings.replicas,
+                duplicate_window: settings.duplicate_window,
+                // Room for the original message plus its headers and reason.
+                max_message_size: settings.max_message_bytes.saturating_mul(2),
+                ..Default::default()
+            },
+        )
+        .await?;
+        Ok(Self { log, inbound, dead })
+    }
+
+    /// A durable consumer over everything integrations publish.
+    pub async fn consume(&self, settings: &ConsumerSettings) -> Result<Deliveries, BusError> {
+        consumer::open(&self.inbound, settings).await
+    }
+
+    /// Stores a refused message with its original bytes, subject, headers and
+    /// the reason. Idempotent per inbound message (its stream sequence is the
+    /// message id), so a redelivered refusal is stored once.
+    pub async fn dead_letter(
+        &self,
+        delivery: &Delivery,
+        reason: &str,
+    ) -> Result<Appended, BusError> {
+        let mut headers = HeaderMap::new();
+        headers.insert(DEAD_LETTER_SUBJECT, delivery.subject());
+        headers.insert(
+            DEAD_LETTER_REASON,
+            truncate(reason, MAX_REASON_BYTES).as_str(),
+        );
+        for (name, value) in delivery.headers() {
+            headers.append(
+                format!("{ORIGINAL_HEADER_PREFIX}{name}").as_str(),
+                value.as_str(),
+            );
+        }
+        let id = format!(
+            "dead-{}-{}",
+            self.inbound.cached_info().config.name,
+            delivery.stream_sequence
+        );
+        self.log
+            .publish(
+                &self.log.names().dead_letter(),
+                headers,
+                delivery.payload().clone(),
+                &id,
+                Expect::Any,
+            )
+            .await
+            .map_err(into_bus)
+    }
+
+    /// Dead letters with a sequence above `after`, oldest first, at most `limit`.
+    pub async fn list_dead_letters(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<RawMessage>, BusError> {
+        let last = self
+            .dead
+            .get_info()
+            .await
+            .map_err(|e| BusError::Unavailable(e.to_string()))?
+            .state
+            .last_sequence;
+        let mut out = Vec::new();
+        let mut seq = after + 1;
+        while out.len() < limit && seq <= last {
+            match self.dead.get_raw_message(seq).await {
+                Ok(m) => out.push(RawMessage {
+                    sequence: m.sequence,
+                    subject: m.subject.to_string(),
+                    headers: header_pairs(&m.headers),
+                    payload: m.payload,
+                }),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        async_nats::jetstream::stream::LastRawMessageErrorKind::NoMessageFound
+                    ) => {}
+                Err(e) => return Err(BusError::Unavailable(e.to_string())),
+            }
+            seq += 1;
+        }
+        Ok(out)
+    }
+
+    /// Publishes a dead letter's original bytes and headers to its original
+    /// subject again; returns the inbound sequence. `None` when no such letter.
+    pub async fn requeue(&self, sequence: u64) -> Result<Option<u64>, BusError> {
+        let letters = self
+            .list_dead_letters(sequence.saturating_sub(1), 1)
+            .await?;
+        let Some(letter) = letters.into_iter().find(|l| l.sequence == sequence) else {
+            return Ok(None);
+        };
+        let mut subject = None;
+        let mut headers = HeaderMap::new();
+        for (name, value) in &letter.headers {
+            if name == DEAD_LETTER_SUBJECT {
+                subject = Some(value.clone());
+            } else if let Some(original) = name
+                .strip_prefix(ORIGINAL_HEADER_PREFIX)
+                .filter(|h| *h != "Nats-Msg-Id")
+            {
+                headers.append(original, value.as_str());
+            }
+        }
+        let subject = subject.ok_or_else(|| BusError::Corrupt {
+            sequence,
+            reason: "dead letter without its original subject".to_owned(),
+        })?;
+        let appended = self
+            .log
+            .publish(
+                &subject,
+                headers,
+                Bytes::clone(&letter.payload),
+                &format!("requeue-{sequence}"),
+                Expect::Any,
+            )
+            .await
+            .map_err(into_bus)?;
+        Ok(Some(appended.sequence))
+    }
+
+    /// Messages waiting in the inbound stream.
+    pub async fn inbound_pending(&self) -> Result<u64, BusError> {
+        let info = self
+            .inbound
+            .get_info()
+            .await
+            .map_err(|e| BusError::Unavailable(e.to_string()))?;
+        Ok(info.state.messages)
+    }
+}
+
+fn into_bus(e: AppendError) -> BusError {
+    match e {
+        AppendError::WrongLastSequence => {
+            BusError::JetStream("unexpected sequence condition".to_owned())
+        }
+        AppendError::Bus(b) => b,
+    }
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_owned();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_owned()
+}

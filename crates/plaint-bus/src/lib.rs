@@ -1,0 +1,41 @@
+//! The event log on NATS JetStream. This is the only crate that knows
+//! async-nats: services see subjects, envelopes, sequences and deliveries.
+//!
+//! - [`Names`]: every stream, subject and consumer name, under one prefix;
+//! - [`EventLog`]: provisioning, appends with `Nats-Msg-Id` and
+//!   `Nats-Expected-Last-Subject-Sequence`, and reads by subject;
+//! - [`consumer`]: durable pull consumers and the deliveries they yield;
+//! - [`trace`]: W3C `traceparent` in message headers.
+
+pub mod consumer;
+mod error;
+mod helpdesk;
+mod log;
+mod names;
+pub mod trace;
+
+pub use async_nats::HeaderMap;
+pub use consumer::{ConsumerSettings, Deliveries, Delivery};
+pub use error::{AppendError, BusError};
+pub use helpdesk::{DEAD_LETTER_REASON, DEAD_LETTER_SUBJECT, Helpdesk};
+pub use log::{
+    Appended, EVENT_TYPE_HEADER, EventLog, Expect, MAX_EVENTS_PER_SUBJECT, RawMessage,
+    SCHEMA_HEADER, StoredEvent, StreamSettings,
+};
+pub use names::Names;
+
+/// Connects to NATS with the options every service uses: a client name,
+/// retries on the initial connect, and endless reconnects.
+pub async fn connect(url: &str, client_name: &str) -> Result<async_nats::Client, BusError> {
+    async_nats::ConnectOptions::new()
+        .name(client_name)
+        .retry_on_initial_connect()
+        .max_reconnects(None)
+        .connection_timeout(std::time::Duration::from_secs(5))
+        .connect(url)
+        .await
+        .map_err(|e| BusError::Connect(e.to_string()))
+}
+
+/// A NATS client; re-exported so services need not depend on async-nats.
+pub type Client = async_nats::Client;

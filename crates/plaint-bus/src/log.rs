@@ -1,0 +1,355 @@
+//! The event log: one stream, one subject per aggregate.
+
+use std::time::Duration;
+
+use async_nats::HeaderMap;
+use async_nats::jetstream::context::PublishErrorKind;
+use async_nats::jetstream::message::PublishMessage;
+use async_nats::jetstream::stream::{Config, DiscardPolicy, StorageType, Stream};
+use async_nats::jetstream::{self, Context};
+use bytes::Bytes;
+use plaint_domain::event::Envelope;
+use plaint_proto::{decode_envelope, encode_envelope};
+
+use crate::error::{AppendError, BusError};
+use crate::names::Names;
+use crate::trace::TRACEPARENT;
+
+/// Most events one subject may hold: a complaint's history is short; a subject
+/// past this is treated as corrupt rather than read without bound.
+pub const MAX_EVENTS_PER_SUBJECT: usize = 10_000;
+/// Header naming the event type, for tools that do not decode payloads.
+pub const EVENT_TYPE_HEADER: &str = "Plaint-Event-Type";
+/// Header carrying the payload schema version.
+pub const SCHEMA_HEADER: &str = "Plaint-Schema-Version";
+/// Attempts for an append interrupted by a disconnect or a timeout.
+const APPEND_ATTEMPTS: u32 = 6;
+
+/// How the event log's stream is provisioned.
+#[derive(Debug, Clone)]
+pub struct StreamSettings {
+    /// Replicas (1 for one server, 3 for a cluster).
+    pub replicas: usize,
+    /// How long events are kept; zero keeps them forever.
+    pub max_age: Duration,
+    /// How long the server remembers message ids for deduplication.
+    pub duplicate_window: Duration,
+    /// Largest message the stream accepts, in bytes.
+    pub max_message_bytes: i32,
+}
+
+impl Default for StreamSettings {
+    fn default() -> Self {
+        Self {
+            replicas: 1,
+            max_age: Duration::ZERO,
+            duplicate_window: Duration::from_secs(120),
+            max_message_bytes: 1024 * 1024,
+        }
+    }
+}
+
+/// The condition an append must meet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// Append whatever the subject holds.
+    Any,
+    /// The subject must be empty: the aggregate is being created.
+    Empty,
+    /// The subject's last message must be at this stream sequence.
+    LastSubjectSequence(u64),
+}
+
+/// Where an append landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    /// The stream sequence of the stored event.
+    pub sequence: u64,
+    /// The server had this event id already; nothing new was stored.
+    pub duplicate: bool,
+}
+
+/// An event read back from the log.
+#[derive(Debug, Clone)]
+pub struct StoredEvent {
+    /// Its stream sequence.
+    pub sequence: u64,
+    /// The event.
+    pub envelope: Envelope,
+    /// Its trace context, if it carried one.
+    pub traceparent: Option<String>,
+}
+
+/// A message as stored, undecoded (dead letters, inbound messages).
+#[derive(Debug, Clone)]
+pub struct RawMessage {
+    /// Its stream sequence.
+    pub sequence: u64,
+    /// The subject it was published to.
+    pub subject: String,
+    /// Its headers.
+    pub headers: Vec<(String, String)>,
+    /// Its bytes.
+    pub payload: Bytes,
+}
+
+/// The event log: a handle on the stream, cheap to clone.
+#[derive(Debug, Clone)]
+pub struct EventLog {
+    js: Context,
+    names: Names,
+    stream: Stream,
+}
+
+impl EventLog {
+    /// Opens the log, creating its stream when it does not exist.
+    pub async fn open(
+        client: async_nats::Client,
+        names: Names,
+        settings: &StreamSettings,
+    ) -> Result<Self, BusError> {
+        let js = jetstream::new(client);
+        let config = Config {
+            name: names.stream().to_owned(),
+            subjects: names.log_subjects(),
+            storage: StorageType::File,
+            num_replicas: settings.replicas,
+            max_age: settings.max_age,
+            duplicate_window: settings.duplicate_window,
+            max_message_size: settings.max_message_bytes,
+            deny_delete: true,
+            deny_purge: true,
+            allow_direct: true,
+            discard: DiscardPolicy::Old,
+            ..Default::default()
+        };
+        let stream = ensure_stream(&js, config).await?;
+        Ok(Self { js, names, stream })
+    }
+
+    /// The names this log uses.
+    pub fn names(&self) -> &Names {
+        &self.names
+    }
+
+    /// The JetStream context, for the consumer and helpdesk modules.
+    pub(crate) fn context(&self) -> &Context {
+        &self.js
+    }
+
+    /// Appends one event under a condition. The event id is the message id, so
+    /// a retry after a lost acknowledgement is answered as a duplicate; success
+    /// is reported only after the server's acknowledgement.
+    pub async fn append(
+        &self,
+        subject: &str,
+        envelope: &Envelope,
+        expect: Expect,
+        traceparent: Option<&str>,
+    ) -> Result<Appended, AppendError> {
+        let mut headers = HeaderMap::new();
+        headers.insert(EVENT_TYPE_HEADER, envelope.payload.type_name());
+        headers.insert(SCHEMA_HEADER, envelope.schema_version.to_string().as_str());
+        if let Some(tp) = traceparent {
+            headers.insert(TRACEPARENT, tp);
+        }
+        let payload = Bytes::from(encode_envelope(envelope));
+        self.publish(
+            subject,
+            headers,
+            payload,
+            &envelope.event_id.to_string(),
+            expect,
+        )
+        .await
+    }
+
+    /// Publishes raw bytes with a message id, under a condition, with retries.
+    pub(crate) async fn publish(
+        &self,
+        subject: &str,
+        headers: HeaderMap,
+        payload: Bytes,
+        message_id: &str,
+        expect: Expect,
+    ) -> Result<Appended, AppendError> {
+        let mut last_error = String::new();
+        for attempt in 0..APPEND_ATTEMPTS {
+            if attempt > 0 {
+                let backoff = Duration::from_millis(50u64 << attempt.min(5));
+                tokio::time::sleep(backoff.min(Duration::from_secs(1))).await;
+            }
+            let mut publish = PublishMessage::build()
+                .payload(payload.clone())
+                .headers(headers.clone())
+                .message_id(message_id);
+            publish = match expect {
+                Expect::Any => publish,
+                Expect::Empty => publish.expected_last_subject_sequence(0),
+                Expect::LastSubjectSequence(seq) => publish.expected_last_subject_sequence(seq),
+            };
+            let sent = match self.js.send_publish(subject.to_owned(), publish).await {
+                Ok(ack) => ack.await,
+                Err(e) => Err(e),
+            };
+            match sent {
+                Ok(ack) => {
+                    return Ok(Appended {
+                        sequence: ack.sequence,
+                        duplicate: ack.duplicate,
+                    });
+                }
+                Err(e) => match e.kind() {
+                    PublishErrorKind::WrongLastSequence => {
+                        return Err(AppendError::WrongLastSequence);
+                    }
+                    PublishErrorKind::StreamNotFound | PublishErrorKind::MaxPayloadExceeded => {
+                        return Err(BusError::JetStream(e.to_string()).into());
+                    }
+                    _ => {
+                        tracing::debug!(error = %e, attempt, subject, "append failed, retrying");
+                        last_error = e.to_string();
+                    }
+                },
+            }
+        }
+        Err(BusError::Unavailable(last_error).into())
+    }
+
+    /// Every event on a subject, oldest first.
+    pub async fn read_subject(&self, subject: &str) -> Result<Vec<StoredEvent>, BusError> {
+        read_subject(&self.stream, subject, 1).await
+    }
+
+    /// The events on a subject after stream sequence `after`, oldest first.
+    pub async fn read_subject_after(
+        &self,
+        subject: &str,
+        after: u64,
+    ) -> Result<Vec<StoredEvent>, BusError> {
+        read_subject(&self.stream, subject, after + 1).await
+    }
+
+    /// The first event on a subject, if any.
+    pub async fn first_on_subject(&self, subject: &str) -> Result<Option<StoredEvent>, BusError> {
+        let raw = next_by_subject(&self.stream, subject, 1).await?;
+        raw.map(decode_stored).transpose()
+    }
+
+    /// The last event on a subject, if any.
+    pub async fn last_on_subject(&self, subject: &str) -> Result<Option<StoredEvent>, BusError> {
+        match self.stream.get_last_raw_message_by_subject(subject).await {
+            Ok(m) => decode_stored(m).map(Some),
+            Err(e) if no_message(e.kind()) => Ok(None),
+            Err(e) => Err(BusError::Unavailable(e.to_string())),
+        }
+    }
+
+    /// The stream's last sequence: how far the log has come.
+    pub async fn last_sequence(&self) -> Result<u64, BusError> {
+        let info = self
+            .stream
+            .get_info()
+            .await
+            .map_err(|e| BusError::Unavailable(e.to_string()))?;
+        Ok(info.state.last_sequence)
+    }
+
+    /// Reads events by stream sequence, starting at `from`, for rebuilds and
+    /// simulations: at most `limit` events.
+    pub async fn read_range(&self, from: u64, limit: usize) -> Result<Vec<StoredEvent>, BusError> {
+        let mut out = Vec::with_capacity(limit.min(1024));
+        let mut seq = from.max(1);
+        let last = self.last_sequence().await?;
+        while out.len() < limit && seq <= last {
+            match self.stream.get_raw_message(seq).await {
+                Ok(m) => out.push(decode_stored(m)?),
+                Err(e) if no_message(e.kind()) => {}
+                Err(e) => return Err(BusError::Unavailable(e.to_string())),
+            }
+            seq += 1;
+        }
+        Ok(out)
+    }
+}
+
+/// Creates the stream, or returns the existing one unchanged.
+pub(crate) async fn ensure_stream(js: &Context, config: Config) -> Result<Stream, BusError> {
+    js.get_or_create_stream(config)
+        .await
+        .map_err(|e| BusError::JetStream(format!("cannot provision stream: {e}")))
+}
+
+fn no_message(kind: async_nats::jetstream::stream::LastRawMessageErrorKind) -> bool {
+    matches!(
+        kind,
+        async_nats::jetstream::stream::LastRawMessageErrorKind::NoMessageFound
+    )
+}
+
+/// The next message on `subject` at or after `from`, if any.
+pub(crate) async fn next_by_subject(
+    stream: &Stream,
+    subject: &str,
+    from: u64,
+) -> Result<Option<async_nats::jetstream::message::StreamMessage>, BusError> {
+    match stream
+        .raw_message_builder()
+        .sequence(from)
+        .next_by_subject(subject)
+        .send()
+        .await
+    {
+        Ok(m) => Ok(Some(m)),
+        Err(e) if no_message(e.kind()) => Ok(None),
+        Err(e) => Err(BusError::Unavailable(e.to_string())),
+    }
+}
+
+async fn read_subject(
+    stream: &Stream,
+    subject: &str,
+    from: u64,
+) -> Result<Vec<StoredEvent>, BusError> {
+    let mut events = Vec::new();
+    let mut seq = from;
+    while let Some(m) = next_by_subject(stream, subject, seq).await? {
+        if events.len() == MAX_EVENTS_PER_SUBJECT {
+            return Err(BusError::TooManyEvents {
+                subject: subject.to_owned(),
+                limit: MAX_EVENTS_PER_SUBJECT,
+            });
+        }
+        seq = m.sequence + 1;
+        events.push(decode_stored(m)?);
+    }
+    Ok(events)
+}
+
+fn decode_stored(
+    m: async_nats::jetstream::message::StreamMessage,
+) -> Result<StoredEvent, BusError> {
+    let envelope = decode_envelope(&m.payload).map_err(|e| BusError::Corrupt {
+        sequence: m.sequence,
+        reason: e.to_string(),
+    })?;
+    Ok(StoredEvent {
+        sequence: m.sequence,
+        envelope,
+        traceparent: m.headers.get(TRACEPARENT).map(|v| v.as_str().to_owned()),
+    })
+}
+
+/// Headers as plain pairs.
+pub(crate) fn header_pairs(headers: &HeaderMap) -> Vec<(String, String)> {
+    let mut pairs: Vec<(String, String)> = headers
+        .iter()
+        .flat_map(|(name, values)| {
+            values
+                .iter()
+                .map(move |v| (name.to_string(), v.as_str().to_owned()))
+        })
+        .collect();
+    pairs.sort();
+    pairs
+}

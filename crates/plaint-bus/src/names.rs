@@ -1,0 +1,120 @@
+//! Every name on the server, derived from one configurable prefix so that tests
+//! and several deployments share a server without touching each other.
+
+use plaint_domain::ComplaintId;
+use plaint_domain::Timestamp;
+
+/// Stream, subject and consumer names under one prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Names {
+    prefix: String,
+    stream: String,
+}
+
+/// Characters allowed in the prefix and stream name: subject- and stream-safe.
+fn is_name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '_' || c == '-'
+}
+
+impl Names {
+    /// Names under `prefix` (subjects) and `stream` (the event log's stream name).
+    /// Both must be non-empty and made of ASCII letters, digits, '-' and '_'.
+    pub fn new(prefix: &str, stream: &str) -> Result<Self, String> {
+        for (what, v) in [("subject prefix", prefix), ("stream name", stream)] {
+            if v.is_empty() || v.len() > 64 || !v.chars().all(is_name_char) {
+                return Err(format!(
+                    "{what} {v:?} must be 1..=64 ASCII letters, digits, '-' or '_'"
+                ));
+            }
+        }
+        Ok(Self {
+            prefix: prefix.to_owned(),
+            stream: stream.to_owned(),
+        })
+    }
+
+    /// The subject prefix.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The event log's stream.
+    pub fn stream(&self) -> &str {
+        &self.stream
+    }
+
+    /// The stream that captures helpdesk messages.
+    pub fn inbound_stream(&self) -> String {
+        format!("{}_INBOUND", self.stream)
+    }
+
+    /// The stream of dead letters.
+    pub fn dead_letter_stream(&self) -> String {
+        format!("{}_DEAD", self.stream)
+    }
+
+    /// Every subject of the event log.
+    pub fn log_subjects(&self) -> Vec<String> {
+        vec![
+            format!("{}.complaint.*", self.prefix),
+            format!("{}.company.*", self.prefix),
+            format!("{}.budget.*", self.prefix),
+            format!("{}.ceo.*", self.prefix),
+        ]
+    }
+
+    /// One complaint's subject.
+    pub fn complaint(&self, id: &ComplaintId) -> String {
+        format!("{}.complaint.{}", self.prefix, id.subject_token())
+    }
+
+    /// All complaint subjects.
+    pub fn all_complaints(&self) -> String {
+        format!("{}.complaint.*", self.prefix)
+    }
+
+    /// Company-level facts: policy, climate, stance.
+    pub fn company(&self) -> String {
+        format!("{}.company.settings", self.prefix)
+    }
+
+    /// The CEO budget of the window starting at `window_start`.
+    pub fn budget(&self, window_start: Timestamp) -> String {
+        format!("{}.budget.{}", self.prefix, window_start.as_millis())
+    }
+
+    /// One customer's CEO engagements, keyed by a hash of the customer id
+    /// (customer ids may hold characters a subject cannot).
+    pub fn ceo_customer(&self, customer_id: &str) -> String {
+        let key = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, customer_id.as_bytes());
+        format!("{}.ceo.{}", self.prefix, key.simple())
+    }
+
+    /// Where helpdesk integrations publish; `<kind>` is free for them to choose.
+    pub fn inbound_subjects(&self) -> String {
+        format!("{}.helpdesk.inbound.>", self.prefix)
+    }
+
+    /// Where a dead letter from `original_subject` is stored.
+    pub fn dead_letter(&self) -> String {
+        format!("{}.helpdesk.dead", self.prefix)
+    }
+
+    /// A durable consumer name under this deployment.
+    pub fn consumer(&self, role: &str) -> String {
+        format!("{}_{}", self.stream, role)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_refuse_characters_that_break_subjects() {
+        assert!(Names::new("a.b", "S").is_err());
+        assert!(Names::new("a", "S S").is_err());
+        assert!(Names::new("", "S").is_err());
+        assert!(Names::new("t1", "COMPLAINTS").is_ok());
+    }
+}

@@ -1,0 +1,110 @@
+//! Routing decisions and their explanations.
+
+use plaint_domain::routing::{Contribution, Gate, GateKind, WhyNot};
+use plaint_domain::values::ValidationError;
+use plaint_domain::{Climate, Decision, FulfilmentKind, Priority, Route, StanceAlignment, Timestamp};
+
+use super::{FromWire, ToWire, optional_enum};
+use crate::events as pb;
+
+/// The wire form of a decision.
+pub fn decision_to_wire(d: &Decision) -> pb::Decision {
+    pb::Decision {
+        route: d.route.to_wire(),
+        fulfilment: d.fulfilment.map_or(0, |f| f.to_wire()),
+        priority: d.priority.to_wire(),
+        score: d.score,
+        // The wire has no "absent" for an int64; i64::MAX marks a closed route.
+        ceo_threshold: d.ceo_threshold.unwrap_or(i64::MAX),
+        contributions: d
+            .contributions
+            .iter()
+            .map(|c| pb::Contribution {
+                factor: c.factor.clone(),
+                observed: c.observed.clone(),
+                points: c.points,
+            })
+            .collect(),
+        gates: d
+            .gates
+            .iter()
+            .map(|g| pb::Gate {
+                kind: g.kind.to_wire(),
+                observed: g.observed,
+                limit: g.limit,
+                passed: g.passed,
+                note: g.note.clone(),
+            })
+            .collect(),
+        why_not: d
+            .why_not
+            .iter()
+            .map(|w| pb::WhyNot {
+                route: w.route.to_wire(),
+                reason: w.reason.clone(),
+            })
+            .collect(),
+        policy_version: d.policy_version,
+        climate: d.climate.to_wire(),
+        stance: d.stance.to_wire(),
+        decided_at_ms: d.decided_at.as_millis(),
+        budget_window_start_ms: d.budget_window_start.as_millis(),
+    }
+}
+
+/// Parses a decision read from the log.
+pub fn decision_from_wire(
+    wire: Option<pb::Decision>,
+    field: &str,
+) -> Result<Decision, ValidationError> {
+    let d = wire.ok_or_else(|| {
+        ValidationError::new(field, plaint_domain::values::Problem::Missing)
+    })?;
+    let contributions = d
+        .contributions
+        .into_iter()
+        .map(|c| Contribution {
+            factor: c.factor,
+            observed: c.observed,
+            points: c.points,
+        })
+        .collect();
+    let gates = d
+        .gates
+        .into_iter()
+        .map(|g| {
+            Ok(Gate {
+                kind: GateKind::from_wire(g.kind, &format!("{field}.gates.kind"))?,
+                observed: g.observed,
+                limit: g.limit,
+                passed: g.passed,
+                note: g.note,
+            })
+        })
+        .collect::<Result<_, ValidationError>>()?;
+    let why_not = d
+        .why_not
+        .into_iter()
+        .map(|w| {
+            Ok(WhyNot {
+                route: Route::from_wire(w.route, &format!("{field}.why_not.route"))?,
+                reason: w.reason,
+            })
+        })
+        .collect::<Result<_, ValidationError>>()?;
+    Ok(Decision {
+        route: Route::from_wire(d.route, &format!("{field}.route"))?,
+        fulfilment: optional_enum::<FulfilmentKind>(d.fulfilment, &format!("{field}.fulfilment"))?,
+        priority: Priority::from_wire(d.priority, &format!("{field}.priority"))?,
+        score: d.score,
+        ceo_threshold: (d.ceo_threshold != i64::MAX).then_some(d.ceo_threshold),
+        contributions,
+        gates,
+        why_not,
+        policy_version: d.policy_version,
+        climate: Climate::from_wire(d.climate, &format!("{field}.climate"))?,
+        stance: StanceAlignment::from_wire(d.stance, &format!("{field}.stance"))?,
+        decided_at: Timestamp::from_millis(d.decided_at_ms),
+        budget_window_start: Timestamp::from_millis(d.budget_window_start_ms),
+    })
+}

@@ -1,0 +1,4 @@
+//! Process plumbing shared by both services.
+
+pub mod shutdown;
+pub mod telemetry;
