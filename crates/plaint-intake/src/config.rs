@@ -1,0 +1,69 @@
+//! Configuration: one documented struct, from flags or the environment.
+
+use std::net::SocketAddr;
+
+/// Every setting of the intake service.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(
+    name = "plaint-intake",
+    version,
+    about = "Complaint intake: gRPC and helpdesk doors into the event log"
+)]
+pub struct Config {
+    /// Address the gRPC server listens on (port 0 picks a free port).
+    #[arg(long, env = "INTAKE_GRPC_ADDR", default_value = "127.0.0.1:50051")]
+    pub grpc_addr: SocketAddr,
+    /// NATS server URL.
+    #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    pub nats_url: String,
+    /// Prefix of every subject; deployments sharing a server use different ones.
+    #[arg(long, env = "PLAINT_PREFIX", default_value = "plaint")]
+    pub prefix: String,
+    /// Name of the event log's stream (the inbound and dead-letter streams derive from it).
+    #[arg(long, env = "PLAINT_STREAM", default_value = "COMPLAINTS")]
+    pub stream: String,
+    /// Stream replicas: 1 for one NATS server, 3 for a cluster.
+    #[arg(long, env = "PLAINT_STREAM_REPLICAS", default_value_t = 1)]
+    pub stream_replicas: usize,
+    /// Deduplication window of the streams, in seconds.
+    #[arg(long, env = "PLAINT_DUPLICATE_WINDOW_SECS", default_value_t = 120)]
+    pub duplicate_window_secs: u64,
+    /// Largest gRPC message accepted or sent, in bytes.
+    #[arg(long, env = "INTAKE_MAX_MESSAGE_BYTES", default_value_t = 256 * 1024)]
+    pub max_message_bytes: usize,
+    /// Largest helpdesk message accepted, in bytes; larger ones are dead-lettered.
+    #[arg(long, env = "INTAKE_MAX_INBOUND_BYTES", default_value_t = 64 * 1024)]
+    pub max_inbound_bytes: usize,
+    /// Times a command is retried when another writer changed the complaint first.
+    #[arg(long, env = "INTAKE_CONFLICT_RETRIES", default_value_t = 5)]
+    pub conflict_retries: u32,
+    /// Consume helpdesk messages from NATS.
+    #[arg(long, env = "INTAKE_HELPDESK", default_value_t = true, action = clap::ArgAction::Set)]
+    pub helpdesk: bool,
+    /// Deliveries of a helpdesk message that keeps failing before it is dead-lettered.
+    #[arg(long, env = "INTAKE_HELPDESK_MAX_DELIVER", default_value_t = 5)]
+    pub helpdesk_max_deliver: i64,
+    /// Log format: json or pretty.
+    #[arg(long, env = "LOG_FORMAT", default_value = "json")]
+    pub log_format: String,
+}
+
+impl Config {
+    /// Defaults for tests and tools: everything as documented, listening on `addr`.
+    pub fn for_tests(nats_url: &str, prefix: &str) -> Self {
+        Self {
+            grpc_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            nats_url: nats_url.to_owned(),
+            prefix: prefix.to_owned(),
+            stream: format!("{}_LOG", prefix.to_uppercase()),
+            stream_replicas: 1,
+            duplicate_window_secs: 120,
+            max_message_bytes: 256 * 1024,
+            max_inbound_bytes: 64 * 1024,
+            conflict_retries: 5,
+            helpdesk: true,
+            helpdesk_max_deliver: 5,
+            log_format: "pretty".to_owned(),
+        }
+    }
+}

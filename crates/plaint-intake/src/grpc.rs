@@ -1,0 +1,176 @@
+//! The gRPC door: `Intake` for internal systems and `IntakeAdmin` for operators.
+
+use plaint_bus::{DEAD_LETTER_REASON, DEAD_LETTER_SUBJECT, Helpdesk};
+use plaint_proto::intake::{self as pb, intake_admin_server::IntakeAdmin, intake_server};
+use tonic::{Request, Response, Status};
+use uuid::Uuid;
+
+use crate::commands::{self, Parsed};
+use crate::error::Error;
+use crate::service::{Intake, Origin, Written};
+
+/// Most dead letters one page may hold.
+pub const MAX_DEAD_LETTER_PAGE: u32 = 1000;
+
+/// The `Intake` gRPC service.
+#[derive(Debug, Clone)]
+pub struct IntakeService {
+    core: Intake,
+}
+
+impl IntakeService {
+    /// The service over `core`.
+    pub fn new(core: Intake) -> Self {
+        Self { core }
+    }
+}
+
+fn origin<T>(req: &Request<T>, request_id: Option<Uuid>) -> Origin {
+    Origin {
+        request_id,
+        traceparent: req
+            .metadata()
+            .get("traceparent")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+    }
+}
+
+fn reply(w: Written) -> Response<pb::WriteResult> {
+    Response::new(pb::WriteResult {
+        complaint_id: w.complaint_id.to_string(),
+        sequence: w.sequence,
+        duplicate: w.duplicate,
+        event_id: w.event_id.to_string(),
+    })
+}
+
+/// Runs a parsed request through the core.
+pub async fn handle(core: &Intake, parsed: Parsed, mut origin: Origin) -> Result<Written, Error> {
+    match parsed {
+        Parsed::Submit {
+            facts,
+            occurred_at_ms,
+        } => core.submit(*facts, occurred_at_ms, &origin).await,
+        Parsed::Command {
+            complaint_id,
+            request_id,
+            command,
+        } => {
+            origin.request_id = request_id;
+            core.execute(complaint_id, command, &origin).await
+        }
+    }
+}
+
+/// The `Intake` trait impl, one handler per RPC: parse with the given
+/// function, then the shared path. (The attribute must see the expanded
+/// methods, so the macro writes the whole impl.)
+macro_rules! intake_impl {
+    ($($method:ident: $req:ty => $parse:path;)*) => {
+        #[tonic::async_trait]
+        impl intake_server::Intake for IntakeService {
+            $(
+                async fn $method(
+                    &self,
+                    request: Request<$req>,
+                ) -> Result<Response<pb::WriteResult>, Status> {
+                    let origin = origin(&request, None);
+                    let parsed = $parse(request.into_inner()).map_err(Error::from)?;
+                    Ok(reply(handle(&self.core, parsed, origin).await?))
+                }
+            )*
+        }
+    };
+}
+
+intake_impl! {
+    submit_complaint: pb::SubmitComplaintRequest => commands::submit;
+    record_follow_up: pb::RecordFollowUpRequest => commands::follow_up;
+    change_visibility: pb::ChangeVisibilityRequest => commands::change_visibility;
+    acknowledge: pb::AcknowledgeRequest => commands::acknowledge;
+    assign: pb::AssignRequest => commands::assign;
+    authorize_return: pb::AuthorizeReturnRequest => commands::authorize_return;
+    receive_item: pb::ReceiveItemRequest => commands::receive_item;
+    process_item: pb::ProcessItemRequest => commands::process_item;
+    ship_back: pb::ShipBackRequest => commands::ship_back;
+    resolve: pb::ResolveRequest => commands::resolve;
+    reopen: pb::ReopenRequest => commands::reopen;
+    withdraw: pb::WithdrawRequest => commands::withdraw;
+}
+
+/// The `IntakeAdmin` gRPC service: dead letters.
+#[derive(Debug, Clone)]
+pub struct AdminService {
+    helpdesk: Helpdesk,
+}
+
+impl AdminService {
+    /// The service over the helpdesk streams.
+    pub fn new(helpdesk: Helpdesk) -> Self {
+        Self { helpdesk }
+    }
+}
+
+#[tonic::async_trait]
+impl IntakeAdmin for AdminService {
+    async fn list_dead_letters(
+        &self,
+        request: Request<pb::ListDeadLettersRequest>,
+    ) -> Result<Response<pb::ListDeadLettersResponse>, Status> {
+        let r = request.into_inner();
+        let limit = match r.limit {
+            0 => 100,
+            n => n.min(MAX_DEAD_LETTER_PAGE),
+        };
+        let letters = self
+            .helpdesk
+            .list_dead_letters(r.after_sequence, limit as usize)
+            .await
+            .map_err(Error::from)?;
+        let next = if letters.len() == limit as usize {
+            letters.last().map_or(0, |l| l.sequence)
+        } else {
+            0
+        };
+        let letters = letters
+            .into_iter()
+            .map(|l| {
+                let find = |name: &str| {
+                    l.headers
+                        .iter()
+                        .find(|(n, _)| n == name)
+                        .map(|(_, v)| v.clone())
+                        .unwrap_or_default()
+                };
+                pb::DeadLetter {
+                    sequence: l.sequence,
+                    original_subject: find(DEAD_LETTER_SUBJECT),
+                    reason: find(DEAD_LETTER_REASON),
+                    payload: l.payload.to_vec(),
+                    headers: l.headers.iter().cloned().collect(),
+                    dead_lettered_at_ms: 0,
+                }
+            })
+            .collect();
+        Ok(Response::new(pb::ListDeadLettersResponse {
+            letters,
+            next_after_sequence: next,
+        }))
+    }
+
+    async fn requeue_dead_letter(
+        &self,
+        request: Request<pb::RequeueDeadLetterRequest>,
+    ) -> Result<Response<pb::RequeueDeadLetterResponse>, Status> {
+        let seq = request.into_inner().sequence;
+        match self.helpdesk.requeue(seq).await.map_err(Error::from)? {
+            Some(inbound_sequence) => Ok(Response::new(pb::RequeueDeadLetterResponse {
+                inbound_sequence,
+            })),
+            None => Err(Status::not_found(format!(
+                "no dead letter at sequence {seq}"
+            ))),
+        }
+    }
+}

@@ -1,0 +1,161 @@
+//! The helpdesk door: integrations publish JSON or protobuf onto
+//! `<prefix>.helpdesk.inbound.<anything>`; a durable stream keeps it while
+//! intake is down. Each message is parsed, run through the core like a gRPC
+//! call, and acked only after the append is stored. What cannot be accepted is
+//! dead-lettered with its original bytes and the reason, then acked.
+
+pub mod json;
+
+use std::time::Duration;
+
+use plaint_bus::{ConsumerSettings, Delivery, Helpdesk};
+use plaint_domain::values::{Problem, ValidationError};
+use prost::Message;
+use tokio_util::sync::CancellationToken;
+
+use crate::commands::{self, Parsed};
+use crate::error::Error;
+use crate::grpc::handle;
+use crate::service::{Intake, Origin};
+
+/// Header integrations may set to say how the payload is encoded.
+pub const CONTENT_TYPE: &str = "Content-Type";
+
+/// How the helpdesk consumer runs.
+#[derive(Debug, Clone)]
+pub struct HelpdeskSettings {
+    /// The durable consumer.
+    pub consumer: ConsumerSettings,
+    /// Largest payload accepted, in bytes.
+    pub max_payload_bytes: usize,
+}
+
+/// Decodes a payload by its content type, or by its first byte when none is given.
+pub fn parse_payload(
+    bytes: &[u8],
+    content_type: Option<&str>,
+    max_bytes: usize,
+) -> Result<Parsed, ValidationError> {
+    if bytes.len() > max_bytes {
+        return Err(ValidationError::new(
+            "payload",
+            Problem::TooLong {
+                max: max_bytes,
+                actual: bytes.len(),
+            },
+        ));
+    }
+    let protobuf = match content_type {
+        Some(ct) => ct.contains("protobuf"),
+        None => bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{'),
+    };
+    if protobuf {
+        let m = plaint_proto::intake::HelpdeskMessage::decode(bytes).map_err(|_| {
+            ValidationError::new(
+                "payload",
+                Problem::Malformed {
+                    expected: "a protobuf HelpdeskMessage",
+                },
+            )
+        })?;
+        commands::helpdesk(m)
+    } else {
+        json::parse(bytes)
+    }
+}
+
+/// Consumes helpdesk messages until `stop` is cancelled; finishes the message
+/// in hand first. Reconnects by itself when the consumer flow breaks.
+pub async fn run(
+    core: Intake,
+    helpdesk: Helpdesk,
+    settings: HelpdeskSettings,
+    stop: CancellationToken,
+) {
+    while !stop.is_cancelled() {
+        let mut deliveries = match helpdesk.consume(&settings.consumer).await {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!(error = %e, "helpdesk consumer unavailable, retrying");
+                tokio::select! {
+                    () = stop.cancelled() => break,
+                    () = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                }
+            }
+        };
+        loop {
+            let next = tokio::select! {
+                () = stop.cancelled() => break,
+                n = deliveries.next() => n,
+            };
+            match next {
+                Some(Ok(d)) => process(&core, &helpdesk, &settings, d).await,
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "helpdesk delivery failed");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                None => break,
+            }
+        }
+    }
+    tracing::info!("helpdesk consumer stopped");
+}
+
+#[tracing::instrument(skip_all, fields(inbound_sequence = d.stream_sequence, delivered = d.delivered))]
+async fn process(core: &Intake, helpdesk: &Helpdesk, settings: &HelpdeskSettings, d: Delivery) {
+    let headers = d.headers();
+    let content_type = headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(CONTENT_TYPE))
+        .map(|(_, v)| v.as_str());
+    let parsed = match parse_payload(d.payload(), content_type, settings.max_payload_bytes) {
+        Ok(p) => p,
+        Err(e) => return dead_letter(helpdesk, &d, &e.to_string()).await,
+    };
+    let origin = Origin {
+        request_id: None,
+        traceparent: d.traceparent(),
+    };
+    match handle(core, parsed, origin).await {
+        Ok(w) => {
+            tracing::debug!(complaint_id = %w.complaint_id, sequence = w.sequence, duplicate = w.duplicate, "helpdesk message stored");
+            if let Err(e) = d.ack().await {
+                tracing::warn!(error = %e, "ack failed; the message will be redelivered and deduplicated");
+            }
+        }
+        Err(e @ (Error::Validation(_) | Error::NotFound(_) | Error::Rejected(_))) => {
+            dead_letter(helpdesk, &d, &e.to_string()).await;
+        }
+        Err(e) if d.delivered >= settings.consumer.max_deliver => {
+            dead_letter(
+                helpdesk,
+                &d,
+                &format!("gave up after {} deliveries: {e}", d.delivered),
+            )
+            .await;
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "helpdesk message not stored yet; will retry");
+            let delay = Duration::from_millis(250 * u64::try_from(d.delivered.max(1)).unwrap_or(1));
+            if let Err(e) = d.nak(delay).await {
+                tracing::warn!(error = %e, "nak failed; redelivery follows the ack wait");
+            }
+        }
+    }
+}
+
+async fn dead_letter(helpdesk: &Helpdesk, d: &Delivery, reason: &str) {
+    tracing::info!(reason, "helpdesk message dead-lettered");
+    match helpdesk.dead_letter(d, reason).await {
+        Ok(_) => {
+            if let Err(e) = d.ack().await {
+                tracing::warn!(error = %e, "ack of a dead-lettered message failed");
+            }
+        }
+        Err(e) => {
+            // Not stored anywhere yet: leave it to be redelivered.
+            tracing::error!(error = %e, "cannot store dead letter; will retry");
+            let _ = d.nak(Duration::from_secs(1)).await;
+        }
+    }
+}

@@ -1,0 +1,243 @@
+//! The one path every command takes, whichever door it came through: parse,
+//! check against the complaint's history, append with optimistic concurrency.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use plaint_bus::{AppendError, EventLog, Expect, trace};
+use plaint_domain::event::{Envelope, EventPayload};
+use plaint_domain::values::{AtField, parse_occurred_at};
+use plaint_domain::{
+    Command, Complaint, ComplaintEvent, ComplaintFacts, ComplaintId, EventId, SCHEMA_VERSION,
+    Timestamp, apply, decide,
+};
+use uuid::Uuid;
+
+use crate::error::{Error, Result};
+
+/// What a write produced: the consistency token for read-your-writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Written {
+    /// The complaint.
+    pub complaint_id: ComplaintId,
+    /// The stream sequence of the (first) stored event.
+    pub sequence: u64,
+    /// Nothing new was stored: the write had been made before.
+    pub duplicate: bool,
+    /// The event's id.
+    pub event_id: EventId,
+}
+
+/// Where a command came from, for tracing and causation.
+#[derive(Debug, Clone, Default)]
+pub struct Origin {
+    /// The caller's idempotency key, if any.
+    pub request_id: Option<Uuid>,
+    /// The caller's W3C trace context, if any.
+    pub traceparent: Option<String>,
+}
+
+/// The intake's core, shared by both doors.
+#[derive(Debug, Clone)]
+pub struct Intake {
+    log: EventLog,
+    conflict_retries: u32,
+}
+
+/// The wall clock, read once per command and passed into the domain.
+pub fn now() -> Timestamp {
+    let ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    Timestamp::from_millis(ms)
+}
+
+fn traceparent(origin: &Origin) -> String {
+    trace::child_of(
+        origin.traceparent.as_deref(),
+        rand_u64(),
+        Uuid::new_v4().as_u128(),
+    )
+}
+
+fn rand_u64() -> u64 {
+    (Uuid::new_v4().as_u128() & u128::from(u64::MAX)) as u64 | 1
+}
+
+impl Intake {
+    /// The core over `log`.
+    pub fn new(log: EventLog, conflict_retries: u32) -> Self {
+        Self {
+            log,
+            conflict_retries: conflict_retries.max(1),
+        }
+    }
+
+    /// The event log.
+    pub fn log(&self) -> &EventLog {
+        &self.log
+    }
+
+    /// Registers a complaint. Idempotent on (source system, external ticket id):
+    /// the complaint id derives from them, and creation expects an empty subject,
+    /// so a resubmission, even long after the deduplication window, stores nothing.
+    #[tracing::instrument(skip_all, fields(complaint_id = tracing::field::Empty, sequence = tracing::field::Empty), err)]
+    pub async fn submit(
+        &self,
+        facts: ComplaintFacts,
+        occurred_at_ms: i64,
+        origin: &Origin,
+    ) -> Result<Written> {
+        let now = now();
+        let occurred_at = if occurred_at_ms == 0 {
+            now
+        } else {
+            parse_occurred_at(occurred_at_ms, now).at("occurred_at_ms")?
+        };
+        let id = ComplaintId::for_ticket(&facts.source_system, &facts.external_ticket_id);
+        tracing::Span::current().record("complaint_id", tracing::field::display(id));
+        let event_id = EventId::derived(id.as_uuid(), "received", 0);
+        let envelope = Envelope {
+            event_id,
+            complaint_id: Some(id),
+            occurred_at,
+            schema_version: SCHEMA_VERSION,
+            causation_id: origin.request_id,
+            correlation_id: origin.request_id.or(Some(event_id.as_uuid())),
+            payload: EventPayload::Complaint(ComplaintEvent::Received(Box::new(facts))),
+        };
+        let subject = self.log.names().complaint(&id);
+        let tp = traceparent(origin);
+        let written = match self
+            .log
+            .append(&subject, &envelope, Expect::Empty, Some(&tp))
+            .await
+        {
+            Ok(a) => Written {
+                complaint_id: id,
+                sequence: a.sequence,
+                duplicate: a.duplicate,
+                event_id,
+            },
+            Err(AppendError::WrongLastSequence) => {
+                let first = self.log.first_on_subject(&subject).await?;
+                let (sequence, event_id) = first
+                    .map(|e| (e.sequence, e.envelope.event_id))
+                    .unwrap_or((0, event_id));
+                Written {
+                    complaint_id: id,
+                    sequence,
+                    duplicate: true,
+                    event_id,
+                }
+            }
+            Err(e) => return Err(e.into()),
+        };
+        tracing::Span::current().record("sequence", written.sequence);
+        Ok(written)
+    }
+
+    /// Runs a command on an existing complaint: rehydrates it, decides, appends
+    /// expecting the subject unchanged, and retries a bounded number of times
+    /// when another writer got there first.
+    #[tracing::instrument(skip_all, fields(%complaint_id, command = command.name(), sequence = tracing::field::Empty), err)]
+    pub async fn execute(
+        &self,
+        complaint_id: ComplaintId,
+        command: Command,
+        origin: &Origin,
+    ) -> Result<Written> {
+        let subject = self.log.names().complaint(&complaint_id);
+        let tp = traceparent(origin);
+        for attempt in 0..self.conflict_retries {
+            let history = self.log.read_subject(&subject).await?;
+            if history.is_empty() {
+                return Err(Error::NotFound(complaint_id.to_string()));
+            }
+            let event_id = |i: u32| match origin.request_id {
+                Some(r) => EventId::derived(r, command.name(), i),
+                None => EventId::from_uuid(Uuid::new_v4()),
+            };
+            if origin.request_id.is_some() {
+                let first = event_id(0);
+                if let Some(done) = history.iter().find(|e| e.envelope.event_id == first) {
+                    return Ok(Written {
+                        complaint_id,
+                        sequence: done.sequence,
+                        duplicate: true,
+                        event_id: first,
+                    });
+                }
+            }
+            let (state, last) = rehydrate(complaint_id, &history)?;
+            let events = decide(state.as_ref(), &command)?;
+            let now = now();
+            let mut expected = last;
+            let mut first_written = None;
+            for (i, event) in events.into_iter().enumerate() {
+                let id = event_id(u32::try_from(i).unwrap_or(u32::MAX));
+                let envelope = Envelope {
+                    event_id: id,
+                    complaint_id: Some(complaint_id),
+                    occurred_at: now,
+                    schema_version: SCHEMA_VERSION,
+                    causation_id: origin.request_id,
+                    correlation_id: history.first().and_then(|e| e.envelope.correlation_id),
+                    payload: EventPayload::Complaint(event),
+                };
+                match self
+                    .log
+                    .append(
+                        &subject,
+                        &envelope,
+                        Expect::LastSubjectSequence(expected),
+                        Some(&tp),
+                    )
+                    .await
+                {
+                    Ok(a) => {
+                        expected = a.sequence;
+                        first_written.get_or_insert(Written {
+                            complaint_id,
+                            sequence: a.sequence,
+                            duplicate: a.duplicate,
+                            event_id: id,
+                        });
+                    }
+                    Err(AppendError::WrongLastSequence) if first_written.is_none() => break,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            if let Some(w) = first_written {
+                tracing::Span::current().record("sequence", w.sequence);
+                return Ok(w);
+            }
+            tracing::debug!(attempt, "conflict, retrying");
+        }
+        Err(Error::Conflict {
+            attempts: self.conflict_retries,
+        })
+    }
+}
+
+/// Folds a complaint's history into its state and the last sequence seen.
+pub fn rehydrate(
+    id: ComplaintId,
+    history: &[plaint_bus::StoredEvent],
+) -> Result<(Option<Complaint>, u64)> {
+    let mut state = None;
+    let mut last = 0;
+    for e in history {
+        if let EventPayload::Complaint(event) = &e.envelope.payload {
+            state = Some(
+                apply(state, id, event, e.envelope.occurred_at).map_err(|h| {
+                    Error::Internal(plaint_bus::BusError::Corrupt {
+                        sequence: e.sequence,
+                        reason: h.to_string(),
+                    })
+                })?,
+            );
+        }
+        last = e.sequence;
+    }
+    Ok((state, last))
+}
