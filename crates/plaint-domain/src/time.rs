@@ -35,7 +35,7 @@ impl Timestamp {
     /// Start of the fixed window of `window_ms` that contains this instant.
     pub fn window_start(self, window_ms: i64) -> Self {
         let window_ms = window_ms.max(1);
-        Self(self.0 - self.0.rem_euclid(window_ms))
+        Self(self.0.saturating_sub(self.0.rem_euclid(window_ms)))
     }
 
     /// The UTC calendar day, as `YYYY-MM-DD`.

@@ -253,10 +253,25 @@ impl From<FreeText> for String {
     }
 }
 
+/// Deserializes a number newtype through its `parse`, so that a value read
+/// back (from the log, from a command) is checked like one parsed at the edge.
+macro_rules! deserialize_via_parse {
+    ($name:ident, $raw:ty) => {
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                Self::parse(<$raw>::deserialize(d)?).map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+deserialize_via_parse!(Reach, u64);
+deserialize_via_parse!(Satisfaction, u32);
+deserialize_via_parse!(Money, i64);
+deserialize_via_parse!(ChurnRisk, u32);
+
 /// An audience size or a share count, at most [`MAX_REACH`].
-#[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub struct Reach(u64);
 
 impl Reach {
@@ -273,7 +288,7 @@ impl Reach {
 }
 
 /// A satisfaction score on the 1..=10 scale of the ACSI.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub struct Satisfaction(u8);
 
 impl Satisfaction {
@@ -295,9 +310,7 @@ impl Satisfaction {
 }
 
 /// A non-negative money amount in minor units (cents).
-#[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub struct Money(i64);
 
 impl Money {
@@ -314,9 +327,7 @@ impl Money {
 }
 
 /// Churn risk in percent.
-#[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub struct ChurnRisk(u8);
 
 impl ChurnRisk {

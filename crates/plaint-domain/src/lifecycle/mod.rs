@@ -7,4 +7,6 @@ mod decide;
 mod state;
 
 pub use decide::{Command, DomainError, decide};
-pub use state::{Complaint, FulfilmentProgress, FulfilmentStep, InvalidHistory, Status, apply};
+pub use state::{
+    Complaint, FulfilmentProgress, FulfilmentStep, InvalidHistory, Status, apply, replay,
+};

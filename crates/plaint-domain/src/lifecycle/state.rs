@@ -246,3 +246,16 @@ fn set_step(c: &mut Complaint, step: FulfilmentStep) {
         f.step = step;
     }
 }
+
+/// Folds a whole history, oldest first, into the complaint it made (`None`
+/// for an empty history).
+pub fn replay<'a>(
+    id: ComplaintId,
+    events: impl IntoIterator<Item = (&'a ComplaintEvent, Timestamp)>,
+) -> Result<Option<Complaint>, InvalidHistory> {
+    let mut state = None;
+    for (event, at) in events {
+        state = Some(apply(state, id, event, at)?);
+    }
+    Ok(state)
+}
