@@ -10,19 +10,23 @@
 pub mod consumer;
 mod error;
 mod helpdesk;
+mod history;
 mod log;
 mod names;
+pub mod tail;
 pub mod trace;
 
 pub use async_nats::HeaderMap;
 pub use consumer::{ConsumerSettings, Deliveries, Delivery};
 pub use error::{AppendError, BusError};
 pub use helpdesk::{DEAD_LETTER_REASON, DEAD_LETTER_SUBJECT, Helpdesk};
+pub use history::History;
 pub use log::{
     Appended, EVENT_TYPE_HEADER, EventLog, Expect, MAX_EVENTS_PER_SUBJECT, RawMessage,
     SCHEMA_HEADER, StoredEvent, StreamSettings,
 };
 pub use names::Names;
+pub use tail::{Tail, TailItem};
 
 /// Connects to NATS with the options every service uses: a client name,
 /// retries on the initial connect, and endless reconnects.

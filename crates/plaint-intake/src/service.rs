@@ -7,8 +7,8 @@ use plaint_bus::{AppendError, EventLog, Expect, trace};
 use plaint_domain::event::{Envelope, EventPayload};
 use plaint_domain::values::{AtField, parse_occurred_at};
 use plaint_domain::{
-    Command, Complaint, ComplaintEvent, ComplaintFacts, ComplaintId, EventId, SCHEMA_VERSION,
-    Timestamp, apply, decide,
+    Command, ComplaintEvent, ComplaintFacts, ComplaintId, EventId, SCHEMA_VERSION, Timestamp,
+    decide,
 };
 use uuid::Uuid;
 
@@ -149,7 +149,11 @@ impl Intake {
         let subject = self.log.names().complaint(&complaint_id);
         let tp = traceparent(origin);
         for attempt in 0..self.conflict_retries {
-            let history = self.log.read_subject(&subject).await?;
+            let plaint_bus::History {
+                events: history,
+                state,
+                last_sequence: last,
+            } = self.log.history(complaint_id).await?;
             if history.is_empty() {
                 return Err(Error::NotFound(complaint_id.to_string()));
             }
@@ -168,7 +172,6 @@ impl Intake {
                     });
                 }
             }
-            let (state, last) = rehydrate(complaint_id, &history)?;
             let events = decide(state.as_ref(), &command)?;
             let now = now();
             let mut expected = last;
@@ -217,27 +220,4 @@ impl Intake {
             attempts: self.conflict_retries,
         })
     }
-}
-
-/// Folds a complaint's history into its state and the last sequence seen.
-pub fn rehydrate(
-    id: ComplaintId,
-    history: &[plaint_bus::StoredEvent],
-) -> Result<(Option<Complaint>, u64)> {
-    let mut state = None;
-    let mut last = 0;
-    for e in history {
-        if let EventPayload::Complaint(event) = &e.envelope.payload {
-            state = Some(
-                apply(state, id, event, e.envelope.occurred_at).map_err(|h| {
-                    Error::Internal(plaint_bus::BusError::Corrupt {
-                        sequence: e.sequence,
-                        reason: h.to_string(),
-                    })
-                })?,
-            );
-        }
-        last = e.sequence;
-    }
-    Ok((state, last))
 }

@@ -1,0 +1,42 @@
+//! A complaint's history read back from the log and folded into its state.
+
+use plaint_domain::event::EventPayload;
+use plaint_domain::{Complaint, ComplaintId, lifecycle};
+
+use crate::error::BusError;
+use crate::log::{EventLog, StoredEvent};
+
+/// A complaint as the log holds it now.
+#[derive(Debug, Clone)]
+pub struct History {
+    /// Every event on the complaint's subject, oldest first.
+    pub events: Vec<StoredEvent>,
+    /// The state they make; `None` when the subject is empty.
+    pub state: Option<Complaint>,
+    /// The subject's last sequence (0 when empty): the condition for the next append.
+    pub last_sequence: u64,
+}
+
+impl EventLog {
+    /// Reads and folds one complaint's history.
+    pub async fn history(&self, id: ComplaintId) -> Result<History, BusError> {
+        let events = self.read_subject(&self.names().complaint(&id)).await?;
+        let last_sequence = events.last().map_or(0, |e| e.sequence);
+        let state = lifecycle::replay(
+            id,
+            events.iter().filter_map(|e| match &e.envelope.payload {
+                EventPayload::Complaint(c) => Some((c, e.envelope.occurred_at)),
+                EventPayload::Company(_) => None,
+            }),
+        )
+        .map_err(|h| BusError::Corrupt {
+            sequence: last_sequence,
+            reason: h.to_string(),
+        })?;
+        Ok(History {
+            events,
+            state,
+            last_sequence,
+        })
+    }
+}

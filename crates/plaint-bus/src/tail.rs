@@ -1,0 +1,116 @@
+//! Reading the log in stream order from a given sequence, without acks: for
+//! projections, whose checkpoint lives with their data, so the position to
+//! resume from is theirs and not the server's.
+
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::{DeliverPolicy, pull};
+use futures::StreamExt;
+use plaint_proto::decode_envelope;
+
+use crate::error::BusError;
+use crate::log::{EventLog, StoredEvent};
+use crate::trace::TRACEPARENT;
+
+/// One message of the log, decoded when it could be.
+#[derive(Debug)]
+pub struct TailItem {
+    /// Its stream sequence.
+    pub sequence: u64,
+    /// Its subject.
+    pub subject: String,
+    /// The event, or why it could not be decoded.
+    pub event: Result<StoredEvent, BusError>,
+}
+
+/// The log in stream order from a start sequence.
+pub struct Tail {
+    messages: pull::Ordered,
+}
+
+impl std::fmt::Debug for Tail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tail").finish_non_exhaustive()
+    }
+}
+
+impl EventLog {
+    /// Every message from stream sequence `from` on (1 = the beginning).
+    pub async fn tail(&self, from: u64) -> Result<Tail, BusError> {
+        let stream = self
+            .context()
+            .get_stream(self.names().stream())
+            .await
+            .map_err(|e| BusError::Unavailable(e.to_string()))?;
+        let deliver_policy = if from <= 1 {
+            DeliverPolicy::All
+        } else {
+            DeliverPolicy::ByStartSequence {
+                start_sequence: from,
+            }
+        };
+        let consumer = stream
+            .create_consumer(pull::OrderedConfig {
+                deliver_policy,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| BusError::Unavailable(format!("cannot open tail: {e}")))?;
+        let messages = consumer
+            .messages()
+            .await
+            .map_err(|e| BusError::Unavailable(format!("cannot start tail: {e}")))?;
+        Ok(Tail { messages })
+    }
+}
+
+impl Tail {
+    /// Up to `max` messages: waits for the first, then takes what arrives
+    /// within `linger`. `None` when the tail ended; an error when it broke
+    /// (open a new tail from the last sequence applied).
+    pub async fn next_batch(
+        &mut self,
+        max: usize,
+        linger: Duration,
+    ) -> Option<Result<Vec<TailItem>, BusError>> {
+        let first = match self.messages.next().await? {
+            Ok(m) => item(m),
+            Err(e) => return Some(Err(BusError::Unavailable(e.to_string()))),
+        };
+        let mut batch = Vec::with_capacity(max.min(1024));
+        batch.push(first);
+        let deadline = tokio::time::Instant::now() + linger;
+        while batch.len() < max {
+            match tokio::time::timeout_at(deadline, self.messages.next()).await {
+                Ok(Some(Ok(m))) => batch.push(item(m)),
+                Ok(Some(Err(e))) => return Some(Err(BusError::Unavailable(e.to_string()))),
+                Ok(None) | Err(_) => break,
+            }
+        }
+        Some(Ok(batch))
+    }
+}
+
+fn item(m: async_nats::jetstream::Message) -> TailItem {
+    let sequence = m.info().map(|i| i.stream_sequence).unwrap_or(0);
+    let subject = m.subject.to_string();
+    let event = decode_envelope(&m.payload)
+        .map(|envelope| StoredEvent {
+            sequence,
+            envelope,
+            traceparent: m
+                .headers
+                .as_ref()
+                .and_then(|h| h.get(TRACEPARENT))
+                .map(|v| v.as_str().to_owned()),
+        })
+        .map_err(|e| BusError::Corrupt {
+            sequence,
+            reason: e.to_string(),
+        });
+    TailItem {
+        sequence,
+        subject,
+        event,
+    }
+}

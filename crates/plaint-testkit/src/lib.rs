@@ -1,0 +1,75 @@
+//! Test support for plaint: real servers, isolation and cleanup.
+//!
+//! - [`NatsServer`]: a `nats-server` process of the test's own (random port, temporary
+//!   JetStream store), killed on drop; it can be killed and restarted for crash tests.
+//! - [`shared_nats_url`]: the long-running NATS for tests that only need isolation by name.
+//! - [`TestDb`]: a fresh PostgreSQL database per test.
+//! - [`unique_prefix`]: a subject-safe prefix for streams, subjects and consumers.
+//! - [`init_test_tracing`]: logs for a test run, only when `TEST_LOG` is set.
+//!
+//! Helpers panic with a descriptive message instead of returning errors: a broken harness
+//! should fail the test that uses it, loudly. Use this crate as a dev-dependency only.
+//!
+//! Environment: `PLAINT_NATS_SERVER` (the `nats-server` binary to run, default `nats-server`
+//! on `PATH`), `PLAINT_TEST_NATS_URL`, `PLAINT_TEST_DATABASE_URL` and `TEST_LOG`.
+//! `scripts/test.sh` sets all of them.
+
+mod db;
+mod nats;
+
+use std::sync::Once;
+
+pub use db::{DEFAULT_TEST_DATABASE_URL, TEST_DB_PREFIX, TestDb};
+pub use nats::{DEFAULT_TEST_NATS_URL, NatsServer, shared_nats_url};
+
+/// A unique prefix such as `t3f9a0c12be47`, safe in NATS subjects, stream and consumer names.
+///
+/// It starts with a letter and holds only `[0-9a-z]`, so it is also a valid SQL identifier.
+pub fn unique_prefix() -> String {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    format!("t{}", &id[..12])
+}
+
+/// Installs a `tracing` subscriber once per process, only when `TEST_LOG` is set.
+///
+/// The filter comes from `RUST_LOG` (default `info`), and output goes through the test
+/// writer, so the harness captures it per test. Without `TEST_LOG` tests stay silent.
+pub fn init_test_tracing() {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        if std::env::var_os("TEST_LOG").is_none() {
+            return;
+        }
+        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        // Another subscriber may already be installed (e.g. by the test itself): keep it.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_test_writer()
+            .try_init();
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unique_prefix_is_subject_safe_and_unique() {
+        let a = unique_prefix();
+        let b = unique_prefix();
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 13);
+        assert!(a.starts_with('t'));
+        assert!(
+            a.chars()
+                .all(|c| c.is_ascii_digit() || c.is_ascii_lowercase())
+        );
+    }
+
+    #[test]
+    fn init_test_tracing_can_be_called_twice() {
+        init_test_tracing();
+        init_test_tracing();
+    }
+}
