@@ -1,0 +1,9 @@
+//! The intake service: both doors, deduplication, the lifecycle rules, bad
+//! input, dead letters, restarts, health, reflection and shutdown.
+
+mod concurrency;
+mod dedup;
+mod grpc_validation;
+mod helpdesk;
+mod lifecycle;
+mod operations;

@@ -1,0 +1,12 @@
+//! End-to-end scenarios: the real intake service in-process, against a real
+//! `nats-server`, asserting what reached the event log.
+//!
+//! Tests that only need isolation use the shared NATS server under a unique
+//! prefix each, so they run in parallel; tests that stop things, or need
+//! special stream settings, start a `nats-server` of their own. Every wait is
+//! bounded (see [`helpers::eventually`]).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod helpers;
+mod intake;
