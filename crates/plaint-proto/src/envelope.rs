@@ -14,8 +14,8 @@ use plaint_domain::{Climate, Route, RoutingPolicy, StanceAlignment, Timestamp};
 use prost::Message;
 
 use crate::convert::{
-    FromWire, ToWire, decision_from_wire, decision_to_wire, facts_from_wire, facts_to_wire,
-    label, text, visibility_from_wire, visibility_to_wire,
+    FromWire, ToWire, decision_from_wire, decision_to_wire, facts_from_wire, facts_to_wire, label,
+    text, visibility_from_wire, visibility_to_wire,
 };
 use crate::events as pb;
 use pb::envelope::Event as E;
@@ -74,7 +74,9 @@ pub fn complaint_event_to_wire(event: &ComplaintEvent) -> E {
         ComplaintEvent::VisibilityChanged(v) => E::VisibilityChanged(pb::VisibilityChanged {
             visibility: Some(visibility_to_wire(v)),
         }),
-        ComplaintEvent::Acknowledged { by } => E::Acknowledged(pb::Acknowledged { by: by.to_string() }),
+        ComplaintEvent::Acknowledged { by } => {
+            E::Acknowledged(pb::Acknowledged { by: by.to_string() })
+        }
         ComplaintEvent::Assigned { assignee } => E::Assigned(pb::Assigned {
             assignee: assignee.to_string(),
         }),
@@ -193,14 +195,18 @@ fn complaint_event_from_wire(event: E) -> Result<Result<ComplaintEvent, E>, Deco
         E::VisibilityChanged(v) => {
             ComplaintEvent::VisibilityChanged(visibility_from_wire(v.visibility, "visibility")?)
         }
-        E::Acknowledged(a) => ComplaintEvent::Acknowledged { by: label(&a.by, "by")? },
+        E::Acknowledged(a) => ComplaintEvent::Acknowledged {
+            by: label(&a.by, "by")?,
+        },
         E::Assigned(a) => ComplaintEvent::Assigned {
             assignee: label(&a.assignee, "assignee")?,
         },
         E::CustomerFollowedUp(f) => ComplaintEvent::CustomerFollowedUp {
             text: text(&f.text, "text")?,
         },
-        E::ReturnAuthorized(r) => ComplaintEvent::ReturnAuthorized { rma: label(&r.rma, "rma")? },
+        E::ReturnAuthorized(r) => ComplaintEvent::ReturnAuthorized {
+            rma: label(&r.rma, "rma")?,
+        },
         E::ItemReceived(_) => ComplaintEvent::ItemReceived,
         E::ItemProcessed(p) => ComplaintEvent::ItemProcessed {
             outcome: FromWire::from_wire(p.outcome, "outcome")?,
@@ -212,8 +218,12 @@ fn complaint_event_from_wire(event: E) -> Result<Result<ComplaintEvent, E>, Deco
             satisfaction: Satisfaction::parse(r.satisfaction).at("satisfaction")?,
             note: text(&r.note, "note")?,
         },
-        E::Reopened(r) => ComplaintEvent::Reopened { reason: text(&r.reason, "reason")? },
-        E::Withdrawn(w) => ComplaintEvent::Withdrawn { reason: text(&w.reason, "reason")? },
+        E::Reopened(r) => ComplaintEvent::Reopened {
+            reason: text(&r.reason, "reason")?,
+        },
+        E::Withdrawn(w) => ComplaintEvent::Withdrawn {
+            reason: text(&w.reason, "reason")?,
+        },
         other => return Ok(Err(other)),
     }))
 }

@@ -9,7 +9,12 @@ pub use convert::{FromWire, ToWire};
 pub use envelope::{DecodeError, decode_envelope, encode_envelope};
 
 /// Generated code, in the module tree of the proto packages (`plaint.<api>.v1`).
-#[allow(clippy::all, missing_docs, unreachable_pub, missing_debug_implementations)]
+#[allow(
+    clippy::all,
+    missing_docs,
+    unreachable_pub,
+    missing_debug_implementations
+)]
 pub mod plaint {
     /// Event payloads.
     pub mod events {

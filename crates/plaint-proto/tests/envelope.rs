@@ -42,7 +42,10 @@ fn envelope(payload: ComplaintEvent) -> Envelope {
     let f = facts();
     Envelope {
         event_id: EventId::derived(uuid::Uuid::nil(), "test", 0),
-        complaint_id: Some(ComplaintId::for_ticket(&f.source_system, &f.external_ticket_id)),
+        complaint_id: Some(ComplaintId::for_ticket(
+            &f.source_system,
+            &f.external_ticket_id,
+        )),
         occurred_at: Timestamp::from_millis(1_700_000_000_000),
         schema_version: SCHEMA_VERSION,
         causation_id: None,

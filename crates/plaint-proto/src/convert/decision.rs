@@ -2,7 +2,9 @@
 
 use plaint_domain::routing::{Contribution, Gate, GateKind, WhyNot};
 use plaint_domain::values::ValidationError;
-use plaint_domain::{Climate, Decision, FulfilmentKind, Priority, Route, StanceAlignment, Timestamp};
+use plaint_domain::{
+    Climate, Decision, FulfilmentKind, Priority, Route, StanceAlignment, Timestamp,
+};
 
 use super::{FromWire, ToWire, optional_enum};
 use crate::events as pb;
@@ -57,9 +59,8 @@ pub fn decision_from_wire(
     wire: Option<pb::Decision>,
     field: &str,
 ) -> Result<Decision, ValidationError> {
-    let d = wire.ok_or_else(|| {
-        ValidationError::new(field, plaint_domain::values::Problem::Missing)
-    })?;
+    let d =
+        wire.ok_or_else(|| ValidationError::new(field, plaint_domain::values::Problem::Missing))?;
     let contributions = d
         .contributions
         .into_iter()

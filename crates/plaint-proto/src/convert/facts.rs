@@ -79,7 +79,11 @@ pub fn facts_to_wire(f: &ComplaintFacts) -> pb::ComplaintReceived {
         category: f.category.to_wire(),
         visibility: Some(visibility_to_wire(&f.visibility)),
         product_idea: f.product_idea,
-        item_sku: f.item_sku.as_ref().map(ToString::to_string).unwrap_or_default(),
+        item_sku: f
+            .item_sku
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default(),
         summary: f.summary.as_str().to_owned(),
     }
 }

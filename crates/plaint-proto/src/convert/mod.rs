@@ -5,7 +5,9 @@ mod decision;
 mod facts;
 
 pub use decision::{decision_from_wire, decision_to_wire};
-pub use facts::{customer_from_wire, facts_from_wire, facts_to_wire, visibility_from_wire, visibility_to_wire};
+pub use facts::{
+    customer_from_wire, facts_from_wire, facts_to_wire, visibility_from_wire, visibility_to_wire,
+};
 
 use plaint_domain::event::ItemOutcome;
 use plaint_domain::lifecycle::Status;
@@ -86,7 +88,10 @@ enum_map!(rpb::Status, Status, {
 });
 
 /// An optional enum: `UNSPECIFIED` means "none".
-pub fn optional_enum<T: FromWire<i32>>(raw: i32, field: &str) -> Result<Option<T>, ValidationError> {
+pub fn optional_enum<T: FromWire<i32>>(
+    raw: i32,
+    field: &str,
+) -> Result<Option<T>, ValidationError> {
     if raw == 0 {
         return Ok(None);
     }
