@@ -10,3 +10,4 @@
 
 mod helpers;
 mod intake;
+mod router;

@@ -1,0 +1,207 @@
+//! The admin API: policy versions, climate and stance, all appended to the
+//! company subject of the log, so every decision can name what was in force.
+
+use plaint_bus::{AppendError, EventLog, Expect};
+use plaint_domain::event::{CompanyEvent, Envelope, EventPayload};
+use plaint_domain::routing::PolicyError;
+use plaint_domain::values::{AtField, Label};
+use plaint_domain::{Climate, EventId, RoutingPolicy, SCHEMA_VERSION, StanceAlignment};
+use plaint_proto::convert::FromWire;
+use plaint_proto::router::{self as pb, admin_server::Admin};
+use tonic::{Code, Request, Response, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+use uuid::Uuid;
+
+use crate::company::CompanyView;
+use crate::routing::now;
+
+/// The `Admin` gRPC service.
+#[derive(Debug, Clone)]
+pub struct AdminService {
+    log: EventLog,
+}
+
+impl AdminService {
+    /// The service over `log`.
+    pub fn new(log: EventLog) -> Self {
+        Self { log }
+    }
+
+    async fn view(&self) -> Result<CompanyView, Status> {
+        let mut view = CompanyView::default();
+        view.refresh(&self.log).await.map_err(unavailable)?;
+        Ok(view)
+    }
+
+    /// Appends a company event expecting the subject unchanged since `view`.
+    async fn append(&self, view: &CompanyView, event: CompanyEvent) -> Result<u64, Status> {
+        let envelope = Envelope {
+            event_id: EventId::from_uuid(Uuid::new_v4()),
+            complaint_id: None,
+            occurred_at: now(),
+            schema_version: SCHEMA_VERSION,
+            causation_id: None,
+            correlation_id: None,
+            payload: EventPayload::Company(event),
+        };
+        let expect = if view.sequence == 0 {
+            Expect::Empty
+        } else {
+            Expect::LastSubjectSequence(view.sequence)
+        };
+        match self
+            .log
+            .append(&self.log.names().company(), &envelope, expect, None)
+            .await
+        {
+            Ok(a) => Ok(a.sequence),
+            Err(AppendError::WrongLastSequence) => Err(Status::aborted(
+                "company settings changed concurrently; retry",
+            )),
+            Err(AppendError::Bus(e)) => Err(unavailable(e)),
+        }
+    }
+}
+
+fn unavailable(e: plaint_bus::BusError) -> Status {
+    tracing::warn!(error = %e, "event log unavailable");
+    Status::unavailable("the event log is unavailable")
+}
+
+fn invalid(field: &str, message: String) -> Status {
+    Status::with_error_details(
+        Code::InvalidArgument,
+        format!("{field}: {message}"),
+        ErrorDetails::with_bad_request_violation(field, message),
+    )
+}
+
+fn operator(raw: &str, field: &str) -> Result<Label, Status> {
+    let raw = if raw.trim().is_empty() {
+        "unknown"
+    } else {
+        raw
+    };
+    Label::parse(raw)
+        .at(field)
+        .map_err(|e| invalid(field, e.problem.to_string()))
+}
+
+fn version_to_wire(v: u32, p: &crate::company::PublishedPolicy) -> pb::PolicyVersion {
+    pb::PolicyVersion {
+        version: v,
+        policy_json: p.policy.to_json(),
+        published_at_ms: p.published_at.as_millis(),
+        published_by: p.published_by.clone(),
+    }
+}
+
+#[tonic::async_trait]
+impl Admin for AdminService {
+    async fn publish_policy(
+        &self,
+        request: Request<pb::PublishPolicyRequest>,
+    ) -> Result<Response<pb::PublishPolicyResponse>, Status> {
+        let r = request.into_inner();
+        let policy = RoutingPolicy::from_json(&r.policy_json).map_err(|e| match e {
+            PolicyError::Invalid(v) => {
+                invalid(&format!("policy_json.{}", v.field), v.problem.to_string())
+            }
+            PolicyError::Syntax { message, .. } => invalid("policy_json", message),
+        })?;
+        let by = operator(&r.published_by, "published_by")?;
+        let view = self.view().await?;
+        let version = view.next_version();
+        let sequence = self
+            .append(
+                &view,
+                CompanyEvent::PolicyPublished {
+                    policy: Box::new(policy.with_version(version)),
+                    published_by: by,
+                },
+            )
+            .await?;
+        tracing::info!(version, sequence, "routing policy published");
+        Ok(Response::new(pb::PublishPolicyResponse {
+            version,
+            sequence,
+        }))
+    }
+
+    async fn get_policy(
+        &self,
+        request: Request<pb::GetPolicyRequest>,
+    ) -> Result<Response<pb::PolicyVersion>, Status> {
+        let wanted = request.into_inner().version;
+        let view = self.view().await?;
+        if view.policies.is_empty() && wanted <= 1 {
+            return Ok(Response::new(pb::PolicyVersion {
+                version: 1,
+                policy_json: RoutingPolicy::default().to_json(),
+                published_at_ms: 0,
+                published_by: "default".to_owned(),
+            }));
+        }
+        let found = if wanted == 0 {
+            view.policies.last()
+        } else {
+            view.policies.iter().find(|p| p.policy.version == wanted)
+        };
+        match found {
+            Some(p) => Ok(Response::new(version_to_wire(p.policy.version, p))),
+            None => Err(Status::not_found(format!("no policy version {wanted}"))),
+        }
+    }
+
+    async fn list_policies(
+        &self,
+        _request: Request<pb::ListPoliciesRequest>,
+    ) -> Result<Response<pb::ListPoliciesResponse>, Status> {
+        let view = self.view().await?;
+        let mut versions = vec![pb::PolicyVersion {
+            version: 1,
+            policy_json: RoutingPolicy::default().to_json(),
+            published_at_ms: 0,
+            published_by: "default".to_owned(),
+        }];
+        versions.extend(
+            view.policies
+                .iter()
+                .map(|p| version_to_wire(p.policy.version, p)),
+        );
+        Ok(Response::new(pb::ListPoliciesResponse { versions }))
+    }
+
+    async fn set_climate(
+        &self,
+        request: Request<pb::SetClimateRequest>,
+    ) -> Result<Response<pb::AdminWriteResult>, Status> {
+        let r = request.into_inner();
+        let climate = Climate::from_wire(r.climate, "climate")
+            .map_err(|e| invalid("climate", e.problem.to_string()))?;
+        let set_by = operator(&r.set_by, "set_by")?;
+        let view = self.view().await?;
+        let sequence = self
+            .append(&view, CompanyEvent::ClimateSet { climate, set_by })
+            .await?;
+        Ok(Response::new(pb::AdminWriteResult { sequence }))
+    }
+
+    async fn set_stance(
+        &self,
+        request: Request<pb::SetStanceRequest>,
+    ) -> Result<Response<pb::AdminWriteResult>, Status> {
+        let r = request.into_inner();
+        let alignment = StanceAlignment::from_wire(r.alignment, "alignment")
+            .map_err(|e| invalid("alignment", e.problem.to_string()))?;
+        let set_by = operator(&r.set_by, "set_by")?;
+        let view = self.view().await?;
+        let sequence = self
+            .append(
+                &view,
+                CompanyEvent::StanceAlignmentSet { alignment, set_by },
+            )
+            .await?;
+        Ok(Response::new(pb::AdminWriteResult { sequence }))
+    }
+}

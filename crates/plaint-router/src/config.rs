@@ -1,0 +1,81 @@
+//! Configuration: one documented struct, from flags or the environment.
+
+use std::net::SocketAddr;
+
+/// Every setting of the router.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(
+    name = "plaint-router",
+    version,
+    about = "Complaint router: decisions, projections, queries and admin"
+)]
+pub struct Config {
+    /// Address the gRPC server listens on (port 0 picks a free port).
+    #[arg(long, env = "ROUTER_GRPC_ADDR", default_value = "127.0.0.1:50052")]
+    pub grpc_addr: SocketAddr,
+    /// NATS server URL.
+    #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    pub nats_url: String,
+    /// PostgreSQL URL of the projections database.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/plaint"
+    )]
+    pub database_url: String,
+    /// Most database connections.
+    #[arg(long, env = "ROUTER_DB_MAX_CONNECTIONS", default_value_t = 8)]
+    pub db_max_connections: u32,
+    /// Prefix of every subject; deployments sharing a server use different ones.
+    #[arg(long, env = "PLAINT_PREFIX", default_value = "plaint")]
+    pub prefix: String,
+    /// Name of the event log's stream.
+    #[arg(long, env = "PLAINT_STREAM", default_value = "COMPLAINTS")]
+    pub stream: String,
+    /// Stream replicas: 1 for one NATS server, 3 for a cluster.
+    #[arg(long, env = "PLAINT_STREAM_REPLICAS", default_value_t = 1)]
+    pub stream_replicas: usize,
+    /// Deduplication window of the streams, in seconds.
+    #[arg(long, env = "PLAINT_DUPLICATE_WINDOW_SECS", default_value_t = 120)]
+    pub duplicate_window_secs: u64,
+    /// Largest gRPC message accepted or sent, in bytes.
+    #[arg(long, env = "ROUTER_MAX_MESSAGE_BYTES", default_value_t = 4 * 1024 * 1024)]
+    pub max_message_bytes: usize,
+    /// Run the routing consumer (decisions).
+    #[arg(long, env = "ROUTER_ROUTING", default_value_t = true, action = clap::ArgAction::Set)]
+    pub routing: bool,
+    /// Run the projector (PostgreSQL read models).
+    #[arg(long, env = "ROUTER_PROJECTIONS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub projections: bool,
+    /// Events per projection transaction at most.
+    #[arg(long, env = "ROUTER_PROJECTION_BATCH", default_value_t = 500)]
+    pub projection_batch: usize,
+    /// Longest wait a query may ask for with `min_sequence`, in milliseconds.
+    #[arg(long, env = "ROUTER_MAX_CONSISTENCY_WAIT_MS", default_value_t = 10_000)]
+    pub max_consistency_wait_ms: u64,
+    /// Log format: json or pretty.
+    #[arg(long, env = "LOG_FORMAT", default_value = "json")]
+    pub log_format: String,
+}
+
+impl Config {
+    /// Defaults for tests and tools, listening on a free port.
+    pub fn for_tests(nats_url: &str, prefix: &str, database_url: &str) -> Self {
+        Self {
+            grpc_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            nats_url: nats_url.to_owned(),
+            database_url: database_url.to_owned(),
+            db_max_connections: 4,
+            prefix: prefix.to_owned(),
+            stream: format!("{}_LOG", prefix.to_uppercase()),
+            stream_replicas: 1,
+            duplicate_window_secs: 120,
+            max_message_bytes: 4 * 1024 * 1024,
+            routing: true,
+            projections: true,
+            projection_batch: 500,
+            max_consistency_wait_ms: 10_000,
+            log_format: "pretty".to_owned(),
+        }
+    }
+}

@@ -1,0 +1,182 @@
+//! The `Query` gRPC service: reads over the projections, each able to wait
+//! (bounded) until the projection has applied the sequence a write returned.
+//!
+//! One module per group of RPCs: complaints (get, list, customer
+//! history), reports (queue statistics, CEO budget, goodwill), the policy
+//! simulation and the watch stream.
+
+mod complaints;
+mod error;
+mod reports;
+mod simulate;
+mod watch;
+mod wire;
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use plaint_domain::values::{AtField, CustomerId};
+use plaint_domain::{RoutingPolicy, Timestamp};
+use plaint_proto::router::{self as pb, query_server::Query};
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status};
+
+use crate::store::Store;
+pub use error::QueryError;
+pub use reports::GOODWILL_TOTAL_KEY;
+pub use simulate::{DEFAULT_MAX_CHANGES, MAX_CHANGES, MAX_SIMULATED, SimulatedChange, Simulation};
+pub use watch::{WATCH_CHANNEL_CAPACITY, WatchStream};
+pub use wire::{complaint_update, summary};
+
+/// The `Query` service.
+#[derive(Debug, Clone)]
+pub struct QueryService {
+    store: Store,
+    updates: broadcast::Sender<pb::ComplaintUpdate>,
+    max_wait: Duration,
+    stop: CancellationToken,
+}
+
+impl QueryService {
+    /// A service over `store`, streaming `updates` to watchers and waiting at
+    /// most `max_wait` for a `min_sequence`.
+    pub fn new(
+        store: Store,
+        updates: broadcast::Sender<pb::ComplaintUpdate>,
+        max_wait: Duration,
+    ) -> Self {
+        Self {
+            store,
+            updates,
+            max_wait,
+            stop: CancellationToken::new(),
+        }
+    }
+
+    /// Ends every watch stream when `stop` is cancelled, so a graceful
+    /// shutdown does not wait on watchers.
+    pub fn with_stop(mut self, stop: CancellationToken) -> Self {
+        self.stop = stop;
+        self
+    }
+
+    /// Waits until the projection has applied the sequence asked for.
+    async fn consistent(&self, consistency: Option<&pb::Consistency>) -> Result<(), QueryError> {
+        let Some(c) = consistency.filter(|c| c.min_sequence > 0) else {
+            return Ok(());
+        };
+        let timeout = match c.timeout_ms {
+            0 => self.max_wait,
+            ms => Duration::from_millis(ms.into()).min(self.max_wait),
+        };
+        if self
+            .store
+            .wait_for_sequence(c.min_sequence, timeout)
+            .await?
+        {
+            return Ok(());
+        }
+        Err(QueryError::NotYet {
+            min_sequence: c.min_sequence,
+            projected: self.store.projected_sequence().await?,
+        })
+    }
+
+    /// The policy in force: the latest published, or the default.
+    async fn policy_in_force(&self) -> Result<RoutingPolicy, QueryError> {
+        Ok(self
+            .store
+            .latest_policy()
+            .await?
+            .map_or_else(RoutingPolicy::default, |p| p.policy))
+    }
+}
+
+fn now() -> Timestamp {
+    let ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    Timestamp::from_millis(ms)
+}
+
+fn customer_id(raw: &str) -> Result<CustomerId, QueryError> {
+    Ok(CustomerId::parse(raw).at("customer_id")?)
+}
+
+#[tonic::async_trait]
+impl Query for QueryService {
+    #[tracing::instrument(skip_all, fields(complaint_id = %request.get_ref().complaint_id), err)]
+    async fn get_complaint(
+        &self,
+        request: Request<pb::GetComplaintRequest>,
+    ) -> Result<Response<pb::GetComplaintResponse>, Status> {
+        Ok(Response::new(self.complaint(request.into_inner()).await?))
+    }
+
+    #[tracing::instrument(skip_all, err)]
+    async fn list_complaints(
+        &self,
+        request: Request<pb::ListComplaintsRequest>,
+    ) -> Result<Response<pb::ListComplaintsResponse>, Status> {
+        Ok(Response::new(self.list(request.into_inner()).await?))
+    }
+
+    #[tracing::instrument(skip_all, err)]
+    async fn get_queue_stats(
+        &self,
+        request: Request<pb::GetQueueStatsRequest>,
+    ) -> Result<Response<pb::GetQueueStatsResponse>, Status> {
+        Ok(Response::new(self.queue_stats(request.into_inner()).await?))
+    }
+
+    #[tracing::instrument(skip_all, fields(at_ms = request.get_ref().at_ms), err)]
+    async fn get_ceo_budget(
+        &self,
+        request: Request<pb::GetCeoBudgetRequest>,
+    ) -> Result<Response<pb::GetCeoBudgetResponse>, Status> {
+        Ok(Response::new(self.ceo_budget(request.into_inner()).await?))
+    }
+
+    #[tracing::instrument(skip_all, err)]
+    async fn get_goodwill(
+        &self,
+        request: Request<pb::GetGoodwillRequest>,
+    ) -> Result<Response<pb::GetGoodwillResponse>, Status> {
+        Ok(Response::new(self.goodwill(request.into_inner()).await?))
+    }
+
+    #[tracing::instrument(skip_all, err)]
+    async fn get_customer_history(
+        &self,
+        request: Request<pb::GetCustomerHistoryRequest>,
+    ) -> Result<Response<pb::GetCustomerHistoryResponse>, Status> {
+        Ok(Response::new(self.history(request.into_inner()).await?))
+    }
+
+    type WatchComplaintsStream = WatchStream;
+
+    #[tracing::instrument(skip_all, err)]
+    async fn watch_complaints(
+        &self,
+        request: Request<pb::WatchComplaintsRequest>,
+    ) -> Result<Response<Self::WatchComplaintsStream>, Status> {
+        let filter = watch::Filter::parse(&request.into_inner())?;
+        Ok(Response::new(watch::spawn(
+            self.updates.subscribe(),
+            filter,
+            self.stop.clone(),
+        )))
+    }
+
+    #[tracing::instrument(
+        skip_all,
+        fields(from_ms = request.get_ref().from_ms, to_ms = request.get_ref().to_ms),
+        err
+    )]
+    async fn simulate_policy(
+        &self,
+        request: Request<pb::SimulatePolicyRequest>,
+    ) -> Result<Response<pb::SimulatePolicyResponse>, Status> {
+        Ok(Response::new(self.simulate(request.into_inner()).await?))
+    }
+}

@@ -1,0 +1,100 @@
+//! `GetQueueStats`, `GetCeoBudget` and `GetGoodwill`.
+
+use plaint_domain::goodwill::GoodwillTally;
+use plaint_proto::ToWire;
+use plaint_proto::router as pb;
+
+use super::{QueryError, QueryService, now, wire};
+use crate::store::GoodwillGroup;
+
+/// The key of the goodwill row over every group.
+pub const GOODWILL_TOTAL_KEY: &str = "TOTAL";
+
+impl QueryService {
+    pub(super) async fn queue_stats(
+        &self,
+        req: pb::GetQueueStatsRequest,
+    ) -> Result<pb::GetQueueStatsResponse, QueryError> {
+        self.consistent(req.consistency.as_ref()).await?;
+        let stats = self.store.queue_stats().await?;
+        Ok(pb::GetQueueStatsResponse {
+            stats: stats
+                .groups
+                .iter()
+                .map(|g| pb::QueueStat {
+                    route: g.route.map_or(0, |r| r.to_wire()),
+                    status: ToWire::<i32>::to_wire(&g.status),
+                    priority: g.priority.map_or(0, |p| p.to_wire()),
+                    count: g.count,
+                })
+                .collect(),
+            projected_sequence: stats.projected_sequence,
+            mean_time_to_route_ms: stats.mean_time_to_route_ms,
+            mean_time_to_resolve_ms: stats.mean_time_to_resolve_ms,
+        })
+    }
+
+    /// The budget window containing `at_ms` (0 = now) under the policy in force.
+    pub(super) async fn ceo_budget(
+        &self,
+        req: pb::GetCeoBudgetRequest,
+    ) -> Result<pb::GetCeoBudgetResponse, QueryError> {
+        self.consistent(req.consistency.as_ref()).await?;
+        let policy = self.policy_in_force().await?;
+        let at = wire::bound(req.at_ms).unwrap_or_else(now);
+        let window_ms = policy.window_ms();
+        let start = at.window_start(window_ms);
+        let end = start.plus_millis(window_ms);
+        let used = self.store.ceo_budget(start, end).await?;
+        Ok(pb::GetCeoBudgetResponse {
+            window_start_ms: start.as_millis(),
+            window_end_ms: end.as_millis(),
+            budget: policy.budget.per_window,
+            used: used.used,
+            used_by_segment: used.by_segment.into_iter().collect(),
+            complaint_ids: used.complaint_ids.iter().map(ToString::to_string).collect(),
+        })
+    }
+
+    /// Goodwill per group (route when unspecified) and in total.
+    pub(super) async fn goodwill(
+        &self,
+        req: pb::GetGoodwillRequest,
+    ) -> Result<pb::GetGoodwillResponse, QueryError> {
+        let group = match pb::GoodwillGrouping::try_from(req.group_by) {
+            Ok(pb::GoodwillGrouping::Unspecified | pb::GoodwillGrouping::Route) => {
+                GoodwillGroup::Route
+            }
+            Ok(pb::GoodwillGrouping::Channel) => GoodwillGroup::Channel,
+            Ok(pb::GoodwillGrouping::Day) => GoodwillGroup::Day,
+            Err(_) => {
+                return Err(wire::malformed("group_by", "a known GoodwillGrouping value").into());
+            }
+        };
+        self.consistent(req.consistency.as_ref()).await?;
+        let tallies = self
+            .store
+            .goodwill(group, wire::bound(req.from_ms), wire::bound(req.to_ms))
+            .await?;
+        let mut total = GoodwillTally::default();
+        let mut rows = Vec::with_capacity(tallies.len());
+        for (key, tally) in tallies {
+            total.merge(tally);
+            rows.push(goodwill_row(key, &tally));
+        }
+        Ok(pb::GetGoodwillResponse {
+            rows,
+            total: Some(goodwill_row(GOODWILL_TOTAL_KEY.to_owned(), &total)),
+        })
+    }
+}
+
+fn goodwill_row(key: String, tally: &GoodwillTally) -> pb::GoodwillRow {
+    let f = tally.figures();
+    pb::GoodwillRow {
+        key,
+        resolved: f.resolved,
+        mean_satisfaction: f.mean_satisfaction,
+        recovered_share: f.recovered_share,
+    }
+}

@@ -1,0 +1,434 @@
+//! The routing consumer: one explained decision per complaint.
+//!
+//! Exactly-once comes from the log, not from this process: the decision is
+//! appended expecting the complaint's subject unchanged since it was read, so
+//! a redelivery, a crash between append and ack, or another replica finds the
+//! decision already there and does nothing. The CEO budget is a compare-and-set
+//! append on the window's budget subject, so it holds across replicas.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use plaint_bus::{
+    AppendError, BusError, ConsumerSettings, Delivery, EventLog, Expect, History, trace,
+};
+use plaint_domain::event::{CeoSlot, CompanyEvent, ComplaintEvent, Envelope, EventPayload};
+use plaint_domain::routing::RoutingContext;
+use plaint_domain::{
+    Command, Complaint, ComplaintId, Decision, DomainError, EventId, Route, RoutingFacts,
+    SCHEMA_VERSION, Timestamp, decide, decide_route,
+};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::company::CompanyView;
+
+/// Attempts to route one complaint when other writers keep moving its subject
+/// or the budget subject.
+const ROUTE_ATTEMPTS: u32 = 8;
+
+/// The wall clock, read once per decision and passed into the domain.
+pub fn now() -> Timestamp {
+    let ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    Timestamp::from_millis(ms)
+}
+
+/// What handling one delivery came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// A decision was appended.
+    Routed(Route),
+    /// Nothing to do (already routed, not a routing trigger, unchanged route).
+    Skipped,
+}
+
+/// Why a delivery could not be handled now.
+#[derive(Debug, thiserror::Error)]
+pub enum RoutingError {
+    /// The log is unreachable or refused a request; retry later.
+    #[error(transparent)]
+    Bus(#[from] BusError),
+    /// Other writers kept moving the subjects.
+    #[error("gave up after {0} conflicting attempts")]
+    Contended(u32),
+}
+
+impl From<AppendError> for RoutingError {
+    fn from(e: AppendError) -> Self {
+        match e {
+            AppendError::WrongLastSequence => RoutingError::Contended(1),
+            AppendError::Bus(b) => RoutingError::Bus(b),
+        }
+    }
+}
+
+/// The router's decision maker.
+#[derive(Debug)]
+pub struct Router {
+    log: EventLog,
+    company: CompanyView,
+}
+
+/// The CEO budget as the window's subject holds it.
+#[derive(Debug, Default)]
+struct BudgetState {
+    slots: Vec<CeoSlot>,
+    last_sequence: u64,
+}
+
+impl Router {
+    /// A router over `log`.
+    pub fn new(log: EventLog) -> Self {
+        Self {
+            log,
+            company: CompanyView::default(),
+        }
+    }
+
+    /// Handles one event of the log: a new complaint or a visibility change
+    /// leads to a decision; anything else is skipped.
+    #[tracing::instrument(skip_all, fields(complaint_id = tracing::field::Empty, sequence), err)]
+    pub async fn handle(
+        &mut self,
+        envelope: &Envelope,
+        sequence: u64,
+        traceparent: Option<&str>,
+    ) -> Result<Outcome, RoutingError> {
+        let (Some(id), EventPayload::Complaint(event)) = (envelope.complaint_id, &envelope.payload)
+        else {
+            return Ok(Outcome::Skipped);
+        };
+        let span = tracing::Span::current();
+        span.record("complaint_id", tracing::field::display(id));
+        span.record("sequence", sequence);
+        let escalation = match event {
+            ComplaintEvent::Received(_) => false,
+            ComplaintEvent::VisibilityChanged(_) => true,
+            _ => return Ok(Outcome::Skipped),
+        };
+        for _ in 0..ROUTE_ATTEMPTS {
+            match self.try_route(id, envelope, escalation, traceparent).await {
+                Err(RoutingError::Contended(_)) => {
+                    tracing::debug!("conflict while routing, retrying");
+                }
+                other => return other,
+            }
+        }
+        Err(RoutingError::Contended(ROUTE_ATTEMPTS))
+    }
+
+    async fn try_route(
+        &mut self,
+        id: ComplaintId,
+        cause: &Envelope,
+        escalation: bool,
+        traceparent: Option<&str>,
+    ) -> Result<Outcome, RoutingError> {
+        let History {
+            state,
+            last_sequence,
+            ..
+        } = self.log.history(id).await?;
+        let Some(complaint) = state else {
+            return Ok(Outcome::Skipped);
+        };
+        let already_routed = complaint.decision.is_some();
+        // A new complaint is decided once; a visibility change only matters
+        // for a routed, open complaint (an unrouted one is decided with its
+        // latest visibility when its own event comes through).
+        if already_routed != escalation || (escalation && !complaint.status.is_open_for_work()) {
+            return Ok(Outcome::Skipped);
+        }
+        self.company.refresh(&self.log).await?;
+        let policy = self.company.policy();
+        let now = now();
+        let window_start = now.window_start(policy.window_ms());
+        let budget = self.budget(window_start).await?;
+        let own_slot = budget.slots.iter().find(|s| s.complaint_id == id).cloned();
+        let customer = &complaint.facts.customer;
+        // The complaint's own reservation (left by a crash between reserving
+        // and deciding) must not count against it.
+        let others: Vec<&CeoSlot> = budget
+            .slots
+            .iter()
+            .filter(|s| s.complaint_id != id)
+            .collect();
+        let segment_used = others
+            .iter()
+            .filter(|s| s.segment == customer.segment)
+            .count();
+        let customer_last_ceo = self.last_ceo_engagement(customer.id.as_str(), id).await?;
+        let ctx = RoutingContext {
+            policy: &policy,
+            climate: self.company.climate,
+            stance: self.company.stance,
+            budget_used: u32::try_from(others.len()).unwrap_or(u32::MAX),
+            segment_used: u32::try_from(segment_used).unwrap_or(u32::MAX),
+            customer_last_ceo,
+            now,
+        };
+        let decision = decide_route(
+            &RoutingFacts::of(&complaint.facts, complaint.visibility),
+            &ctx,
+        );
+        // Re-routing only escalates: a complaint that went viral may reach the
+        // CEO; a CEO engagement is never taken back.
+        if escalation && (decision.route != Route::Ceo || complaint.route() == Some(Route::Ceo)) {
+            return Ok(Outcome::Skipped);
+        }
+        let events = match decide(
+            Some(&complaint),
+            &Command::RecordDecision(Box::new(decision.clone())),
+        ) {
+            Ok(events) => events,
+            Err(
+                DomainError::RouteUnchanged { .. }
+                | DomainError::AlreadyResolved { .. }
+                | DomainError::Withdrawn { .. },
+            ) => return Ok(Outcome::Skipped),
+            Err(e) => {
+                tracing::warn!(error = %e, "decision refused by the lifecycle");
+                return Ok(Outcome::Skipped);
+            }
+        };
+        if decision.route == Route::Ceo && own_slot.is_none() {
+            self.reserve(&complaint, &decision, &budget, cause).await?;
+        }
+        self.append_decision(&complaint, events, last_sequence, cause, traceparent)
+            .await?;
+        if decision.route == Route::Ceo {
+            self.record_engagement(&complaint, &decision, cause).await?;
+        }
+        tracing::info!(
+            route = decision.route.name(),
+            score = decision.score,
+            "complaint routed"
+        );
+        Ok(Outcome::Routed(decision.route))
+    }
+
+    async fn budget(&self, window_start: Timestamp) -> Result<BudgetState, BusError> {
+        let events = self
+            .log
+            .read_subject(&self.log.names().budget(window_start))
+            .await?;
+        let last_sequence = events.last().map_or(0, |e| e.sequence);
+        let slots = events
+            .into_iter()
+            .filter_map(|e| match e.envelope.payload {
+                EventPayload::Company(CompanyEvent::CeoSlotReserved(slot)) => Some(slot),
+                _ => None,
+            })
+            .collect();
+        Ok(BudgetState {
+            slots,
+            last_sequence,
+        })
+    }
+
+    async fn last_ceo_engagement(
+        &self,
+        customer_id: &str,
+        this: ComplaintId,
+    ) -> Result<Option<Timestamp>, BusError> {
+        let subject = self.log.names().ceo_customer(customer_id);
+        let last = self.log.last_on_subject(&subject).await?;
+        Ok(last
+            .filter(|e| e.envelope.complaint_id != Some(this))
+            .map(|e| e.envelope.occurred_at))
+    }
+
+    /// Takes one slot of the window's budget by compare-and-set: appended
+    /// only if nobody took a slot since the budget was read.
+    async fn reserve(
+        &self,
+        complaint: &Complaint,
+        decision: &Decision,
+        budget: &BudgetState,
+        cause: &Envelope,
+    ) -> Result<(), RoutingError> {
+        let customer = &complaint.facts.customer;
+        let mut segment_used = std::collections::BTreeMap::new();
+        for s in &budget.slots {
+            *segment_used.entry(s.segment.to_string()).or_insert(0u32) += 1;
+        }
+        *segment_used
+            .entry(customer.segment.to_string())
+            .or_insert(0) += 1;
+        let slot = CeoSlot {
+            window_start: decision.budget_window_start,
+            complaint_id: complaint.id,
+            customer_id: customer.id.clone(),
+            segment: customer.segment.clone(),
+            used: u32::try_from(budget.slots.len() + 1).unwrap_or(u32::MAX),
+            segment_used,
+        };
+        let envelope = company_envelope(
+            EventId::derived(complaint.id.as_uuid(), "ceo-slot", 0),
+            decision.decided_at,
+            cause,
+            CompanyEvent::CeoSlotReserved(slot),
+        );
+        let expect = if budget.last_sequence == 0 {
+            Expect::Empty
+        } else {
+            Expect::LastSubjectSequence(budget.last_sequence)
+        };
+        let subject = self.log.names().budget(decision.budget_window_start);
+        self.log.append(&subject, &envelope, expect, None).await?;
+        Ok(())
+    }
+
+    async fn append_decision(
+        &self,
+        complaint: &Complaint,
+        events: Vec<ComplaintEvent>,
+        last_sequence: u64,
+        cause: &Envelope,
+        traceparent: Option<&str>,
+    ) -> Result<(), RoutingError> {
+        let subject = self.log.names().complaint(&complaint.id);
+        let tp = trace::child_of(traceparent, span_id(), Uuid::new_v4().as_u128());
+        let mut expected = last_sequence;
+        for (i, event) in events.into_iter().enumerate() {
+            // Derived from the position it was decided at: replicas deciding
+            // the same thing at the same point collapse into one message.
+            let purpose = format!("{}@{last_sequence}", event.type_name());
+            let envelope = Envelope {
+                event_id: EventId::derived(
+                    complaint.id.as_uuid(),
+                    &purpose,
+                    u32::try_from(i).unwrap_or(0),
+                ),
+                complaint_id: Some(complaint.id),
+                occurred_at: now(),
+                schema_version: SCHEMA_VERSION,
+                causation_id: Some(cause.event_id.as_uuid()),
+                correlation_id: cause.correlation_id,
+                payload: EventPayload::Complaint(event),
+            };
+            let appended = self
+                .log
+                .append(
+                    &subject,
+                    &envelope,
+                    Expect::LastSubjectSequence(expected),
+                    Some(&tp),
+                )
+                .await?;
+            expected = appended.sequence;
+        }
+        Ok(())
+    }
+
+    /// Marks the customer's engagement for the cooldown of later decisions.
+    async fn record_engagement(
+        &self,
+        complaint: &Complaint,
+        decision: &Decision,
+        cause: &Envelope,
+    ) -> Result<(), RoutingError> {
+        let customer = &complaint.facts.customer;
+        let slot = CeoSlot {
+            window_start: decision.budget_window_start,
+            complaint_id: complaint.id,
+            customer_id: customer.id.clone(),
+            segment: customer.segment.clone(),
+            used: 0,
+            segment_used: Default::default(),
+        };
+        let mut envelope = company_envelope(
+            EventId::derived(complaint.id.as_uuid(), "ceo-engagement", 0),
+            decision.decided_at,
+            cause,
+            CompanyEvent::CeoSlotReserved(slot),
+        );
+        envelope.complaint_id = Some(complaint.id);
+        let subject = self.log.names().ceo_customer(customer.id.as_str());
+        self.log
+            .append(&subject, &envelope, Expect::Any, None)
+            .await?;
+        Ok(())
+    }
+}
+
+fn span_id() -> u64 {
+    (Uuid::new_v4().as_u128() as u64) | 1
+}
+
+fn company_envelope(
+    event_id: EventId,
+    at: Timestamp,
+    cause: &Envelope,
+    event: CompanyEvent,
+) -> Envelope {
+    Envelope {
+        event_id,
+        complaint_id: None,
+        occurred_at: at,
+        schema_version: SCHEMA_VERSION,
+        causation_id: Some(cause.event_id.as_uuid()),
+        correlation_id: cause.correlation_id,
+        payload: EventPayload::Company(event),
+    }
+}
+
+/// Consumes the complaint subjects until `stop` is cancelled; finishes the
+/// delivery in hand first. Reopens the consumer by itself when it breaks.
+pub async fn run(log: EventLog, settings: ConsumerSettings, stop: CancellationToken) {
+    let mut router = Router::new(log.clone());
+    while !stop.is_cancelled() {
+        let mut deliveries = match log.consume(&settings).await {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!(error = %e, "routing consumer unavailable, retrying");
+                tokio::select! {
+                    () = stop.cancelled() => break,
+                    () = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                }
+            }
+        };
+        loop {
+            let next = tokio::select! {
+                () = stop.cancelled() => break,
+                n = deliveries.next() => n,
+            };
+            match next {
+                Some(Ok(d)) => process(&mut router, &d).await,
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "routing delivery failed");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                None => break,
+            }
+        }
+    }
+    tracing::info!("routing consumer stopped");
+}
+
+async fn process(router: &mut Router, d: &Delivery) {
+    let envelope = match plaint_proto::decode_envelope(d.payload()) {
+        Ok(e) => e,
+        Err(e) => {
+            // It can never be decoded; delivering it again cannot help.
+            tracing::error!(sequence = d.stream_sequence, error = %e, "undecodable event terminated");
+            let _ = d.term().await;
+            return;
+        }
+    };
+    match router
+        .handle(&envelope, d.stream_sequence, d.traceparent().as_deref())
+        .await
+    {
+        Ok(_) => {
+            if let Err(e) = d.ack().await {
+                tracing::warn!(error = %e, "ack failed; the redelivery will find the decision made");
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, sequence = d.stream_sequence, "routing failed; will retry");
+            let _ = d.nak(Duration::from_millis(500)).await;
+        }
+    }
+}

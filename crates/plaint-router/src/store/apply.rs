@@ -1,0 +1,230 @@
+//! Folding a batch of log events into the projections, in one transaction with
+//! the checkpoint.
+//!
+//! The checkpoint row is locked first, so two projectors (replicas, or a
+//! redelivery after a crash) serialize on it, and every event at or below the
+//! checkpoint is skipped: applying a batch twice changes nothing. Complaint
+//! rows additionally change only when the incoming sequence is newer.
+
+use std::collections::HashMap;
+
+use plaint_bus::TailItem;
+use plaint_domain::event::{ComplaintEvent, EventPayload};
+use plaint_domain::lifecycle::{Complaint, apply};
+use plaint_domain::{ComplaintId, Route, Timestamp};
+use sqlx::types::Json;
+use sqlx::{Postgres, Transaction};
+use uuid::Uuid;
+
+use super::rows::Writes;
+use super::{CHECKPOINT, ComplaintRow, Store, StoreError, from_db_seq, to_db_seq};
+
+/// What one batch did.
+#[derive(Debug, Clone, Default)]
+pub struct AppliedBatch {
+    /// The checkpoint after the batch.
+    pub checkpoint: u64,
+    /// Events applied now.
+    pub applied: usize,
+    /// Events skipped because an earlier batch had applied them.
+    pub skipped: usize,
+    /// Events that could not be decoded (skipped, checkpoint still advanced).
+    pub undecodable: usize,
+    /// Every complaint event applied, in log order, with the row it left.
+    pub changes: Vec<ComplaintChange>,
+}
+
+/// One complaint event applied, and the complaint it left.
+#[derive(Debug, Clone)]
+pub struct ComplaintChange {
+    /// The event's log sequence.
+    pub sequence: u64,
+    /// The event's type name.
+    pub event_type: &'static str,
+    /// The complaint after the event.
+    pub complaint: ComplaintRow,
+}
+
+/// A complaint being folded within the batch.
+#[derive(Debug)]
+pub(super) struct Folded {
+    pub(super) state: Option<Complaint>,
+    pub(super) ceo_engaged_at: Option<Timestamp>,
+    pub(super) last_sequence: u64,
+    pub(super) dirty: bool,
+}
+impl Store {
+    /// Applies a batch of log events and advances the checkpoint, in one
+    /// transaction. Events at or below the checkpoint are skipped; events that
+    /// could not be decoded are skipped with a warning but still advance it.
+    #[tracing::instrument(
+        skip_all,
+        fields(
+            first_sequence = items.first().map(|i| i.sequence),
+            last_sequence = items.last().map(|i| i.sequence),
+            applied = tracing::field::Empty,
+        ),
+        err
+    )]
+    pub async fn apply_batch(&self, items: &[TailItem]) -> Result<AppliedBatch, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        // Upserting the checkpoint row locks it until commit.
+        let checkpoint: i64 = sqlx::query_scalar(
+            "INSERT INTO checkpoint (name, last_sequence) VALUES ($1, 0) \
+             ON CONFLICT (name) DO UPDATE SET last_sequence = checkpoint.last_sequence \
+             RETURNING last_sequence",
+        )
+        .bind(CHECKPOINT)
+        .fetch_one(&mut *tx)
+        .await?;
+        let checkpoint = from_db_seq(checkpoint);
+
+        let mut folded = load_states(&mut tx, items, checkpoint).await?;
+        let mut writes = Writes::default();
+        let mut out = AppliedBatch {
+            checkpoint,
+            ..AppliedBatch::default()
+        };
+        for item in items {
+            if item.sequence <= out.checkpoint {
+                out.skipped += 1;
+                continue;
+            }
+            out.checkpoint = item.sequence;
+            let stored = match &item.event {
+                Ok(stored) => stored,
+                Err(e) => {
+                    tracing::warn!(sequence = item.sequence, subject = %item.subject, error = %e,
+                        "skipping an event that cannot be decoded");
+                    out.undecodable += 1;
+                    continue;
+                }
+            };
+            out.applied += 1;
+            let envelope = &stored.envelope;
+            let at = envelope.occurred_at;
+            match &envelope.payload {
+                EventPayload::Complaint(event) => {
+                    let Some(id) = envelope.complaint_id else {
+                        tracing::warn!(
+                            sequence = item.sequence,
+                            "complaint event without a complaint id"
+                        );
+                        continue;
+                    };
+                    let entry = folded.entry(id.as_uuid()).or_insert(Folded {
+                        state: None,
+                        ceo_engaged_at: None,
+                        last_sequence: 0,
+                        dirty: false,
+                    });
+                    fold(entry, id, event, at, item.sequence)?;
+                    writes
+                        .timeline
+                        .push(item.sequence, id, envelope.event_id.as_uuid(), event, at);
+                    if let ComplaintEvent::Routed(d)
+                    | ComplaintEvent::Rerouted { decision: d, .. } = event
+                    {
+                        writes.decisions.push(item.sequence, id, d)?;
+                    }
+                    if let Some(state) = &entry.state {
+                        out.changes.push(ComplaintChange {
+                            sequence: item.sequence,
+                            event_type: event.type_name(),
+                            complaint: ComplaintRow::of(state, entry.ceo_engaged_at, item.sequence),
+                        });
+                    }
+                }
+                EventPayload::Company(event) => {
+                    writes
+                        .company
+                        .push((item.sequence, at.as_millis(), event.clone()));
+                }
+            }
+        }
+
+        writes.write(&mut tx, &folded).await?;
+        if out.checkpoint > checkpoint {
+            sqlx::query("UPDATE checkpoint SET last_sequence = $2 WHERE name = $1")
+                .bind(CHECKPOINT)
+                .bind(to_db_seq(out.checkpoint))
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        self.observe(out.checkpoint);
+        tracing::Span::current().record("applied", out.applied);
+        Ok(out)
+    }
+}
+
+/// Loads the stored state of every complaint the batch's new events touch.
+async fn load_states(
+    tx: &mut Transaction<'static, Postgres>,
+    items: &[TailItem],
+    checkpoint: u64,
+) -> Result<HashMap<Uuid, Folded>, StoreError> {
+    let mut ids: Vec<Uuid> = items
+        .iter()
+        .filter(|i| i.sequence > checkpoint)
+        .filter_map(|i| i.event.as_ref().ok())
+        .filter(|e| matches!(e.envelope.payload, EventPayload::Complaint(_)))
+        .filter_map(|e| e.envelope.complaint_id.map(|c| c.as_uuid()))
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let mut folded = HashMap::with_capacity(ids.len());
+    if ids.is_empty() {
+        return Ok(folded);
+    }
+    let rows: Vec<(Uuid, Json<Complaint>, Option<i64>, i64)> = sqlx::query_as(
+        "SELECT complaint_id, state, ceo_engaged_at, last_sequence \
+         FROM complaints WHERE complaint_id = ANY($1)",
+    )
+    .bind(&ids)
+    .fetch_all(&mut **tx)
+    .await?;
+    for (id, Json(state), ceo_engaged_at, last_sequence) in rows {
+        folded.insert(
+            id,
+            Folded {
+                state: Some(state),
+                ceo_engaged_at: ceo_engaged_at.map(Timestamp::from_millis),
+                last_sequence: from_db_seq(last_sequence),
+                dirty: false,
+            },
+        );
+    }
+    Ok(folded)
+}
+
+/// Folds one event into a complaint; an event its history cannot take is
+/// logged and leaves the state as it was.
+fn fold(
+    entry: &mut Folded,
+    id: ComplaintId,
+    event: &ComplaintEvent,
+    at: Timestamp,
+    sequence: u64,
+) -> Result<(), StoreError> {
+    if sequence <= entry.last_sequence {
+        return Ok(());
+    }
+    match apply(entry.state.clone(), id, event, at) {
+        Ok(next) => {
+            entry.state = Some(next);
+            entry.last_sequence = sequence;
+            entry.dirty = true;
+        }
+        Err(e) => {
+            tracing::warn!(sequence, complaint_id = %id, error = %e, "event does not fit the complaint's history; state unchanged");
+        }
+    }
+    if let ComplaintEvent::Routed(d) | ComplaintEvent::Rerouted { decision: d, .. } = event
+        && d.route == Route::Ceo
+        && entry.ceo_engaged_at.is_none()
+    {
+        entry.ceo_engaged_at = Some(d.decided_at);
+    }
+    Ok(())
+}

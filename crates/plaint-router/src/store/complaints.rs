@@ -1,0 +1,359 @@
+//! Complaints: one in detail, pages of a list, a customer's history, and the
+//! range a policy simulation replays.
+
+use std::fmt;
+
+use futures::stream::{BoxStream, StreamExt};
+use plaint_domain::lifecycle::{Complaint, Status};
+use plaint_domain::{Channel, ComplaintId, Decision, Route, Timestamp};
+use sqlx::postgres::PgRow;
+use sqlx::types::Json;
+use sqlx::{Postgres, QueryBuilder, Row};
+use uuid::Uuid;
+
+use super::{
+    ComplaintRow, DEFAULT_PAGE_SIZE, MAX_HISTORY, MAX_PAGE_SIZE, Store, StoreError, checkpoint_in,
+    from_db_seq, name_of, parse_name,
+};
+
+/// The columns [`complaint_row`] reads, in a `&'static str` for `concat!`.
+macro_rules! complaint_columns {
+    () => {
+        "complaint_id, source_system, external_ticket_id, customer_id, segment, channel, \
+         category, status, route, fulfilment, fulfilment_step, priority, assignee, satisfaction, \
+         received_at, routed_at, resolved_at, ceo_engaged_at, last_sequence"
+    };
+}
+
+/// One entry of a complaint's timeline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimelineRow {
+    /// Its log sequence.
+    pub sequence: u64,
+    /// The event id.
+    pub event_id: Uuid,
+    /// The event's type name.
+    pub event_type: String,
+    /// When it happened.
+    pub occurred_at: Timestamp,
+    /// The event payload as JSON text.
+    pub detail_json: String,
+}
+
+/// One routing decision of a complaint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecisionRow {
+    /// Its log sequence.
+    pub sequence: u64,
+    /// The decision with its explanation.
+    pub decision: Decision,
+}
+
+/// A complaint with everything that happened to it.
+#[derive(Debug, Clone)]
+pub struct ComplaintDetail {
+    /// The current row.
+    pub complaint: ComplaintRow,
+    /// Every event, oldest first.
+    pub timeline: Vec<TimelineRow>,
+    /// Every decision, oldest first; the last is in force.
+    pub decisions: Vec<DecisionRow>,
+    /// The checkpoint in the same snapshot.
+    pub projected_sequence: u64,
+}
+
+/// Where a page of a list ends: the last complaint returned, newest-first order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor {
+    /// Its received time.
+    pub received_at: i64,
+    /// Its id.
+    pub complaint_id: Uuid,
+}
+
+impl Cursor {
+    /// Parses the `<received_at>:<uuid>` form written by `Display`.
+    pub fn parse(raw: &str) -> Option<Cursor> {
+        let (at, id) = raw.split_once(':')?;
+        Some(Cursor {
+            received_at: at.parse().ok()?,
+            complaint_id: Uuid::try_parse(id).ok()?,
+        })
+    }
+}
+
+impl fmt::Display for Cursor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.received_at, self.complaint_id)
+    }
+}
+
+/// The filters of a complaint list; `None` means "any".
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    /// Route in force.
+    pub route: Option<Route>,
+    /// Status.
+    pub status: Option<Status>,
+    /// Channel.
+    pub channel: Option<Channel>,
+    /// Customer.
+    pub customer_id: Option<String>,
+    /// Received at or after.
+    pub received_from: Option<Timestamp>,
+    /// Received at or before.
+    pub received_to: Option<Timestamp>,
+    /// Page size; 0 means [`DEFAULT_PAGE_SIZE`], capped at [`MAX_PAGE_SIZE`].
+    pub page_size: u32,
+    /// Continue after this complaint.
+    pub after: Option<Cursor>,
+}
+
+/// One page of a list.
+#[derive(Debug, Clone)]
+pub struct ListPage {
+    /// The complaints, newest first.
+    pub complaints: Vec<ComplaintRow>,
+    /// Where the next page starts; `None` on the last page.
+    pub next: Option<Cursor>,
+    /// The checkpoint in the same snapshot.
+    pub projected_sequence: u64,
+}
+
+/// A customer's complaints and CEO engagements.
+#[derive(Debug, Clone, Default)]
+pub struct CustomerHistory {
+    /// Their complaints, newest first, at most [`MAX_HISTORY`].
+    pub complaints: Vec<ComplaintRow>,
+    /// How many of all their complaints the CEO engaged with.
+    pub ceo_engagements: u32,
+    /// The latest of those engagements.
+    pub last_ceo_engagement: Option<Timestamp>,
+}
+
+impl Store {
+    /// A complaint with its timeline and decisions, all from one snapshot.
+    pub async fn get_complaint(
+        &self,
+        id: ComplaintId,
+    ) -> Result<Option<ComplaintDetail>, StoreError> {
+        let mut tx = self.snapshot().await?;
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            complaint_columns!(),
+            " FROM complaints WHERE complaint_id = $1"
+        ))
+        .bind(id.as_uuid())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let complaint = complaint_row(&row)?;
+        let timeline = sqlx::query_as::<_, (i64, Uuid, String, i64, String)>(
+            "SELECT sequence, event_id, event_type, occurred_at, detail::text \
+             FROM timeline WHERE complaint_id = $1 ORDER BY sequence",
+        )
+        .bind(id.as_uuid())
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .map(|(seq, event_id, event_type, at, detail_json)| TimelineRow {
+            sequence: from_db_seq(seq),
+            event_id,
+            event_type,
+            occurred_at: Timestamp::from_millis(at),
+            detail_json,
+        })
+        .collect();
+        let decisions = sqlx::query_as::<_, (i64, Json<Decision>)>(
+            "SELECT sequence, decision FROM decisions WHERE complaint_id = $1 ORDER BY sequence",
+        )
+        .bind(id.as_uuid())
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .map(|(seq, Json(decision))| DecisionRow {
+            sequence: from_db_seq(seq),
+            decision,
+        })
+        .collect();
+        let projected_sequence = checkpoint_in(&mut tx).await?;
+        tx.commit().await?;
+        Ok(Some(ComplaintDetail {
+            complaint,
+            timeline,
+            decisions,
+            projected_sequence,
+        }))
+    }
+
+    /// A page of complaints, newest first (keyset pagination on received time and id).
+    pub async fn list_complaints(&self, filter: &ListFilter) -> Result<ListPage, StoreError> {
+        let page_size = page_size(filter.page_size);
+        let mut q = QueryBuilder::<Postgres>::new(concat!(
+            "SELECT ",
+            complaint_columns!(),
+            " FROM complaints WHERE TRUE"
+        ));
+        if let Some(route) = &filter.route {
+            q.push(" AND route = ").push_bind(name_of(route));
+        }
+        if let Some(status) = &filter.status {
+            q.push(" AND status = ").push_bind(name_of(status));
+        }
+        if let Some(channel) = &filter.channel {
+            q.push(" AND channel = ").push_bind(name_of(channel));
+        }
+        if let Some(customer) = &filter.customer_id {
+            q.push(" AND customer_id = ").push_bind(customer.clone());
+        }
+        if let Some(from) = filter.received_from {
+            q.push(" AND received_at >= ").push_bind(from.as_millis());
+        }
+        if let Some(to) = filter.received_to {
+            q.push(" AND received_at <= ").push_bind(to.as_millis());
+        }
+        if let Some(after) = filter.after {
+            q.push(" AND (received_at, complaint_id) < (")
+                .push_bind(after.received_at)
+                .push(", ")
+                .push_bind(after.complaint_id)
+                .push(")");
+        }
+        q.push(" ORDER BY received_at DESC, complaint_id DESC LIMIT ")
+            .push_bind(i64::from(page_size) + 1);
+
+        let mut tx = self.snapshot().await?;
+        let rows = q.build().fetch_all(&mut *tx).await?;
+        let projected_sequence = checkpoint_in(&mut tx).await?;
+        tx.commit().await?;
+
+        let mut complaints = rows
+            .iter()
+            .map(complaint_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        let more = complaints.len() > page_size as usize;
+        complaints.truncate(page_size as usize);
+        let next = more
+            .then(|| complaints.last())
+            .flatten()
+            .map(|last| Cursor {
+                received_at: last.received_at.as_millis(),
+                complaint_id: last.complaint_id.as_uuid(),
+            });
+        Ok(ListPage {
+            complaints,
+            next,
+            projected_sequence,
+        })
+    }
+
+    /// A customer's complaints (newest first) and CEO engagements.
+    pub async fn customer_history(&self, customer_id: &str) -> Result<CustomerHistory, StoreError> {
+        let mut tx = self.snapshot().await?;
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            complaint_columns!(),
+            " FROM complaints WHERE customer_id = $1 \
+              ORDER BY received_at DESC, complaint_id DESC LIMIT $2"
+        ))
+        .bind(customer_id)
+        .bind(i64::from(MAX_HISTORY))
+        .fetch_all(&mut *tx)
+        .await?;
+        let (count, last): (i64, Option<i64>) = sqlx::query_as(
+            "SELECT count(ceo_engaged_at), max(ceo_engaged_at) FROM complaints WHERE customer_id = $1",
+        )
+        .bind(customer_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(CustomerHistory {
+            complaints: rows
+                .iter()
+                .map(complaint_row)
+                .collect::<Result<Vec<_>, _>>()?,
+            ceo_engagements: u32::try_from(count).unwrap_or(u32::MAX),
+            last_ceo_engagement: last.map(Timestamp::from_millis),
+        })
+    }
+
+    /// Routed complaints received in `[from, to]`, oldest first, at most
+    /// `limit`, each with its first decision; streamed so a long range is not
+    /// held in memory.
+    pub fn complaints_in_range(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+        limit: u32,
+    ) -> BoxStream<'_, Result<(Complaint, Decision), StoreError>> {
+        sqlx::query_as::<_, (Json<Complaint>, Json<Decision>)>(
+            "SELECT c.state, d.decision FROM complaints c \
+             CROSS JOIN LATERAL ( \
+                 SELECT decision FROM decisions \
+                 WHERE decisions.complaint_id = c.complaint_id ORDER BY sequence LIMIT 1 \
+             ) d \
+             WHERE c.received_at >= $1 AND c.received_at <= $2 \
+             ORDER BY c.received_at, c.complaint_id LIMIT $3",
+        )
+        .bind(from.as_millis())
+        .bind(to.as_millis())
+        .bind(i64::from(limit))
+        .fetch(&self.pool)
+        .map(|row| {
+            row.map(|(Json(c), Json(d))| (c, d))
+                .map_err(StoreError::from)
+        })
+        .boxed()
+    }
+}
+
+/// The page size asked for, defaulted and capped.
+pub(crate) fn page_size(asked: u32) -> u32 {
+    match asked {
+        0 => DEFAULT_PAGE_SIZE,
+        n => n.min(MAX_PAGE_SIZE),
+    }
+}
+
+/// Reads the [`complaint_columns!`] of a row.
+fn complaint_row(row: &PgRow) -> Result<ComplaintRow, StoreError> {
+    let ts = |col: &str| -> Result<Option<Timestamp>, StoreError> {
+        Ok(row
+            .try_get::<Option<i64>, _>(col)?
+            .map(Timestamp::from_millis))
+    };
+    Ok(ComplaintRow {
+        complaint_id: ComplaintId::from_uuid(row.try_get("complaint_id")?),
+        source_system: row.try_get("source_system")?,
+        external_ticket_id: row.try_get("external_ticket_id")?,
+        customer_id: row.try_get("customer_id")?,
+        segment: row.try_get("segment")?,
+        channel: parse_name("channel", &row.try_get::<String, _>("channel")?)?,
+        category: parse_name("category", &row.try_get::<String, _>("category")?)?,
+        status: parse_name("status", &row.try_get::<String, _>("status")?)?,
+        route: opt_name(row, "route")?,
+        fulfilment: opt_name(row, "fulfilment")?,
+        fulfilment_step: opt_name(row, "fulfilment_step")?,
+        priority: opt_name(row, "priority")?,
+        assignee: row.try_get("assignee")?,
+        satisfaction: row
+            .try_get::<Option<i32>, _>("satisfaction")?
+            .and_then(|s| u32::try_from(s).ok()),
+        received_at: Timestamp::from_millis(row.try_get("received_at")?),
+        routed_at: ts("routed_at")?,
+        resolved_at: ts("resolved_at")?,
+        ceo_engaged_at: ts("ceo_engaged_at")?,
+        last_sequence: from_db_seq(row.try_get("last_sequence")?),
+    })
+}
+
+/// An optional enum column written by `name_of`.
+fn opt_name<T: serde::de::DeserializeOwned>(
+    row: &PgRow,
+    col: &'static str,
+) -> Result<Option<T>, StoreError> {
+    let raw: Option<String> = row.try_get(col)?;
+    raw.map(|r| parse_name(col, &r)).transpose()
+}

@@ -1,0 +1,331 @@
+//! The rows a batch writes, gathered column by column while folding and
+//! written with one multi-row statement per table.
+
+use std::collections::HashMap;
+
+use plaint_domain::event::{CeoSlot, CompanyEvent, ComplaintEvent};
+use plaint_domain::lifecycle::Complaint;
+use plaint_domain::{ComplaintId, Decision, Timestamp};
+use sqlx::{Postgres, Transaction};
+use uuid::Uuid;
+
+use super::apply::Folded;
+use super::{ComplaintRow, StoreError, name_of, to_db_seq};
+
+/// Timeline, decision and company rows of a batch.
+#[derive(Debug, Default)]
+pub(super) struct Writes {
+    pub(super) timeline: Timeline,
+    pub(super) decisions: Decisions,
+    pub(super) company: Vec<(u64, i64, CompanyEvent)>,
+}
+
+impl Writes {
+    /// Writes everything gathered, complaints first.
+    pub(super) async fn write(
+        &self,
+        tx: &mut Transaction<'static, Postgres>,
+        folded: &HashMap<Uuid, Folded>,
+    ) -> Result<(), StoreError> {
+        write_complaints(tx, folded).await?;
+        self.timeline.insert(tx).await?;
+        self.decisions.insert(tx).await?;
+        for (sequence, at, event) in &self.company {
+            write_company_event(tx, *sequence, *at, event).await?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Default)]
+pub(super) struct Timeline {
+    sequence: Vec<i64>,
+    complaint_id: Vec<Uuid>,
+    event_id: Vec<Uuid>,
+    event_type: Vec<&'static str>,
+    occurred_at: Vec<i64>,
+    detail: Vec<serde_json::Value>,
+}
+
+#[derive(Debug, Default)]
+pub(super) struct Decisions {
+    sequence: Vec<i64>,
+    complaint_id: Vec<Uuid>,
+    route: Vec<String>,
+    decided_at: Vec<i64>,
+    policy_version: Vec<i32>,
+    decision: Vec<serde_json::Value>,
+}
+
+impl Timeline {
+    pub(super) fn push(
+        &mut self,
+        sequence: u64,
+        id: ComplaintId,
+        event_id: Uuid,
+        event: &ComplaintEvent,
+        at: Timestamp,
+    ) {
+        self.sequence.push(to_db_seq(sequence));
+        self.complaint_id.push(id.as_uuid());
+        self.event_id.push(event_id);
+        self.event_type.push(event.type_name());
+        self.occurred_at.push(at.as_millis());
+        // Plain data types serialize infallibly.
+        self.detail
+            .push(serde_json::to_value(event).unwrap_or(serde_json::Value::Null));
+    }
+
+    async fn insert(&self, tx: &mut Transaction<'static, Postgres>) -> Result<(), StoreError> {
+        if self.sequence.is_empty() {
+            return Ok(());
+        }
+        sqlx::query(
+            "INSERT INTO timeline (sequence, complaint_id, event_id, event_type, occurred_at, detail) \
+             SELECT * FROM UNNEST($1::bigint[], $2::uuid[], $3::uuid[], $4::text[], $5::bigint[], $6::jsonb[]) \
+             ON CONFLICT (sequence) DO NOTHING",
+        )
+        .bind(&self.sequence)
+        .bind(&self.complaint_id)
+        .bind(&self.event_id)
+        .bind(&self.event_type)
+        .bind(&self.occurred_at)
+        .bind(&self.detail)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+}
+
+impl Decisions {
+    pub(super) fn push(
+        &mut self,
+        sequence: u64,
+        id: ComplaintId,
+        d: &Decision,
+    ) -> Result<(), StoreError> {
+        let decision = serde_json::to_value(d).map_err(|e| StoreError::corrupt("decision", e))?;
+        self.sequence.push(to_db_seq(sequence));
+        self.complaint_id.push(id.as_uuid());
+        self.route.push(name_of(&d.route));
+        self.decided_at.push(d.decided_at.as_millis());
+        self.policy_version
+            .push(i32::try_from(d.policy_version).unwrap_or(i32::MAX));
+        self.decision.push(decision);
+        Ok(())
+    }
+
+    async fn insert(&self, tx: &mut Transaction<'static, Postgres>) -> Result<(), StoreError> {
+        if self.sequence.is_empty() {
+            return Ok(());
+        }
+        sqlx::query(
+            "INSERT INTO decisions (sequence, complaint_id, route, decided_at, policy_version, decision) \
+             SELECT * FROM UNNEST($1::bigint[], $2::uuid[], $3::text[], $4::bigint[], $5::int[], $6::jsonb[]) \
+             ON CONFLICT (sequence) DO NOTHING",
+        )
+        .bind(&self.sequence)
+        .bind(&self.complaint_id)
+        .bind(&self.route)
+        .bind(&self.decided_at)
+        .bind(&self.policy_version)
+        .bind(&self.decision)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+}
+
+/// Upserts every complaint the batch changed, one row each, newer sequences only.
+async fn write_complaints(
+    tx: &mut Transaction<'static, Postgres>,
+    folded: &HashMap<Uuid, Folded>,
+) -> Result<(), StoreError> {
+    let mut c = ComplaintColumns::default();
+    for entry in folded.values().filter(|f| f.dirty) {
+        if let Some(state) = &entry.state {
+            c.push(state, entry.ceo_engaged_at, entry.last_sequence)?;
+        }
+    }
+    if c.complaint_id.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO complaints (complaint_id, source_system, external_ticket_id, customer_id, \
+             segment, channel, category, status, route, fulfilment, fulfilment_step, priority, \
+             assignee, satisfaction, received_at, routed_at, resolved_at, ceo_engaged_at, \
+             last_sequence, state) \
+         SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], \
+             $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], \
+             $13::text[], $14::int[], $15::bigint[], $16::bigint[], $17::bigint[], $18::bigint[], \
+             $19::bigint[], $20::jsonb[]) \
+         ON CONFLICT (complaint_id) DO UPDATE SET \
+             status = EXCLUDED.status, route = EXCLUDED.route, fulfilment = EXCLUDED.fulfilment, \
+             fulfilment_step = EXCLUDED.fulfilment_step, priority = EXCLUDED.priority, \
+             assignee = EXCLUDED.assignee, satisfaction = EXCLUDED.satisfaction, \
+             routed_at = EXCLUDED.routed_at, resolved_at = EXCLUDED.resolved_at, \
+             ceo_engaged_at = EXCLUDED.ceo_engaged_at, last_sequence = EXCLUDED.last_sequence, \
+             state = EXCLUDED.state \
+         WHERE complaints.last_sequence < EXCLUDED.last_sequence",
+    )
+    .bind(&c.complaint_id)
+    .bind(&c.source_system)
+    .bind(&c.external_ticket_id)
+    .bind(&c.customer_id)
+    .bind(&c.segment)
+    .bind(&c.channel)
+    .bind(&c.category)
+    .bind(&c.status)
+    .bind(&c.route)
+    .bind(&c.fulfilment)
+    .bind(&c.fulfilment_step)
+    .bind(&c.priority)
+    .bind(&c.assignee)
+    .bind(&c.satisfaction)
+    .bind(&c.received_at)
+    .bind(&c.routed_at)
+    .bind(&c.resolved_at)
+    .bind(&c.ceo_engaged_at)
+    .bind(&c.last_sequence)
+    .bind(&c.state)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// The complaint rows of a batch, column by column, for one `UNNEST` upsert.
+#[derive(Debug, Default)]
+struct ComplaintColumns {
+    complaint_id: Vec<Uuid>,
+    source_system: Vec<String>,
+    external_ticket_id: Vec<String>,
+    customer_id: Vec<String>,
+    segment: Vec<String>,
+    channel: Vec<String>,
+    category: Vec<String>,
+    status: Vec<String>,
+    route: Vec<Option<String>>,
+    fulfilment: Vec<Option<String>>,
+    fulfilment_step: Vec<Option<String>>,
+    priority: Vec<Option<String>>,
+    assignee: Vec<Option<String>>,
+    satisfaction: Vec<Option<i32>>,
+    received_at: Vec<i64>,
+    routed_at: Vec<Option<i64>>,
+    resolved_at: Vec<Option<i64>>,
+    ceo_engaged_at: Vec<Option<i64>>,
+    last_sequence: Vec<i64>,
+    state: Vec<serde_json::Value>,
+}
+
+impl ComplaintColumns {
+    fn push(
+        &mut self,
+        state: &Complaint,
+        ceo_engaged_at: Option<Timestamp>,
+        last_sequence: u64,
+    ) -> Result<(), StoreError> {
+        let json = serde_json::to_value(state).map_err(|e| StoreError::corrupt("complaint", e))?;
+        let row = ComplaintRow::of(state, ceo_engaged_at, last_sequence);
+        self.complaint_id.push(row.complaint_id.as_uuid());
+        self.source_system.push(row.source_system);
+        self.external_ticket_id.push(row.external_ticket_id);
+        self.customer_id.push(row.customer_id);
+        self.segment.push(row.segment);
+        self.channel.push(name_of(&row.channel));
+        self.category.push(name_of(&row.category));
+        self.status.push(name_of(&row.status));
+        self.route.push(row.route.as_ref().map(name_of));
+        self.fulfilment.push(row.fulfilment.as_ref().map(name_of));
+        self.fulfilment_step
+            .push(row.fulfilment_step.as_ref().map(name_of));
+        self.priority.push(row.priority.as_ref().map(name_of));
+        self.assignee.push(row.assignee);
+        self.satisfaction
+            .push(row.satisfaction.and_then(|s| i32::try_from(s).ok()));
+        self.received_at.push(row.received_at.as_millis());
+        self.routed_at.push(row.routed_at.map(Timestamp::as_millis));
+        self.resolved_at
+            .push(row.resolved_at.map(Timestamp::as_millis));
+        self.ceo_engaged_at
+            .push(row.ceo_engaged_at.map(Timestamp::as_millis));
+        self.last_sequence.push(to_db_seq(last_sequence));
+        self.state.push(json);
+        Ok(())
+    }
+}
+
+/// Writes a company event: policies, settings, CEO slots.
+async fn write_company_event(
+    tx: &mut Transaction<'static, Postgres>,
+    sequence: u64,
+    at: i64,
+    event: &CompanyEvent,
+) -> Result<(), StoreError> {
+    let seq = to_db_seq(sequence);
+    match event {
+        CompanyEvent::PolicyPublished {
+            policy,
+            published_by,
+        } => {
+            let json =
+                serde_json::to_value(policy).map_err(|e| StoreError::corrupt("policy", e))?;
+            sqlx::query(
+                "INSERT INTO policies (version, policy, published_at, published_by, sequence) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (version) DO NOTHING",
+            )
+            .bind(i32::try_from(policy.version).unwrap_or(i32::MAX))
+            .bind(json)
+            .bind(at)
+            .bind(published_by.as_str())
+            .bind(seq)
+            .execute(&mut **tx)
+            .await?;
+        }
+        CompanyEvent::ClimateSet { climate, .. } => {
+            set_company(tx, "climate", &name_of(climate), seq).await?;
+        }
+        CompanyEvent::StanceAlignmentSet { alignment, .. } => {
+            set_company(tx, "stance", &name_of(alignment), seq).await?;
+        }
+        CompanyEvent::CeoSlotReserved(CeoSlot {
+            window_start,
+            complaint_id,
+            customer_id,
+            segment,
+            ..
+        }) => {
+            sqlx::query(
+                "INSERT INTO ceo_slots (window_start, complaint_id, customer_id, segment, sequence) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+            )
+            .bind(window_start.as_millis())
+            .bind(complaint_id.as_uuid())
+            .bind(customer_id.as_str())
+            .bind(segment.as_str())
+            .bind(seq)
+            .execute(&mut **tx)
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+async fn set_company(
+    tx: &mut Transaction<'static, Postgres>,
+    key: &str,
+    value: &str,
+    seq: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO company (key, value, sequence) VALUES ($1, $2, $3) \
+         ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, sequence = EXCLUDED.sequence \
+         WHERE company.sequence < EXCLUDED.sequence",
+    )
+    .bind(key)
+    .bind(value)
+    .bind(seq)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}

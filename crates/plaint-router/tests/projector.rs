@@ -1,0 +1,126 @@
+//! The projector against a real NATS and PostgreSQL: it follows the log into
+//! the projections, broadcasts updates, stops on request and resumes from its
+//! checkpoint without applying anything twice.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::time::Duration;
+
+use plaint_bus::{EventLog, Expect, Names, StreamSettings};
+use plaint_domain::event::ComplaintEvent;
+use plaint_domain::lifecycle::Status;
+use plaint_domain::{Category, Channel, RoutingPolicy};
+use plaint_router::projector;
+use plaint_router::store::Store;
+use plaint_testkit::NatsServer;
+use support::{Log, T0, facts, finish, fresh_store, id_of};
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+
+async fn open_log(nats: &NatsServer) -> EventLog {
+    let client = plaint_bus::connect(&nats.url(), "projector-test")
+        .await
+        .unwrap();
+    let names = Names::new(&plaint_testkit::unique_prefix(), "PROJ_TEST").unwrap();
+    EventLog::open(client, names, &StreamSettings::default())
+        .await
+        .unwrap()
+}
+
+fn start(
+    log: &EventLog,
+    store: &Store,
+    updates: &broadcast::Sender<plaint_proto::router::ComplaintUpdate>,
+) -> (CancellationToken, tokio::task::JoinHandle<()>) {
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(projector::run(
+        log.clone(),
+        store.clone(),
+        2,
+        updates.clone(),
+        stop.clone(),
+    ));
+    (stop, task)
+}
+
+#[tokio::test]
+async fn the_projector_follows_the_log_and_resumes_from_its_checkpoint() {
+    let nats = NatsServer::start();
+    let log = open_log(&nats).await;
+    let (db, store) = fresh_store().await;
+    let (updates, mut watcher) = broadcast::channel(64);
+
+    let f = facts("N-1", "cust-n", Channel::Email, Category::ProductDefect);
+    let id = id_of(&f);
+    let subject = log.names().complaint(&id);
+    let (items, _) = Log::default().lifecycle(&f, &RoutingPolicy::default(), T0, Some(9));
+    let mut last = 0;
+    for (i, item) in items.iter().enumerate() {
+        let envelope = &item.event.as_ref().unwrap().envelope;
+        let appended = log
+            .append(&subject, envelope, Expect::LastSubjectSequence(last), None)
+            .await
+            .unwrap();
+        assert!(!appended.duplicate, "event {i}");
+        last = appended.sequence;
+    }
+
+    let (stop, task) = start(&log, &store, &updates);
+    assert!(
+        store
+            .wait_for_sequence(last, Duration::from_secs(10))
+            .await
+            .unwrap()
+    );
+    let detail = store.get_complaint(id).await.unwrap().unwrap();
+    assert_eq!(detail.complaint.status, Status::Resolved);
+    assert_eq!(detail.timeline.len(), 3);
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        let update = tokio::time::timeout(Duration::from_secs(5), watcher.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        seen.push(update.event_type);
+    }
+    assert_eq!(seen, ["complaint_received", "complaint_routed", "resolved"]);
+
+    stop.cancel();
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .expect("the projector stops when asked")
+        .unwrap();
+
+    // Appended while no projector runs: the next one starts at the checkpoint.
+    let mut later = Log { next: 3 };
+    let reopened = later.complaint(
+        id,
+        T0 + 5_000,
+        ComplaintEvent::Reopened {
+            reason: plaint_domain::values::FreeText::parse("again").unwrap(),
+        },
+    );
+    let envelope = &reopened.event.as_ref().unwrap().envelope;
+    let appended = log
+        .append(&subject, envelope, Expect::LastSubjectSequence(last), None)
+        .await
+        .unwrap();
+    let (stop, task) = start(&log, &store, &updates);
+    assert!(
+        store
+            .wait_for_sequence(appended.sequence, Duration::from_secs(10))
+            .await
+            .unwrap()
+    );
+    let detail = store.get_complaint(id).await.unwrap().unwrap();
+    assert_eq!(detail.complaint.status, Status::Reopened);
+    assert_eq!(detail.timeline.len(), 4);
+    stop.cancel();
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .expect("the projector stops when asked")
+        .unwrap();
+
+    finish(db, store).await;
+}

@@ -1,0 +1,322 @@
+//! The `Query` service over a real PostgreSQL, called in process: consistency
+//! waits, error codes, pagination tokens, policy simulation and watching.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use plaint_domain::event::ComplaintEvent;
+use plaint_domain::{Category, Channel, RoutingPolicy};
+use plaint_proto::router::{self as pb, query_server::Query};
+use plaint_router::query::QueryService;
+use plaint_router::store::Store;
+use support::{Log, T0, ceo_everything, facts, finish, fresh_store, id_of};
+use tokio::sync::broadcast;
+use tonic::{Code, Request};
+
+fn service(store: &Store) -> (QueryService, broadcast::Sender<pb::ComplaintUpdate>) {
+    let (updates, _) = broadcast::channel(4);
+    let svc = QueryService::new(store.clone(), updates.clone(), Duration::from_millis(300));
+    (svc, updates)
+}
+
+fn wait_for(min_sequence: u64, timeout_ms: u32) -> Option<pb::Consistency> {
+    Some(pb::Consistency {
+        min_sequence,
+        timeout_ms,
+    })
+}
+
+#[tokio::test]
+async fn get_complaint_waits_for_the_sequence_asked_for_and_says_when_it_is_not_reached() {
+    let (db, store) = fresh_store().await;
+    let (svc, _) = service(&store);
+    let mut log = Log::default();
+    let f = facts("Q-1", "cust-q", Channel::Email, Category::ProductDefect);
+    let (batch, decision) = log.lifecycle(&f, &RoutingPolicy::default(), T0, Some(9));
+    let id = id_of(&f).to_string();
+
+    let late = svc
+        .get_complaint(Request::new(pb::GetComplaintRequest {
+            complaint_id: id.clone(),
+            consistency: wait_for(3, 20),
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(late.code(), Code::DeadlineExceeded);
+    assert!(
+        late.message().contains("min_sequence 3"),
+        "{}",
+        late.message()
+    );
+
+    let pending = {
+        let svc = svc.clone();
+        let id = id.clone();
+        tokio::spawn(async move {
+            svc.get_complaint(Request::new(pb::GetComplaintRequest {
+                complaint_id: id,
+                consistency: wait_for(3, 0),
+            }))
+            .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    store.apply_batch(&batch).await.unwrap();
+    let got = pending.await.unwrap().unwrap().into_inner();
+    let summary = got.complaint.unwrap();
+    assert_eq!(summary.status, pb::Status::Resolved as i32);
+    assert_eq!(summary.satisfaction, 9);
+    assert_eq!(summary.fulfilment_step, "PENDING");
+    assert_eq!(got.timeline.len(), 3);
+    assert_eq!(
+        got.decisions,
+        [plaint_proto::convert::decision_to_wire(&decision)]
+    );
+    assert_eq!(got.projected_sequence, 3);
+
+    let bad = svc
+        .get_complaint(Request::new(pb::GetComplaintRequest {
+            complaint_id: "not-a-uuid".to_owned(),
+            consistency: None,
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), Code::InvalidArgument);
+    assert!(bad.message().contains("complaint_id"), "{}", bad.message());
+
+    let missing = svc
+        .get_complaint(Request::new(pb::GetComplaintRequest {
+            complaint_id: uuid::Uuid::new_v4().to_string(),
+            consistency: None,
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), Code::NotFound);
+
+    finish(db, store).await;
+}
+
+#[tokio::test]
+async fn list_tokens_walk_every_page_and_a_bad_token_is_refused() {
+    let (db, store) = fresh_store().await;
+    let (svc, _) = service(&store);
+    let mut log = Log::default();
+    let batch: Vec<_> = (0..7)
+        .map(|i| {
+            let f = facts(
+                &format!("P-{i}"),
+                "cust-p",
+                Channel::Chat,
+                Category::Billing,
+            );
+            log.complaint(id_of(&f), T0 + i, ComplaintEvent::Received(Box::new(f)))
+        })
+        .collect();
+    store.apply_batch(&batch).await.unwrap();
+
+    let mut token = String::new();
+    let mut total = 0;
+    for _ in 0..10 {
+        let page = svc
+            .list_complaints(Request::new(pb::ListComplaintsRequest {
+                page_size: 3,
+                page_token: token.clone(),
+                customer_id: "cust-p".to_owned(),
+                ..Default::default()
+            }))
+            .await
+            .unwrap()
+            .into_inner();
+        total += page.complaints.len();
+        token = page.next_page_token;
+        if token.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(total, 7);
+
+    let bad = svc
+        .list_complaints(Request::new(pb::ListComplaintsRequest {
+            page_token: "garbage".to_owned(),
+            ..Default::default()
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), Code::InvalidArgument);
+    assert!(bad.message().contains("page_token"), "{}", bad.message());
+
+    finish(db, store).await;
+}
+
+#[tokio::test]
+async fn a_candidate_policy_is_simulated_within_its_own_budget() {
+    let (db, store) = fresh_store().await;
+    let (svc, _) = service(&store);
+    let mut log = Log::default();
+    let mut batch = Vec::new();
+    for i in 0..5 {
+        let f = facts(
+            &format!("Z-{i}"),
+            &format!("cust-z{i}"),
+            Channel::Email,
+            Category::Billing,
+        );
+        batch.extend(
+            log.lifecycle(&f, &RoutingPolicy::default(), T0 + i * 1_000, None)
+                .0,
+        );
+    }
+    store.apply_batch(&batch).await.unwrap();
+
+    let mut candidate = ceo_everything();
+    candidate.budget.per_window = 2;
+    let answer = svc
+        .simulate_policy(Request::new(pb::SimulatePolicyRequest {
+            policy_json: candidate.to_json(),
+            max_changes: 1,
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(answer.complaints, 5);
+    assert_eq!(answer.changed_total, 2);
+    assert_eq!(answer.changes.len(), 1);
+    assert_eq!(answer.peak_window_ceo, 2);
+    assert_eq!(answer.budget, 2);
+    let ceo = answer
+        .distribution
+        .iter()
+        .find(|r| r.route == plaint_proto::events::Route::Ceo as i32)
+        .unwrap();
+    assert_eq!((ceo.actual, ceo.simulated), (0, 2));
+
+    let mut invalid = candidate.clone();
+    invalid.budget.window_hours = 0;
+    let refused = svc
+        .simulate_policy(Request::new(pb::SimulatePolicyRequest {
+            policy_json: invalid.to_json(),
+            ..Default::default()
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    assert!(
+        refused
+            .message()
+            .contains("policy_json.budget.window_hours"),
+        "{}",
+        refused.message()
+    );
+
+    finish(db, store).await;
+}
+
+#[tokio::test]
+async fn a_slow_watcher_is_told_how_many_updates_it_missed() {
+    let (db, store) = fresh_store().await;
+    let (svc, updates) = service(&store);
+    let mut stream = svc
+        .watch_complaints(Request::new(pb::WatchComplaintsRequest::default()))
+        .await
+        .unwrap()
+        .into_inner();
+
+    // The test runtime is single-threaded: all 100 are sent before the
+    // watcher's task runs, and the broadcast keeps only the last 4.
+    for sequence in 1..=100 {
+        updates
+            .send(pb::ComplaintUpdate {
+                complaint: Some(pb::ComplaintSummary::default()),
+                event_type: "resolved".to_owned(),
+                sequence,
+                missed: 0,
+            })
+            .unwrap();
+    }
+    let mut delivered = Vec::new();
+    while let Ok(Some(update)) =
+        tokio::time::timeout(Duration::from_millis(100), stream.next()).await
+    {
+        delivered.push(update.unwrap());
+    }
+    assert_eq!(delivered.len(), 4);
+    assert_eq!(delivered[0].missed, 96);
+    assert!(delivered[1..].iter().all(|u| u.missed == 0));
+    assert_eq!(delivered.last().unwrap().sequence, 100);
+
+    finish(db, store).await;
+}
+
+#[tokio::test]
+async fn a_watch_filtered_by_complaint_sees_only_that_complaint() {
+    let (db, store) = fresh_store().await;
+    let (svc, updates) = service(&store);
+    let wanted = uuid::Uuid::new_v4().to_string();
+    let mut stream = svc
+        .watch_complaints(Request::new(pb::WatchComplaintsRequest {
+            complaint_id: wanted.clone(),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    for (sequence, id) in [(1, uuid::Uuid::new_v4().to_string()), (2, wanted.clone())] {
+        updates
+            .send(pb::ComplaintUpdate {
+                complaint: Some(pb::ComplaintSummary {
+                    complaint_id: id,
+                    ..Default::default()
+                }),
+                event_type: "assigned".to_owned(),
+                sequence,
+                missed: 0,
+            })
+            .unwrap();
+    }
+    let first = tokio::time::timeout(Duration::from_secs(2), stream.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.sequence, 2);
+
+    let bad = svc
+        .watch_complaints(Request::new(pb::WatchComplaintsRequest {
+            complaint_id: "nope".to_owned(),
+            ..Default::default()
+        }))
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(bad.code(), Code::InvalidArgument);
+
+    finish(db, store).await;
+}
+
+#[tokio::test]
+async fn the_ceo_budget_uses_the_default_policy_until_one_is_published() {
+    let (db, store) = fresh_store().await;
+    let (svc, _) = service(&store);
+    let answer = svc
+        .get_ceo_budget(Request::new(pb::GetCeoBudgetRequest {
+            at_ms: T0,
+            consistency: None,
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    let default = RoutingPolicy::default();
+    assert_eq!(answer.budget, default.budget.per_window);
+    assert_eq!(
+        answer.window_end_ms - answer.window_start_ms,
+        default.window_ms()
+    );
+    assert!(answer.window_start_ms <= T0 && T0 < answer.window_end_ms);
+    assert_eq!(answer.used, 0);
+
+    finish(db, store).await;
+}
