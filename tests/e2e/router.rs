@@ -226,3 +226,267 @@ async fn two_router_replicas_never_exceed_the_ceo_budget() {
     intake.finish().await;
     db.drop_db().await;
 }
+
+async fn all_complaints(query: &mut QueryClient<Channel>) -> Vec<rpb::ComplaintSummary> {
+    let mut out = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = query
+            .list_complaints(rpb::ListComplaintsRequest {
+                page_size: 7,
+                page_token: token.clone(),
+                ..Default::default()
+            })
+            .await
+            .expect("list")
+            .into_inner();
+        out.extend(page.complaints);
+        if page.next_page_token.is_empty() {
+            return out;
+        }
+        token = page.next_page_token;
+    }
+}
+
+/// Everything the query API says about every complaint, for comparison.
+async fn snapshot(query: &mut QueryClient<Channel>) -> Vec<String> {
+    let mut out = Vec::new();
+    for c in all_complaints(query).await {
+        let mut r = query
+            .get_complaint(rpb::GetComplaintRequest {
+                complaint_id: c.complaint_id.clone(),
+                consistency: None,
+            })
+            .await
+            .expect("get")
+            .into_inner();
+        r.projected_sequence = 0;
+        out.push(format!("{c:?} {r:?}"));
+    }
+    let goodwill = query
+        .get_goodwill(rpb::GetGoodwillRequest {
+            group_by: rpb::GoodwillGrouping::Route as i32,
+            ..Default::default()
+        })
+        .await
+        .expect("goodwill")
+        .into_inner();
+    out.push(format!("{goodwill:?}"));
+    out
+}
+
+#[tokio::test]
+async fn a_rebuild_from_sequence_one_gives_the_same_answers_as_the_live_projection() {
+    let db = plaint_testkit::TestDb::create().await;
+    let intake = spawn_intake(&plaint_testkit::shared_nats_url()).await;
+    let mut router = spawn_router(&intake, db.url()).await;
+    let mut client = intake.client.clone();
+    let mut last = 0;
+    for i in 0..12 {
+        let w = client
+            .submit_complaint(viral("rb", &format!("RB-{i}"), &format!("c-{i}")))
+            .await
+            .expect("submitted")
+            .into_inner();
+        let r = decided(&mut router.query, &w.complaint_id).await;
+        if i % 3 == 0 {
+            let id = written_id(&w);
+            let resolved = client
+                .resolve(plaint_proto::intake::ResolveRequest {
+                    header: crate::helpers::header(&id),
+                    satisfaction: 9,
+                    note: "done".to_owned(),
+                })
+                .await
+                .expect("resolved")
+                .into_inner();
+            last = resolved.sequence;
+        }
+        assert!(!r.decisions.is_empty());
+    }
+    let any = all_complaints(&mut router.query).await[0]
+        .complaint_id
+        .clone();
+    router
+        .query
+        .get_complaint(rpb::GetComplaintRequest {
+            complaint_id: any,
+            consistency: Some(rpb::Consistency {
+                min_sequence: last,
+                timeout_ms: 5_000,
+            }),
+        })
+        .await
+        .expect("caught up");
+    let before = snapshot(&mut router.query).await;
+    assert_eq!(before.len(), 13);
+
+    let mut progress = router
+        .admin
+        .rebuild_projections(rpb::RebuildProjectionsRequest {})
+        .await
+        .expect("rebuild starts")
+        .into_inner();
+    let mut done = None;
+    while let Some(p) = within("rebuild progress", progress.message())
+        .await
+        .expect("progress")
+    {
+        if p.done {
+            done = Some(p);
+        }
+    }
+    let done = done.expect("the rebuild finished");
+    assert!(done.swapped_at_sequence >= last);
+
+    let after = snapshot(&mut router.query).await;
+    assert_eq!(
+        before, after,
+        "the rebuilt projection answers like the live one"
+    );
+
+    // The live projector carries on into the swapped-in tables.
+    let w = client
+        .submit_complaint(viral("rb", "RB-after", "c-after"))
+        .await
+        .expect("submitted")
+        .into_inner();
+    decided(&mut router.query, &w.complaint_id).await;
+
+    router.stop().await;
+    intake.finish().await;
+    db.drop_db().await;
+}
+
+#[tokio::test]
+async fn a_new_policy_changes_later_decisions_only_and_a_simulation_appends_nothing() {
+    let db = plaint_testkit::TestDb::create().await;
+    let intake = spawn_intake(&plaint_testkit::shared_nats_url()).await;
+    let mut router = spawn_router(&intake, db.url()).await;
+    let mut client = intake.client.clone();
+    // Public post to a large audience: 70 points, under the neutral climate's 80.
+    let moderate = |ticket: &str, customer: &str| {
+        let mut r = viral("pol", ticket, customer);
+        r.visibility = Some(epb::Visibility {
+            audience_reach: 2_000_000,
+            shares: 0,
+            media_attention: false,
+        });
+        r
+    };
+    let before = client
+        .submit_complaint(moderate("P-1", "c-1"))
+        .await
+        .expect("submitted")
+        .into_inner();
+    let first = decided(&mut router.query, &before.complaint_id).await;
+    assert_eq!(first.decisions[0].route, epb::Route::Frontline as i32);
+    assert_eq!(first.decisions[0].policy_version, 1);
+
+    let mut lenient = RoutingPolicy::default();
+    lenient.ceo_threshold.neutral = Some(50);
+    let published = router
+        .admin
+        .publish_policy(rpb::PublishPolicyRequest {
+            policy_json: lenient.to_json(),
+            published_by: "test".to_owned(),
+        })
+        .await
+        .expect("published")
+        .into_inner();
+    assert_eq!(published.version, 2);
+
+    let after = client
+        .submit_complaint(moderate("P-2", "c-2"))
+        .await
+        .expect("submitted")
+        .into_inner();
+    let second = decided(&mut router.query, &after.complaint_id).await;
+    assert_eq!(second.decisions[0].route, epb::Route::Ceo as i32);
+    assert_eq!(second.decisions[0].policy_version, 2);
+    // The earlier complaint keeps its decision.
+    let first_again = decided(&mut router.query, &before.complaint_id).await;
+    assert_eq!(first_again.decisions.len(), 1);
+    assert_eq!(first_again.decisions[0].route, epb::Route::Frontline as i32);
+
+    let log_before = intake.log.last_sequence().await.expect("log");
+    let sim = router
+        .query
+        .simulate_policy(rpb::SimulatePolicyRequest {
+            policy_json: lenient.to_json(),
+            from_ms: 0,
+            to_ms: i64::MAX,
+            max_changes: 10,
+        })
+        .await
+        .expect("simulated")
+        .into_inner();
+    assert_eq!(sim.complaints, 2);
+    assert_eq!(sim.changed_total, 1, "{sim:?}");
+    let change = &sim.changes[0];
+    assert_eq!(change.complaint_id, before.complaint_id);
+    assert_eq!(
+        change.actual.as_ref().expect("actual").route,
+        epb::Route::Frontline as i32
+    );
+    assert_eq!(
+        change.simulated.as_ref().expect("simulated").route,
+        epb::Route::Ceo as i32
+    );
+    assert_eq!(
+        intake.log.last_sequence().await.expect("log"),
+        log_before,
+        "nothing appended"
+    );
+
+    let refused = router
+        .query
+        .simulate_policy(rpb::SimulatePolicyRequest {
+            policy_json: r#"{"version": 0}"#.to_owned(),
+            ..Default::default()
+        })
+        .await
+        .expect_err("an invalid policy is refused");
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument);
+
+    router.stop().await;
+    intake.finish().await;
+    db.drop_db().await;
+}
+
+#[tokio::test]
+async fn a_redelivered_event_after_a_crash_between_append_and_ack_decides_nothing_twice() {
+    use plaint_router::routing::{Outcome, Router};
+    let intake = spawn_intake(&plaint_testkit::shared_nats_url()).await;
+    let w = intake
+        .client
+        .clone()
+        .submit_complaint(submit_request("redeliver", "D-1"))
+        .await
+        .expect("submitted")
+        .into_inner();
+    let id = written_id(&w);
+    let received = intake.events(&id).await.remove(0);
+
+    // Two routers (a crash and its restart, or two replicas) handle the same delivery.
+    let mut first = Router::new(intake.log.clone());
+    let mut second = Router::new(intake.log.clone());
+    let a = first
+        .handle(&received.envelope, received.sequence, None)
+        .await
+        .expect("routed");
+    let b = second
+        .handle(&received.envelope, received.sequence, None)
+        .await
+        .expect("handled");
+    let c = first
+        .handle(&received.envelope, received.sequence, None)
+        .await
+        .expect("handled");
+    assert_eq!(a, Outcome::Routed(plaint_domain::Route::ReverseLogistics));
+    assert_eq!(b, Outcome::Skipped);
+    assert_eq!(c, Outcome::Skipped);
+    let events = intake.events(&id).await;
+    assert_eq!(crate::helpers::count(&events, "complaint_routed"), 1);
+    intake.finish().await;
+}

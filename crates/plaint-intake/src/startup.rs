@@ -140,8 +140,20 @@ impl Application {
             .serve_with_incoming_shutdown(incoming, server_shutdown);
         let server = tokio::spawn(server);
 
-        signalled.cancelled().await;
+        // A server that fails before the signal must not wait for it.
+        let mut server = server;
+        let early = tokio::select! {
+            () = signalled.cancelled() => None,
+            result = &mut server => Some(result),
+        };
         stop.cancel();
+        if let Some(result) = early {
+            return match result {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(e).context("gRPC server failed"),
+                Err(e) => Err(e).context("gRPC server task failed"),
+            };
+        }
         let drain = async {
             if let Some(task) = helpdesk_task {
                 let _ = task.await;

@@ -12,19 +12,40 @@ use tonic::{Code, Request, Response, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 use uuid::Uuid;
 
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures::Stream;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+
 use crate::company::CompanyView;
+use crate::rebuild::{Progress, rebuild};
 use crate::routing::now;
+use crate::store::Store;
 
 /// The `Admin` gRPC service.
 #[derive(Debug, Clone)]
 pub struct AdminService {
     log: EventLog,
+    store: Option<Store>,
+    rebuilding: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl AdminService {
     /// The service over `log`.
     pub fn new(log: EventLog) -> Self {
-        Self { log }
+        Self {
+            log,
+            store: None,
+            rebuilding: Arc::default(),
+        }
+    }
+
+    /// Lets the service rebuild the projections in `store`.
+    pub fn with_store(mut self, store: Store) -> Self {
+        self.store = Some(store);
+        self
     }
 
     async fn view(&self) -> Result<CompanyView, Status> {
@@ -96,8 +117,57 @@ fn version_to_wire(v: u32, p: &crate::company::PublishedPolicy) -> pb::PolicyVer
     }
 }
 
+fn progress_to_wire(p: Progress) -> pb::RebuildProgress {
+    pb::RebuildProgress {
+        applied_sequence: p.applied,
+        target_sequence: p.target,
+        events_per_second: p.events_per_second,
+        done: p.done,
+        swapped_at_sequence: if p.done { p.applied } else { 0 },
+    }
+}
+
+/// Progress updates buffered for a slow client; older ones are dropped.
+const PROGRESS_BUFFER: usize = 16;
+
 #[tonic::async_trait]
 impl Admin for AdminService {
+    type RebuildProjectionsStream =
+        Pin<Box<dyn Stream<Item = Result<pb::RebuildProgress, Status>> + Send + 'static>>;
+
+    async fn rebuild_projections(
+        &self,
+        _request: Request<pb::RebuildProjectionsRequest>,
+    ) -> Result<Response<Self::RebuildProjectionsStream>, Status> {
+        let store = self
+            .store
+            .clone()
+            .ok_or_else(|| Status::failed_precondition("this router runs no projections"))?;
+        let guard = Arc::clone(&self.rebuilding)
+            .try_lock_owned()
+            .map_err(|_| Status::failed_precondition("a rebuild is already running"))?;
+        let (tx, rx) = mpsc::channel(PROGRESS_BUFFER);
+        let log = self.log.clone();
+        tokio::spawn(async move {
+            let _guard = guard;
+            let progress_tx = tx.clone();
+            let result = rebuild(&log, &store, |p| {
+                // Progress is advisory: a slow reader misses some, never the end.
+                let _ = progress_tx.try_send(Ok(progress_to_wire(p)));
+            })
+            .await;
+            let last = match result {
+                Ok(p) => Ok(progress_to_wire(p)),
+                Err(e) => {
+                    tracing::error!(error = %e, "rebuild failed");
+                    Err(Status::internal(format!("rebuild failed: {e}")))
+                }
+            };
+            let _ = tx.send(last).await;
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
     async fn publish_policy(
         &self,
         request: Request<pb::PublishPolicyRequest>,

@@ -13,6 +13,7 @@ pub mod company;
 pub mod config;
 pub mod projector;
 pub mod query;
+pub mod rebuild;
 pub mod routing;
 pub mod startup;
 pub mod store;

@@ -70,6 +70,7 @@ async fn follow(
         tail = log.tail(from) => tail?,
     };
     tracing::info!(from, "projecting the log");
+    let mut first = true;
     loop {
         // Cancelling here drops only messages not yet applied; the checkpoint
         // has not moved past them, so the next start reads them again.
@@ -79,7 +80,8 @@ async fn follow(
             next = tail.next_batch(batch, LINGER) => next,
         };
         let items = next.ok_or(Interrupted::TailEnded)??;
-        let applied = store.apply_batch(&items).await?;
+        let applied = store.apply_batch_after(&items, first).await?;
+        first = false;
         tracing::debug!(
             checkpoint = applied.checkpoint,
             applied = applied.applied,

@@ -123,9 +123,10 @@ impl Application {
         )
         .max_decoding_message_size(max)
         .max_encoding_message_size(max);
-        let admin = AdminServer::new(AdminService::new(self.log.clone()))
-            .max_decoding_message_size(max)
-            .max_encoding_message_size(max);
+        let admin =
+            AdminServer::new(AdminService::new(self.log.clone()).with_store(self.store.clone()))
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max);
 
         let signalled = CancellationToken::new();
         let server_shutdown = {
@@ -149,8 +150,20 @@ impl Application {
                 .serve_with_incoming_shutdown(incoming, server_shutdown),
         );
 
-        signalled.cancelled().await;
+        // A server that fails before the signal must not wait for it.
+        let mut server = server;
+        let early = tokio::select! {
+            () = signalled.cancelled() => None,
+            result = &mut server => Some(result),
+        };
         stop.cancel();
+        if let Some(result) = early {
+            return match result {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(e).context("gRPC server failed"),
+                Err(e) => Err(e).context("gRPC server task failed"),
+            };
+        }
         let drain = async {
             for task in tasks {
                 let _ = task.await;

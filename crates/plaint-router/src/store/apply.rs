@@ -67,17 +67,23 @@ impl Store {
         err
     )]
     pub async fn apply_batch(&self, items: &[TailItem]) -> Result<AppliedBatch, StoreError> {
+        self.apply_batch_after(items, false).await
+    }
+
+    /// Like [`Store::apply_batch`]; `allow_gap` accepts a batch that does not
+    /// continue from the checkpoint, for the first batch of a reader opened at
+    /// the checkpoint (events before the stream's first may have expired).
+    pub async fn apply_batch_after(
+        &self,
+        items: &[TailItem],
+        allow_gap: bool,
+    ) -> Result<AppliedBatch, StoreError> {
         let mut tx = self.pool.begin().await?;
-        // Upserting the checkpoint row locks it until commit.
-        let checkpoint: i64 = sqlx::query_scalar(
-            "INSERT INTO checkpoint (name, last_sequence) VALUES ($1, 0) \
-             ON CONFLICT (name) DO UPDATE SET last_sequence = checkpoint.last_sequence \
-             RETURNING last_sequence",
-        )
-        .bind(CHECKPOINT)
-        .fetch_one(&mut *tx)
-        .await?;
-        let checkpoint = from_db_seq(checkpoint);
+        let checkpoint = super::lock_checkpoint(&mut tx).await?;
+        let first = items.iter().map(|i| i.sequence).find(|s| *s > checkpoint);
+        if let Some(got) = first.filter(|f| checkpoint > 0 && *f != checkpoint + 1 && !allow_gap) {
+            return Err(StoreError::Gap { checkpoint, got });
+        }
 
         let mut folded = load_states(&mut tx, items, checkpoint).await?;
         let mut writes = Writes::default();

@@ -68,6 +68,16 @@ pub enum StoreError {
         /// Why.
         reason: String,
     },
+    /// The batch does not continue from the checkpoint: events in between
+    /// were never applied here (the tables were swapped by a rebuild, or the
+    /// reader skipped ahead). Reopen the tail at the checkpoint.
+    #[error("batch starts at sequence {got}, the checkpoint is {checkpoint}")]
+    Gap {
+        /// The checkpoint.
+        checkpoint: u64,
+        /// The first sequence of the batch beyond it.
+        got: u64,
+    },
 }
 
 impl StoreError {
@@ -118,6 +128,14 @@ impl Store {
             pool,
             progress: Arc::new(watch::Sender::new(0)),
         })
+    }
+
+    /// Wraps a pool whose tables exist already (a rebuild's copy).
+    pub fn without_migrations(pool: PgPool) -> Store {
+        Store {
+            pool,
+            progress: Arc::new(watch::Sender::new(0)),
+        }
     }
 
     /// The connection pool.
@@ -186,6 +204,31 @@ impl Store {
             newer
         });
     }
+}
+
+/// Every projection table, in creation order.
+pub const PROJECTION_TABLES: [&str; 7] = [
+    "checkpoint",
+    "complaints",
+    "timeline",
+    "decisions",
+    "ceo_slots",
+    "policies",
+    "company",
+];
+
+/// Locks the checkpoint row for the rest of `tx` (creating it when missing)
+/// and returns it: live batches wait until `tx` ends.
+pub async fn lock_checkpoint(tx: &mut Transaction<'static, Postgres>) -> Result<u64, StoreError> {
+    let seq: i64 = sqlx::query_scalar(
+        "INSERT INTO checkpoint (name, last_sequence) VALUES ($1, 0) \
+         ON CONFLICT (name) DO UPDATE SET last_sequence = checkpoint.last_sequence \
+         RETURNING last_sequence",
+    )
+    .bind(CHECKPOINT)
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(from_db_seq(seq))
 }
 
 /// The checkpoint as a transaction sees it.

@@ -1,0 +1,216 @@
+//! Rebuilding the projections from sequence 1 while queries keep being served.
+//!
+//! The rebuild fills a copy of every projection table in a schema of its own,
+//! then, holding the live checkpoint row so no live batch commits meanwhile,
+//! catches the copy up to the live checkpoint and moves the tables: the copy
+//! into the live schema, the old tables out (and dropped). A live projector
+//! whose batch was waiting on the lock commits into the old tables and then
+//! meets a checkpoint that does not continue its batch: it reopens its tail
+//! at the new checkpoint and applies those events again, into the new tables.
+
+use std::time::{Duration, Instant};
+
+use plaint_bus::{BusError, EventLog};
+use sqlx::postgres::PgPoolOptions;
+use sqlx::{AssertSqlSafe, Executor, PgPool};
+
+use crate::store::{PROJECTION_TABLES, Store, StoreError};
+
+/// Events per shadow transaction.
+const BATCH: usize = 1000;
+/// How long the tail waits for more events after the first of a batch.
+const LINGER: Duration = Duration::from_millis(5);
+
+/// Why a rebuild stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum RebuildError {
+    /// The log is unreachable.
+    #[error(transparent)]
+    Bus(#[from] BusError),
+    /// The database refused.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The database refused a schema change.
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    /// The log ended before the rebuild reached the live checkpoint.
+    #[error("the log tail ended at {0} before the rebuild caught up")]
+    TailEnded(u64),
+}
+
+/// Where a rebuild stands.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Progress {
+    /// Last sequence applied to the copy.
+    pub applied: u64,
+    /// The log's last sequence when the rebuild started.
+    pub target: u64,
+    /// Applied events per second so far.
+    pub events_per_second: f64,
+    /// The tables were swapped in.
+    pub done: bool,
+}
+
+/// Rebuilds every projection from sequence 1 and swaps the result in;
+/// `report` sees progress after every batch. Returns the final progress.
+pub async fn rebuild(
+    log: &EventLog,
+    live: &Store,
+    mut report: impl FnMut(Progress),
+) -> Result<Progress, RebuildError> {
+    let started = Instant::now();
+    let live_schema: String = sqlx::query_scalar("SELECT current_schema()")
+        .fetch_one(live.pool())
+        .await?;
+    let token = uuid::Uuid::new_v4().simple().to_string();
+    let shadow_schema = format!("plaint_rebuild_{}", &token[..12]);
+    let old_schema = format!("plaint_retired_{}", &token[..12]);
+    create_copy(live.pool(), &live_schema, &shadow_schema).await?;
+    let result = fill_and_swap(
+        log,
+        live,
+        &live_schema,
+        &shadow_schema,
+        &old_schema,
+        started,
+        &mut report,
+    )
+    .await;
+    // Whatever happened, leave no copy behind.
+    for schema in [&shadow_schema, &old_schema] {
+        if let Err(e) = ddl(format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+            .execute(live.pool())
+            .await
+        {
+            tracing::warn!(error = %e, schema, "cannot drop a rebuild schema");
+        }
+    }
+    let progress = result?;
+    report(progress);
+    Ok(progress)
+}
+
+async fn create_copy(pool: &PgPool, live: &str, shadow: &str) -> Result<(), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    ddl(format!("CREATE SCHEMA {shadow}"))
+        .execute(&mut *tx)
+        .await?;
+    for table in PROJECTION_TABLES {
+        ddl(format!(
+            "CREATE TABLE {shadow}.{table} (LIKE {live}.{table} INCLUDING ALL)"
+        ))
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await
+}
+
+async fn shadow_store(live: &Store, schema: &str) -> Result<Store, sqlx::Error> {
+    let options = live.pool().connect_options().as_ref().clone();
+    let schema = schema.to_owned();
+    let pool = PgPoolOptions::new()
+        .max_connections(2)
+        .after_connect(move |conn, _| {
+            let set = ddl(format!("SET search_path TO {schema}"));
+            Box::pin(async move {
+                conn.execute(set).await?;
+                Ok(())
+            })
+        })
+        .connect_with(options)
+        .await?;
+    Ok(Store::without_migrations(pool))
+}
+
+async fn fill_and_swap(
+    log: &EventLog,
+    live: &Store,
+    live_schema: &str,
+    shadow_schema: &str,
+    old_schema: &str,
+    started: Instant,
+    report: &mut impl FnMut(Progress),
+) -> Result<Progress, RebuildError> {
+    let shadow = shadow_store(live, shadow_schema).await?;
+    let target = log.last_sequence().await?;
+    let mut progress = Progress {
+        target,
+        ..Progress::default()
+    };
+    let mut tail = log.tail(1).await?;
+    let mut fill = Fill {
+        shadow: &shadow,
+        tail: &mut tail,
+        first: true,
+        started,
+    };
+    fill.until(target, &mut progress, report).await?;
+
+    // Hold the live checkpoint: no live batch commits until the swap is done.
+    let mut tx = live.pool().begin().await?;
+    let live_checkpoint = crate::store::lock_checkpoint(&mut tx).await?;
+    fill.until(live_checkpoint, &mut progress, report).await?;
+    ddl(format!("CREATE SCHEMA {old_schema}"))
+        .execute(&mut *tx)
+        .await?;
+    for table in PROJECTION_TABLES {
+        ddl(format!(
+            "ALTER TABLE {live_schema}.{table} SET SCHEMA {old_schema}"
+        ))
+        .execute(&mut *tx)
+        .await?;
+        ddl(format!(
+            "ALTER TABLE {shadow_schema}.{table} SET SCHEMA {live_schema}"
+        ))
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    shadow.pool().close().await;
+    progress.done = true;
+    tracing::info!(
+        applied = progress.applied,
+        events_per_second = progress.events_per_second,
+        "projections rebuilt and swapped in"
+    );
+    Ok(progress)
+}
+
+/// DDL built from names this module makes (generated schema names and the
+/// fixed table list), never from input.
+fn ddl(sql: String) -> sqlx::RawSql {
+    sqlx::raw_sql(AssertSqlSafe(sql))
+}
+
+/// Applies the tail to the copy.
+struct Fill<'a> {
+    shadow: &'a Store,
+    tail: &'a mut plaint_bus::Tail,
+    first: bool,
+    started: Instant,
+}
+
+impl Fill<'_> {
+    /// Applies until the copy's checkpoint reaches `until`.
+    async fn until(
+        &mut self,
+        until: u64,
+        progress: &mut Progress,
+        report: &mut impl FnMut(Progress),
+    ) -> Result<(), RebuildError> {
+        while progress.applied < until {
+            let items = self
+                .tail
+                .next_batch(BATCH, LINGER)
+                .await
+                .ok_or(RebuildError::TailEnded(progress.applied))??;
+            let applied = self.shadow.apply_batch_after(&items, self.first).await?;
+            self.first = false;
+            progress.applied = applied.checkpoint;
+            let secs = self.started.elapsed().as_secs_f64().max(1e-3);
+            progress.events_per_second = progress.applied as f64 / secs;
+            report(*progress);
+        }
+        Ok(())
+    }
+}
