@@ -1,0 +1,71 @@
+//! The operator CLI of plaint: `plaint-ctl demo` submits a seeded, realistic load
+//! of complaints through both doors (gRPC and the NATS helpdesk), walks part of
+//! them through their lifecycle, and reports the routes, the CEO budget, the
+//! goodwill stock and a few decisions with their explanations.
+
+mod demo;
+mod generate;
+mod report;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Command-line interface of `plaint-ctl`.
+#[derive(Debug, Parser)]
+#[command(name = "plaint-ctl", version, about = "plaint operator CLI")]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Submit a seeded load of complaints, drive some through their lifecycle, and report.
+    Demo(DemoArgs),
+}
+
+/// Settings of `plaint-ctl demo`.
+#[derive(Debug, Clone, Args)]
+pub struct DemoArgs {
+    /// gRPC endpoint of the intake service.
+    #[arg(
+        long,
+        env = "PLAINT_INTAKE_URL",
+        default_value = "http://127.0.0.1:50051"
+    )]
+    pub intake: String,
+    /// gRPC endpoint of the router service.
+    #[arg(
+        long,
+        env = "PLAINT_ROUTER_URL",
+        default_value = "http://127.0.0.1:50052"
+    )]
+    pub router: String,
+    /// NATS server URL (for the helpdesk half of the load).
+    #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    pub nats: String,
+    /// Subject prefix of the deployment.
+    #[arg(long, env = "PLAINT_PREFIX", default_value = "plaint")]
+    pub prefix: String,
+    /// How many complaints to submit (half over gRPC, half over the helpdesk).
+    #[arg(long, default_value_t = 2000)]
+    pub count: usize,
+    /// Seed of the generator; the same seed produces the same tickets (resubmitting
+    /// them is answered as duplicates).
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+    /// Concurrent gRPC requests at most.
+    #[arg(long, default_value_t = 32)]
+    pub concurrency: usize,
+    /// Print one JSON object instead of tables.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs one parsed command line.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Demo(args) => demo::run(args).await,
+    }
+}
