@@ -13,6 +13,7 @@ mod helpdesk;
 mod history;
 mod log;
 mod names;
+mod publish;
 pub mod tail;
 pub mod trace;
 
@@ -26,6 +27,7 @@ pub use log::{
     SCHEMA_HEADER, StoredEvent, StreamSettings,
 };
 pub use names::Names;
+pub use publish::RawPublisher;
 pub use tail::{Tail, TailItem};
 
 /// Connects to NATS with the options every service uses: a client name,

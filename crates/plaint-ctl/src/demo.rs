@@ -241,46 +241,25 @@ async fn publish_helpdesk(
     if complaints.is_empty() {
         return Ok(0);
     }
-    let client = async_nats::ConnectOptions::new()
-        .connection_timeout(Duration::from_secs(5))
-        .connect(nats_url.as_str())
+    let client = plaint_bus::connect(&nats_url, "plaint-ctl")
         .await
         .with_context(|| format!("cannot connect to NATS at {nats_url}"))?;
-    let js = async_nats::jetstream::new(client);
-    let mut pending = Vec::new();
-    let mut published = 0;
-    for complaint in &complaints {
-        let payload = serde_json::to_vec(&complaint.to_helpdesk_json())?;
-        let ack = js
-            .publish(subject.clone(), payload.into())
-            .await
-            .with_context(|| format!("publishing to {subject} failed"))?;
-        pending.push(ack);
-        if pending.len() >= 256 {
-            published += await_acks(&mut pending, &subject, &progress, total).await?;
-        }
-    }
-    published += await_acks(&mut pending, &subject, &progress, total).await?;
-    Ok(published)
-}
-
-async fn await_acks(
-    pending: &mut Vec<async_nats::jetstream::context::PublishAckFuture>,
-    subject: &str,
-    progress: &Progress,
-    total: usize,
-) -> anyhow::Result<usize> {
-    let count = pending.len();
-    for ack in pending.drain(..) {
-        ack.await.with_context(|| {
+    let publisher = plaint_bus::RawPublisher::new(client);
+    let payloads = complaints
+        .iter()
+        .map(|c| serde_json::to_vec(&c.to_helpdesk_json()).map(bytes::Bytes::from))
+        .collect::<Result<Vec<_>, _>>()?;
+    publisher
+        .publish_all(&subject, None, payloads, 256, || {
+            progress.tick("submitted", total)
+        })
+        .await
+        .with_context(|| {
             format!(
                 "NATS did not store a message on {subject} \
                  (is intake running with its helpdesk stream?)"
             )
-        })?;
-        progress.tick("submitted", total);
-    }
-    Ok(count)
+        })
 }
 
 /// Total complaints in the router's projection, and how many are not routed yet.
