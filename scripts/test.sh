@@ -24,6 +24,13 @@ psql -w -d "$PLAINT_TEST_DATABASE_URL" -Atq -c "
     psql -w -d "$PLAINT_TEST_DATABASE_URL" -q -c "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)"
   done
 
+# The quick bench test (crates/plaint-ctl/tests/bench_quick.rs) runs the service binaries
+# as separate processes: build them first (nothing to do when they are up to date).
+cargo build --workspace --bins
+# The fault-injection tests (tests/faults) run them too, from here (unset, they build them).
+PLAINT_SERVICE_BIN_DIR="$(cd "${CARGO_TARGET_DIR:-target}/debug" && pwd)"
+export PLAINT_SERVICE_BIN_DIR
+
 status=0
 if cargo nextest --version >/dev/null 2>&1; then
   echo "==> pass 1: all tests against $("$PLAINT_NATS_SERVER_SYSTEM" --version)"

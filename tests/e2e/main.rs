@@ -8,6 +8,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod compose;
+mod ctl;
 mod helpers;
 mod intake;
+mod operability;
 mod router;

@@ -12,14 +12,15 @@ use tonic::transport::{Channel, Endpoint};
 use crate::helpers::{TestIntake, eventually, spawn_intake, submit_request, within, written_id};
 
 /// A running router and its clients.
-struct TestRouter {
-    query: QueryClient<Channel>,
-    admin: AdminClient<Channel>,
+pub(crate) struct TestRouter {
+    pub(crate) addr: std::net::SocketAddr,
+    pub(crate) query: QueryClient<Channel>,
+    pub(crate) admin: AdminClient<Channel>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<anyhow::Result<()>>>,
 }
 
-async fn spawn_router(intake: &TestIntake, database_url: &str) -> TestRouter {
+pub(crate) async fn spawn_router(intake: &TestIntake, database_url: &str) -> TestRouter {
     let config = Config::for_tests(
         &plaint_testkit::shared_nats_url(),
         &intake.prefix,
@@ -42,6 +43,7 @@ async fn spawn_router(intake: &TestIntake, database_url: &str) -> TestRouter {
     .await
     .expect("connect to the router");
     TestRouter {
+        addr,
         query: QueryClient::new(channel.clone()),
         admin: AdminClient::new(channel),
         shutdown: Some(shutdown),
@@ -50,7 +52,7 @@ async fn spawn_router(intake: &TestIntake, database_url: &str) -> TestRouter {
 }
 
 impl TestRouter {
-    async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         if let Some(s) = self.shutdown.take() {
             let _ = s.send(());
         }

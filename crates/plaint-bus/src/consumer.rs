@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use async_nats::jetstream::AckKind;
-use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
+use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, PullConsumer, pull};
 use async_nats::jetstream::stream::Stream;
 use bytes::Bytes;
 use futures::StreamExt;
@@ -26,13 +26,19 @@ pub struct ConsumerSettings {
     pub max_ack_pending: i64,
     /// Deliveries of one message before the server gives up on it.
     pub max_deliver: i64,
-    /// Redelivery delays, one per attempt (the last repeats).
+    /// Redelivery delays after ack timeouts, one per attempt (the last
+    /// repeats). When not empty, the server takes its first entry as the ack
+    /// wait of every first delivery, overriding `ack_wait`; handlers that nak
+    /// give their own delay, so the default is empty.
     pub backoff: Vec<Duration>,
     /// How long the server waits for an ack before redelivering.
     pub ack_wait: Duration,
-    /// Most messages one pull asks for.
+    /// Most messages one pull asks for: what a stopping consumer finishes
+    /// before it exits, and what may wait in this process for its turn (keep
+    /// its handling time well under `ack_wait`).
     pub batch: usize,
-    /// Idle heartbeat of a pull, so a dead connection is noticed.
+    /// Idle heartbeat of a pull. Pulls expire after [`PULL_EXPIRES`], which
+    /// notices a dead connection sooner, so pulls ask for none.
     pub heartbeat: Duration,
 }
 
@@ -44,21 +50,35 @@ impl ConsumerSettings {
             filter_subject: filter_subject.into(),
             max_ack_pending: 4096,
             max_deliver: 10,
-            backoff: vec![
-                Duration::from_secs(1),
-                Duration::from_secs(5),
-                Duration::from_secs(30),
-            ],
+            // Not [1s, 5s, 30s]: the server would make 1 s the ack wait, and
+            // a consumer with a batch in hand longer than that would see it
+            // redelivered while it is still working through it.
+            backoff: Vec::new(),
             ack_wait: Duration::from_secs(30),
-            batch: 256,
+            batch: 64,
             heartbeat: Duration::from_secs(5),
         }
     }
 }
 
+/// How long one pull request waits on the server for messages. A consumer
+/// that stops finishes the pull in hand, so this also bounds how long a
+/// graceful stop waits for messages that are already on their way.
+pub const PULL_EXPIRES: Duration = Duration::from_secs(1);
+
 /// A flow of deliveries from a durable consumer.
+///
+/// Messages come in pulls of at most `batch`, one pull at a time: the next
+/// pull is asked for only when the previous one has ended. So at any moment
+/// the server has delivered at most one pull's worth that this process has
+/// not handled yet, and a consumer that stops can finish exactly those (see
+/// [`next_in_pull`](Self::next_in_pull)) instead of leaving them to be
+/// redelivered to its successor after the ack wait.
 pub struct Deliveries {
-    messages: pull::Stream,
+    consumer: PullConsumer,
+    batch: usize,
+    current: Option<pull::Batch>,
+    broken: bool,
 }
 
 impl std::fmt::Debug for Deliveries {
@@ -68,17 +88,55 @@ impl std::fmt::Debug for Deliveries {
 }
 
 impl Deliveries {
-    /// The next delivery; `None` when the flow ended for good.
+    /// The next delivery, pulling again when the pull in hand has ended;
+    /// `None` when the flow ended for good (after an error: open the consumer
+    /// again).
     pub async fn next(&mut self) -> Option<Result<Delivery, BusError>> {
-        match self.messages.next().await? {
-            Ok(m) => Some(Delivery::from_message(m)),
-            // Missing heartbeats and the like: the client re-issues pulls, so
-            // the flow resumes by itself after a reconnect.
-            Err(e) => {
-                tracing::warn!(error = %e, "consumer pull interrupted");
-                Some(Err(BusError::Unavailable(e.to_string())))
+        loop {
+            if self.broken {
+                return None;
+            }
+            if self.current.is_none() {
+                match self
+                    .consumer
+                    .batch()
+                    .max_messages(self.batch)
+                    .expires(PULL_EXPIRES)
+                    .messages()
+                    .await
+                {
+                    Ok(pull) => self.current = Some(pull),
+                    Err(e) => return Some(Err(self.interrupted(e.to_string()))),
+                }
+            }
+            if let Some(next) = self.next_in_pull().await {
+                return Some(next);
             }
         }
+    }
+
+    /// The next delivery of the pull in hand, without asking for more;
+    /// `None` once it has ended (all its messages came, or it expired). A
+    /// stopping consumer handles these before it exits.
+    pub async fn next_in_pull(&mut self) -> Option<Result<Delivery, BusError>> {
+        let pull = self.current.as_mut()?;
+        match pull.next().await {
+            Some(Ok(m)) => Some(Delivery::from_message(m)),
+            Some(Err(e)) => Some(Err(self.interrupted(e.to_string()))),
+            None => {
+                self.current = None;
+                None
+            }
+        }
+    }
+
+    fn interrupted(&mut self, error: String) -> BusError {
+        // The consumer may be gone (deleted, or the server lost it): the
+        // caller opens it again, which recreates it when needed.
+        tracing::warn!(error, "consumer pull interrupted");
+        self.current = None;
+        self.broken = true;
+        BusError::Unavailable(error)
     }
 
     /// Up to `max` deliveries: waits for the first, then takes whatever else
@@ -97,16 +155,9 @@ impl Deliveries {
         batch.push(first);
         let deadline = tokio::time::Instant::now() + linger;
         while batch.len() < max {
-            match tokio::time::timeout_at(deadline, self.messages.next()).await {
-                Ok(Some(Ok(m))) => match Delivery::from_message(m) {
-                    Ok(d) => batch.push(d),
-                    Err(e) => tracing::warn!(error = %e, "delivery without metadata skipped"),
-                },
-                Ok(Some(Err(e))) => {
-                    tracing::warn!(error = %e, "consumer pull interrupted");
-                    break;
-                }
-                Ok(None) | Err(_) => break,
+            match tokio::time::timeout_at(deadline, self.next_in_pull()).await {
+                Ok(Some(Ok(d))) => batch.push(d),
+                Ok(Some(Err(_))) | Ok(None) | Err(_) => break,
             }
         }
         Some(Ok(batch))
@@ -223,14 +274,12 @@ pub(crate) async fn open(
         .get_or_create_consumer(&settings.durable, config)
         .await
         .map_err(|e| BusError::JetStream(format!("cannot open consumer: {e}")))?;
-    let messages = consumer
-        .stream()
-        .max_messages_per_batch(settings.batch)
-        .heartbeat(settings.heartbeat)
-        .messages()
-        .await
-        .map_err(|e| BusError::Unavailable(format!("cannot start consumer: {e}")))?;
-    Ok(Deliveries { messages })
+    Ok(Deliveries {
+        consumer,
+        batch: settings.batch.max(1),
+        current: None,
+        broken: false,
+    })
 }
 
 impl EventLog {

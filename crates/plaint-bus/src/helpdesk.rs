@@ -49,20 +49,7 @@ impl Helpdesk {
             },
         )
         .await?;
-        let dead = ensure_stream(
-            js,
-            Config {
-                name: names.dead_letter_stream(),
-                subjects: vec![names.dead_letter()],
-                storage: StorageType::File,
-                num_replicas: settings.replicas,
-                duplicate_window: settings.duplicate_window,
-                // Room for the original message plus its headers and reason.
-                max_message_size: settings.max_message_bytes.saturating_mul(2),
-                ..Default::default()
-            },
-        )
-        .await?;
+        let dead = ensure_dead_letter_stream(&log, settings).await?;
         Ok(Self { log, inbound, dead })
     }
 
@@ -79,33 +66,13 @@ impl Helpdesk {
         delivery: &Delivery,
         reason: &str,
     ) -> Result<Appended, BusError> {
-        let mut headers = HeaderMap::new();
-        headers.insert(DEAD_LETTER_SUBJECT, delivery.subject());
-        headers.insert(
-            DEAD_LETTER_REASON,
-            truncate(reason, MAX_REASON_BYTES).as_str(),
-        );
-        for (name, value) in delivery.headers() {
-            headers.append(
-                format!("{ORIGINAL_HEADER_PREFIX}{name}").as_str(),
-                value.as_str(),
-            );
-        }
-        let id = format!(
-            "dead-{}-{}",
-            self.inbound.cached_info().config.name,
-            delivery.stream_sequence
-        );
-        self.log
-            .publish(
-                &self.log.names().dead_letter(),
-                headers,
-                delivery.payload().clone(),
-                &id,
-                Expect::Any,
-            )
-            .await
-            .map_err(into_bus)
+        store_dead_letter(
+            &self.log,
+            &self.inbound.cached_info().config.name,
+            delivery,
+            reason,
+        )
+        .await
     }
 
     /// Dead letters with a sequence above `after`, oldest first, at most `limit`.
@@ -144,13 +111,15 @@ impl Helpdesk {
     }
 
     /// Publishes a dead letter's original bytes and headers to its original
-    /// subject again; returns the inbound sequence. `None` when no such letter.
-    pub async fn requeue(&self, sequence: u64) -> Result<Option<u64>, BusError> {
+    /// subject again. Only letters from the helpdesk door can be requeued: one
+    /// that came from the event log (a poison event the router gave up on)
+    /// would be appended to the log a second time.
+    pub async fn requeue(&self, sequence: u64) -> Result<Requeue, BusError> {
         let letters = self
             .list_dead_letters(sequence.saturating_sub(1), 1)
             .await?;
         let Some(letter) = letters.into_iter().find(|l| l.sequence == sequence) else {
-            return Ok(None);
+            return Ok(Requeue::NoSuchLetter);
         };
         let mut subject = None;
         let mut headers = HeaderMap::new();
@@ -168,6 +137,10 @@ impl Helpdesk {
             sequence,
             reason: "dead letter without its original subject".to_owned(),
         })?;
+        let door = self.log.names().inbound_subjects();
+        if !subject.starts_with(door.trim_end_matches('>')) {
+            return Ok(Requeue::NotFromHelpdesk(subject));
+        }
         let appended = self
             .log
             .publish(
@@ -179,7 +152,7 @@ impl Helpdesk {
             )
             .await
             .map_err(into_bus)?;
-        Ok(Some(appended.sequence))
+        Ok(Requeue::Published(appended.sequence))
     }
 
     /// Messages waiting in the inbound stream.
@@ -191,6 +164,92 @@ impl Helpdesk {
             .map_err(|e| BusError::Unavailable(e.to_string()))?;
         Ok(info.state.messages)
     }
+}
+
+/// What [`Helpdesk::requeue`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Requeue {
+    /// Published again; the inbound stream's sequence.
+    Published(u64),
+    /// No dead letter at that sequence.
+    NoSuchLetter,
+    /// The letter came from this subject of the event log, not from the
+    /// helpdesk door; it is kept, not requeued.
+    NotFromHelpdesk(String),
+}
+
+/// The dead-letter stream for consumers of the event log (the router): an
+/// event that can never be handled is stored there, with its bytes, subject,
+/// headers and the reason, before it is terminated.
+#[derive(Debug, Clone)]
+pub struct DeadLetters {
+    log: EventLog,
+}
+
+impl DeadLetters {
+    /// Opens the dead-letter stream, creating it when needed.
+    pub async fn open(log: EventLog, settings: &StreamSettings) -> Result<Self, BusError> {
+        ensure_dead_letter_stream(&log, settings).await?;
+        Ok(Self { log })
+    }
+
+    /// Stores a delivery of the event log that can never be handled.
+    /// Idempotent per log message (its stream sequence is in the message id).
+    pub async fn store(&self, delivery: &Delivery, reason: &str) -> Result<Appended, BusError> {
+        store_dead_letter(&self.log, self.log.names().stream(), delivery, reason).await
+    }
+}
+
+async fn ensure_dead_letter_stream(
+    log: &EventLog,
+    settings: &StreamSettings,
+) -> Result<Stream, BusError> {
+    let names = log.names();
+    ensure_stream(
+        log.context(),
+        Config {
+            name: names.dead_letter_stream(),
+            subjects: vec![names.dead_letter()],
+            storage: StorageType::File,
+            num_replicas: settings.replicas,
+            duplicate_window: settings.duplicate_window,
+            // Room for the original message plus its headers and reason.
+            max_message_size: settings.max_message_bytes.saturating_mul(2),
+            ..Default::default()
+        },
+    )
+    .await
+}
+
+/// Stores `delivery` (from the stream `source_stream`) as a dead letter.
+async fn store_dead_letter(
+    log: &EventLog,
+    source_stream: &str,
+    delivery: &Delivery,
+    reason: &str,
+) -> Result<Appended, BusError> {
+    let mut headers = HeaderMap::new();
+    headers.insert(DEAD_LETTER_SUBJECT, delivery.subject());
+    headers.insert(
+        DEAD_LETTER_REASON,
+        truncate(reason, MAX_REASON_BYTES).as_str(),
+    );
+    for (name, value) in delivery.headers() {
+        headers.append(
+            format!("{ORIGINAL_HEADER_PREFIX}{name}").as_str(),
+            value.as_str(),
+        );
+    }
+    let id = format!("dead-{source_stream}-{}", delivery.stream_sequence);
+    log.publish(
+        &log.names().dead_letter(),
+        headers,
+        delivery.payload().clone(),
+        &id,
+        Expect::Any,
+    )
+    .await
+    .map_err(into_bus)
 }
 
 fn into_bus(e: AppendError) -> BusError {

@@ -7,6 +7,7 @@
 //! - [`consumer`]: durable pull consumers and the deliveries they yield;
 //! - [`trace`]: W3C `traceparent` in message headers.
 
+pub mod calibrate;
 pub mod consumer;
 mod error;
 mod helpdesk;
@@ -20,7 +21,7 @@ pub mod trace;
 pub use async_nats::HeaderMap;
 pub use consumer::{ConsumerSettings, Deliveries, Delivery};
 pub use error::{AppendError, BusError};
-pub use helpdesk::{DEAD_LETTER_REASON, DEAD_LETTER_SUBJECT, Helpdesk};
+pub use helpdesk::{DEAD_LETTER_REASON, DEAD_LETTER_SUBJECT, DeadLetters, Helpdesk, Requeue};
 pub use history::History;
 pub use log::{
     Appended, EVENT_TYPE_HEADER, EventLog, Expect, MAX_EVENTS_PER_SUBJECT, RawMessage,
@@ -32,13 +33,22 @@ pub use tail::{Tail, TailItem};
 
 /// Connects to NATS with the options every service uses: a client name,
 /// retries on the initial connect, and endless reconnects.
+///
+/// `url` may list several servers separated by commas (the nodes of a
+/// cluster, e.g. `nats://a:4222,nats://b:4222`); the client connects to one
+/// of them and moves to another when it is lost.
 pub async fn connect(url: &str, client_name: &str) -> Result<async_nats::Client, BusError> {
+    let urls: Vec<&str> = url
+        .split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .collect();
     async_nats::ConnectOptions::new()
         .name(client_name)
         .retry_on_initial_connect()
         .max_reconnects(None)
         .connection_timeout(std::time::Duration::from_secs(5))
-        .connect(url)
+        .connect(urls)
         .await
         .map_err(|e| BusError::Connect(e.to_string()))
 }

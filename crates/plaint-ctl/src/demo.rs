@@ -82,10 +82,10 @@ pub(crate) struct RunStats {
 }
 
 /// Runs the demo.
-pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
+pub(crate) async fn run(args: DemoArgs, target: &crate::ops::Target) -> anyhow::Result<()> {
     let concurrency = args.concurrency.max(1);
-    let intake = connect("intake service", &args.intake).await?;
-    let router = connect("router service", &args.router).await?;
+    let intake = connect("intake service", &target.intake).await?;
+    let router = connect("router service", &target.router).await?;
     let mut clients = Clients {
         intake: IntakeClient::new(intake),
         query: QueryClient::new(router.clone()),
@@ -155,7 +155,7 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
     wait_until_routed(&mut clients.query, baseline + expected_new as u64).await?;
 
     let summary = report::collect(&mut clients, &stats).await?;
-    if args.json {
+    if target.json {
         println!(
             "{}",
             serde_json::to_string_pretty(&report::to_json(&summary, &stats, &args))?

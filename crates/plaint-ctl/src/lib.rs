@@ -3,8 +3,11 @@
 //! them through their lifecycle, and reports the routes, the CEO budget, the
 //! goodwill stock and a few decisions with their explanations.
 
+pub mod bench;
 mod demo;
 mod generate;
+pub mod ops;
+mod render;
 mod report;
 
 use clap::{Args, Parser, Subcommand};
@@ -13,6 +16,9 @@ use clap::{Args, Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "plaint-ctl", version, about = "plaint operator CLI")]
 pub struct Cli {
+    /// Where the services are, and how to print.
+    #[command(flatten)]
+    pub target: ops::Target,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -23,25 +29,17 @@ pub struct Cli {
 pub enum Command {
     /// Submit a seeded load of complaints, drive some through their lifecycle, and report.
     Demo(DemoArgs),
+    /// Measure the raw limits of this machine, then the whole system against
+    /// them, behind a correctness gate (see BENCHMARKS.md).
+    Bench(bench::BenchArgs),
+    /// Everyday operations: complaints, dead letters, policies, climate, stance, rebuilds.
+    #[command(flatten)]
+    Ops(ops::Ops),
 }
 
 /// Settings of `plaint-ctl demo`.
 #[derive(Debug, Clone, Args)]
 pub struct DemoArgs {
-    /// gRPC endpoint of the intake service.
-    #[arg(
-        long,
-        env = "PLAINT_INTAKE_URL",
-        default_value = "http://127.0.0.1:50051"
-    )]
-    pub intake: String,
-    /// gRPC endpoint of the router service.
-    #[arg(
-        long,
-        env = "PLAINT_ROUTER_URL",
-        default_value = "http://127.0.0.1:50052"
-    )]
-    pub router: String,
     /// NATS server URL (for the helpdesk half of the load).
     #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
     pub nats: String,
@@ -58,14 +56,13 @@ pub struct DemoArgs {
     /// Concurrent gRPC requests at most.
     #[arg(long, default_value_t = 32)]
     pub concurrency: usize,
-    /// Print one JSON object instead of tables.
-    #[arg(long)]
-    pub json: bool,
 }
 
 /// Runs one parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Demo(args) => demo::run(args).await,
+        Command::Demo(args) => demo::run(args, &cli.target).await,
+        Command::Bench(args) => bench::run(args, cli.target.json).await,
+        Command::Ops(ops) => ops::run(cli.target, ops).await,
     }
 }

@@ -3,10 +3,7 @@
 use std::collections::BTreeMap;
 
 use anyhow::Context;
-use plaint_proto::events::{
-    Category, Channel, Climate, Decision, FulfilmentKind, GateKind, Priority, Route,
-    StanceAlignment,
-};
+use plaint_proto::events::{Category, Channel, Decision, Route};
 use plaint_proto::router::{
     ComplaintSummary, Consistency, GetCeoBudgetRequest, GetCeoBudgetResponse, GetComplaintRequest,
     GetGoodwillRequest, GetGoodwillResponse, GoodwillGrouping, GoodwillRow, ListComplaintsRequest,
@@ -17,6 +14,7 @@ use serde_json::{Value, json};
 use crate::DemoArgs;
 use crate::demo::{Clients, RunStats};
 use crate::generate::short;
+use crate::render::{decision_json, print_complaint, print_decision, route_name, status_name};
 
 /// Everything the summary shows.
 #[derive(Debug)]
@@ -30,20 +28,6 @@ pub(crate) struct Summary {
     goodwill: GetGoodwillResponse,
     /// One complaint per route with the decision in force.
     examples: Vec<(ComplaintSummary, Option<Decision>)>,
-}
-
-fn route_name(raw: i32) -> &'static str {
-    short(
-        Route::try_from(raw).unwrap_or_default().as_str_name(),
-        "ROUTE_",
-    )
-}
-
-fn status_name(raw: i32) -> &'static str {
-    short(
-        Status::try_from(raw).unwrap_or_default().as_str_name(),
-        "STATUS_",
-    )
 }
 
 fn consistency(min_sequence: u64) -> Option<Consistency> {
@@ -138,36 +122,6 @@ pub(crate) async fn collect(clients: &mut Clients, stats: &RunStats) -> anyhow::
         budget,
         goodwill,
         examples,
-    })
-}
-
-fn gate_name(raw: i32) -> &'static str {
-    short(
-        GateKind::try_from(raw).unwrap_or_default().as_str_name(),
-        "GATE_KIND_",
-    )
-}
-
-fn decision_json(d: &Decision) -> Value {
-    json!({
-        "route": route_name(d.route),
-        "fulfilment": short(FulfilmentKind::try_from(d.fulfilment).unwrap_or_default().as_str_name(), "FULFILMENT_KIND_"),
-        "priority": short(Priority::try_from(d.priority).unwrap_or_default().as_str_name(), "PRIORITY_"),
-        "score": d.score,
-        "ceo_threshold": d.ceo_threshold,
-        "policy_version": d.policy_version,
-        "climate": short(Climate::try_from(d.climate).unwrap_or_default().as_str_name(), "CLIMATE_"),
-        "stance": short(StanceAlignment::try_from(d.stance).unwrap_or_default().as_str_name(), "STANCE_ALIGNMENT_"),
-        "contributions": d.contributions.iter().map(|c| json!({
-            "factor": c.factor, "observed": c.observed, "points": c.points,
-        })).collect::<Vec<_>>(),
-        "gates": d.gates.iter().map(|g| json!({
-            "gate": gate_name(g.kind), "observed": g.observed, "limit": g.limit,
-            "passed": g.passed, "note": g.note,
-        })).collect::<Vec<_>>(),
-        "why_not": d.why_not.iter().map(|w| json!({
-            "route": route_name(w.route), "reason": w.reason,
-        })).collect::<Vec<_>>(),
     })
 }
 
@@ -315,69 +269,10 @@ pub(crate) fn print(summary: &Summary, stats: &RunStats, args: &DemoArgs) {
             c.external_ticket_id,
             route_name(c.route)
         );
-        println!(
-            "complaint {}  customer {} ({})  {} / {}  status {}{}",
-            c.complaint_id,
-            c.customer_id,
-            c.segment,
-            short(
-                Channel::try_from(c.channel)
-                    .unwrap_or_default()
-                    .as_str_name(),
-                "CHANNEL_"
-            ),
-            short(
-                Category::try_from(c.category)
-                    .unwrap_or_default()
-                    .as_str_name(),
-                "CATEGORY_"
-            ),
-            status_name(c.status),
-            if c.satisfaction > 0 {
-                format!(" (satisfaction {})", c.satisfaction)
-            } else {
-                String::new()
-            }
-        );
-        let Some(d) = d else {
-            println!("  (no decision recorded)");
-            continue;
-        };
-        let v = decision_json(d);
-        println!(
-            "route {}  fulfilment {}  priority {}  score {} vs CEO threshold {}  (policy v{}, climate {}, stance {})",
-            v["route"].as_str().unwrap_or(""),
-            v["fulfilment"].as_str().unwrap_or(""),
-            v["priority"].as_str().unwrap_or(""),
-            d.score,
-            d.ceo_threshold,
-            d.policy_version,
-            v["climate"].as_str().unwrap_or(""),
-            v["stance"].as_str().unwrap_or(""),
-        );
-        println!("  {:<22} {:<22} {:>6}", "factor", "observed", "points");
-        for contribution in &d.contributions {
-            println!(
-                "  {:<22} {:<22} {:>+6}",
-                contribution.factor, contribution.observed, contribution.points
-            );
-        }
-        println!(
-            "  {:<14} {:>9} {:>9}  {:<4}  note",
-            "gate", "observed", "limit", ""
-        );
-        for gate in &d.gates {
-            println!(
-                "  {:<14} {:>9} {:>9}  {:<4}  {}",
-                gate_name(gate.kind),
-                gate.observed,
-                gate.limit,
-                if gate.passed { "pass" } else { "FAIL" },
-                gate.note
-            );
-        }
-        for why in &d.why_not {
-            println!("  why not {}: {}", route_name(why.route), why.reason);
+        print_complaint(c);
+        match d {
+            Some(d) => print_decision(d),
+            None => println!("  (no decision recorded)"),
         }
     }
 }

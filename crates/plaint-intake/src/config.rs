@@ -13,7 +13,10 @@ pub struct Config {
     /// Address the gRPC server listens on (port 0 picks a free port).
     #[arg(long, env = "INTAKE_GRPC_ADDR", default_value = "127.0.0.1:50051")]
     pub grpc_addr: SocketAddr,
-    /// NATS server URL.
+    /// Address of the Prometheus endpoint (`GET /metrics`; port 0 picks a free port).
+    #[arg(long, env = "INTAKE_METRICS_ADDR", default_value = "127.0.0.1:9101")]
+    pub metrics_addr: SocketAddr,
+    /// NATS server URL; several (the nodes of a cluster) separated by commas.
     #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
     pub nats_url: String,
     /// Prefix of every subject; deployments sharing a server use different ones.
@@ -53,6 +56,7 @@ impl Config {
     pub fn for_tests(nats_url: &str, prefix: &str) -> Self {
         Self {
             grpc_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            metrics_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             nats_url: nats_url.to_owned(),
             prefix: prefix.to_owned(),
             stream: format!("{}_LOG", prefix.to_uppercase()),

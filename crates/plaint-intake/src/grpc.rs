@@ -1,6 +1,6 @@
 //! The gRPC door: `Intake` for internal systems and `IntakeAdmin` for operators.
 
-use plaint_bus::{DEAD_LETTER_REASON, DEAD_LETTER_SUBJECT, Helpdesk};
+use plaint_bus::{DEAD_LETTER_REASON, DEAD_LETTER_SUBJECT, Helpdesk, Requeue};
 use plaint_proto::intake::{self as pb, intake_admin_server::IntakeAdmin, intake_server};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
@@ -11,6 +11,12 @@ use crate::service::{Intake, Origin, Written};
 
 /// Most dead letters one page may hold.
 pub const MAX_DEAD_LETTER_PAGE: u32 = 1000;
+/// Most bytes of dead letters one page holds (a page always holds at least
+/// one letter), so a page fits the 4 MiB a gRPC client accepts by default.
+pub const MAX_DEAD_LETTER_PAGE_BYTES: usize = 3 * 1024 * 1024;
+/// Largest `IntakeAdmin` response: requests stay capped by the service's
+/// limit, but a page of dead letters (each up to 2 MiB) must fit.
+pub const MAX_ADMIN_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
 
 /// The `Intake` gRPC service.
 #[derive(Debug, Clone)]
@@ -128,12 +134,8 @@ impl IntakeAdmin for AdminService {
             .list_dead_letters(r.after_sequence, limit as usize)
             .await
             .map_err(Error::from)?;
-        let next = if letters.len() == limit as usize {
-            letters.last().map_or(0, |l| l.sequence)
-        } else {
-            0
-        };
-        let letters = letters
+        let full = letters.len() == limit as usize;
+        let letters: Vec<pb::DeadLetter> = letters
             .into_iter()
             .map(|l| {
                 let find = |name: &str| {
@@ -153,6 +155,24 @@ impl IntakeAdmin for AdminService {
                 }
             })
             .collect();
+        // Cut the page by size too: dead letters are up to 2 MiB each.
+        let mut bytes = 0;
+        let fits = letters
+            .iter()
+            .take_while(|l| {
+                bytes += prost::Message::encoded_len(*l) + 8;
+                bytes <= MAX_DEAD_LETTER_PAGE_BYTES
+            })
+            .count()
+            .max(1);
+        let cut = fits < letters.len();
+        let mut letters = letters;
+        letters.truncate(fits);
+        let next = if full || cut {
+            letters.last().map_or(0, |l| l.sequence)
+        } else {
+            0
+        };
         Ok(Response::new(pb::ListDeadLettersResponse {
             letters,
             next_after_sequence: next,
@@ -165,11 +185,17 @@ impl IntakeAdmin for AdminService {
     ) -> Result<Response<pb::RequeueDeadLetterResponse>, Status> {
         let seq = request.into_inner().sequence;
         match self.helpdesk.requeue(seq).await.map_err(Error::from)? {
-            Some(inbound_sequence) => Ok(Response::new(pb::RequeueDeadLetterResponse {
-                inbound_sequence,
-            })),
-            None => Err(Status::not_found(format!(
+            Requeue::Published(inbound_sequence) => {
+                Ok(Response::new(pb::RequeueDeadLetterResponse {
+                    inbound_sequence,
+                }))
+            }
+            Requeue::NoSuchLetter => Err(Status::not_found(format!(
                 "no dead letter at sequence {seq}"
+            ))),
+            Requeue::NotFromHelpdesk(subject) => Err(Status::failed_precondition(format!(
+                "the dead letter at sequence {seq} came from the event log ({subject}), \
+                 not from the helpdesk door; it cannot be requeued"
             ))),
         }
     }

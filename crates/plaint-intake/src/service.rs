@@ -51,12 +51,21 @@ pub fn now() -> Timestamp {
     Timestamp::from_millis(ms)
 }
 
+/// The trace context the stored event carries: the current span's when
+/// traces are recorded (made a child of the caller's), else a child of the
+/// caller's context, else a new trace.
 fn traceparent(origin: &Origin) -> String {
-    trace::child_of(
-        origin.traceparent.as_deref(),
-        rand_u64(),
-        Uuid::new_v4().as_u128(),
-    )
+    let span = tracing::Span::current();
+    if let Some(parent) = &origin.traceparent {
+        plaint_runtime::telemetry::set_parent(&span, parent);
+    }
+    plaint_runtime::telemetry::traceparent_of(&span).unwrap_or_else(|| {
+        trace::child_of(
+            origin.traceparent.as_deref(),
+            rand_u64(),
+            Uuid::new_v4().as_u128(),
+        )
+    })
 }
 
 fn rand_u64() -> u64 {
@@ -133,6 +142,7 @@ impl Intake {
             Err(e) => return Err(e.into()),
         };
         tracing::Span::current().record("sequence", written.sequence);
+        count_write("submit", written.duplicate);
         Ok(written)
     }
 
@@ -212,12 +222,20 @@ impl Intake {
             }
             if let Some(w) = first_written {
                 tracing::Span::current().record("sequence", w.sequence);
+                count_write(command.name(), w.duplicate);
                 return Ok(w);
             }
+            metrics::counter!("plaint_intake_conflicts_total").increment(1);
             tracing::debug!(attempt, "conflict, retrying");
         }
         Err(Error::Conflict {
             attempts: self.conflict_retries,
         })
     }
+}
+
+fn count_write(command: &'static str, duplicate: bool) {
+    let outcome = if duplicate { "duplicate" } else { "stored" };
+    metrics::counter!("plaint_intake_writes_total", "command" => command, "outcome" => outcome)
+        .increment(1);
 }

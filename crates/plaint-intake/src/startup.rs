@@ -25,6 +25,7 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(8);
 pub struct Application {
     listener: TcpListener,
     local_addr: SocketAddr,
+    metrics_listener: TcpListener,
     client: plaint_bus::Client,
     core: Intake,
     helpdesk: Helpdesk,
@@ -53,14 +54,25 @@ impl Application {
             .await
             .with_context(|| format!("binding {}", config.grpc_addr))?;
         let local_addr = listener.local_addr()?;
+        let metrics_listener = TcpListener::bind(config.metrics_addr)
+            .await
+            .with_context(|| format!("binding {}", config.metrics_addr))?;
         Ok(Self {
             listener,
             local_addr,
+            metrics_listener,
             client,
             core: Intake::new(log, config.conflict_retries),
             helpdesk,
             config,
         })
+    }
+
+    /// The address of the Prometheus endpoint.
+    pub fn metrics_addr(&self) -> SocketAddr {
+        self.metrics_listener
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
     }
 
     /// The address the gRPC server listens on.
@@ -93,12 +105,18 @@ impl Application {
             .max_encoding_message_size(max);
         let admin = IntakeAdminServer::new(AdminService::new(self.helpdesk.clone()))
             .max_decoding_message_size(max)
-            .max_encoding_message_size(max);
+            .max_encoding_message_size(max.max(crate::grpc::MAX_ADMIN_RESPONSE_BYTES));
 
+        let helpdesk_consumer = self.helpdesk_consumer_name();
         let stop = CancellationToken::new();
+        let metrics_stop = stop.clone();
+        let metrics_server = tokio::spawn(plaint_runtime::metrics::serve(
+            self.metrics_listener,
+            async move { metrics_stop.cancelled().await },
+        ));
         let helpdesk_task = self.config.helpdesk.then(|| {
             let mut consumer = ConsumerSettings::new(
-                self.helpdesk_consumer_name(),
+                helpdesk_consumer,
                 format!("{}.helpdesk.inbound.>", self.config.prefix),
             );
             consumer.max_deliver = self.config.helpdesk_max_deliver;
@@ -132,6 +150,7 @@ impl Application {
         };
         let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));
         let server = tonic::transport::Server::builder()
+            .layer(plaint_runtime::metrics::GrpcMetricsLayer)
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
@@ -159,6 +178,7 @@ impl Application {
                 let _ = task.await;
             }
             let served = server.await;
+            let _ = metrics_server.await;
             let _ = self.client.flush().await;
             served
         };

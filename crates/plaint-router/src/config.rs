@@ -13,7 +13,10 @@ pub struct Config {
     /// Address the gRPC server listens on (port 0 picks a free port).
     #[arg(long, env = "ROUTER_GRPC_ADDR", default_value = "127.0.0.1:50052")]
     pub grpc_addr: SocketAddr,
-    /// NATS server URL.
+    /// Address of the Prometheus endpoint (`GET /metrics`; port 0 picks a free port).
+    #[arg(long, env = "ROUTER_METRICS_ADDR", default_value = "127.0.0.1:9102")]
+    pub metrics_addr: SocketAddr,
+    /// NATS server URL; several (the nodes of a cluster) separated by commas.
     #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
     pub nats_url: String,
     /// PostgreSQL URL of the projections database.
@@ -44,6 +47,11 @@ pub struct Config {
     /// Run the routing consumer (decisions).
     #[arg(long, env = "ROUTER_ROUTING", default_value_t = true, action = clap::ArgAction::Set)]
     pub routing: bool,
+    /// Role in the routing consumer's durable name (`<STREAM>_<role>`):
+    /// replicas with the same one share the work; a router with another one
+    /// sees every event as well (and races the others on each decision).
+    #[arg(long, env = "ROUTER_CONSUMER", default_value = "router")]
+    pub routing_consumer: String,
     /// Run the projector (PostgreSQL read models).
     #[arg(long, env = "ROUTER_PROJECTIONS", default_value_t = true, action = clap::ArgAction::Set)]
     pub projections: bool,
@@ -63,6 +71,7 @@ impl Config {
     pub fn for_tests(nats_url: &str, prefix: &str, database_url: &str) -> Self {
         Self {
             grpc_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            metrics_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             nats_url: nats_url.to_owned(),
             database_url: database_url.to_owned(),
             db_max_connections: 4,
@@ -72,6 +81,7 @@ impl Config {
             duplicate_window_secs: 120,
             max_message_bytes: 4 * 1024 * 1024,
             routing: true,
+            routing_consumer: "router".to_owned(),
             projections: true,
             projection_batch: 500,
             max_consistency_wait_ms: 10_000,

@@ -19,6 +19,9 @@ use crate::store::{Store, StoreError};
 pub const LINGER: Duration = Duration::from_millis(5);
 /// Pause before resuming after a failure.
 pub const RETRY_PAUSE: Duration = Duration::from_millis(500);
+/// How long the tail may stay silent before the projector checks whether the
+/// log has moved on without it.
+pub const STALL_CHECK: Duration = Duration::from_secs(3);
 
 #[derive(Debug, thiserror::Error)]
 enum Interrupted {
@@ -28,6 +31,8 @@ enum Interrupted {
     Store(#[from] StoreError),
     #[error("the tail ended")]
     TailEnded,
+    #[error("the tail is silent while the log has reached sequence {0}")]
+    Stalled(u64),
 }
 
 /// Projects the log into `store` until `stop` is cancelled, broadcasting an
@@ -77,10 +82,37 @@ async fn follow(
         let next = tokio::select! {
             biased;
             () = stop.cancelled() => return Ok(()),
-            next = tail.next_batch(batch, LINGER) => next,
+            next = tokio::time::timeout(STALL_CHECK, tail.next_batch(batch, LINGER)) => next,
+        };
+        let Ok(next) = next else {
+            // Silence is fine while the log has nothing new. When it has, the
+            // tail is stuck: its server-side consumer was lost (a NATS
+            // restart), which the client would notice only after missed
+            // heartbeats, up to a minute. Reopen it at the checkpoint (a
+            // batch cut short here cannot be applied past a gap).
+            let last = log.last_sequence().await?;
+            if last > store.projected_sequence().await? {
+                return Err(Interrupted::Stalled(last));
+            }
+            continue;
         };
         let items = next.ok_or(Interrupted::TailEnded)??;
+        let started = std::time::Instant::now();
         let applied = store.apply_batch_after(&items, first).await?;
+        if plaint_runtime::telemetry::traces_enabled() {
+            // One span per event, in the event's own trace, so a trace ends
+            // where the complaint became visible to queries.
+            for item in &items {
+                if let Ok(Some(tp)) = item.event.as_ref().map(|e| e.traceparent.as_deref()) {
+                    let span = tracing::info_span!("projected", sequence = item.sequence);
+                    plaint_runtime::telemetry::set_parent(&span, tp);
+                }
+            }
+        }
+        metrics::histogram!("plaint_projection_batch_size").record(items.len() as f64);
+        metrics::histogram!("plaint_projection_apply_seconds")
+            .record(started.elapsed().as_secs_f64());
+        metrics::gauge!("plaint_projection_checkpoint").set(applied.checkpoint as f64);
         first = false;
         tracing::debug!(
             checkpoint = applied.checkpoint,
@@ -93,6 +125,27 @@ async fn follow(
                 // An error only means nobody is watching right now.
                 let _ = updates.send(complaint_update(change));
             }
+        }
+    }
+}
+
+/// How often the projection lag is measured.
+const LAG_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Publishes `plaint_log_last_sequence` and `plaint_projection_lag_events`
+/// (log events not yet in the projections) until `stop` is cancelled.
+pub async fn measure_lag(log: EventLog, store: Store, stop: CancellationToken) {
+    loop {
+        if let (Ok(last), Ok(projected)) =
+            (log.last_sequence().await, store.projected_sequence().await)
+        {
+            metrics::gauge!("plaint_log_last_sequence").set(last as f64);
+            metrics::gauge!("plaint_projection_lag_events")
+                .set(last.saturating_sub(projected) as f64);
+        }
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(LAG_INTERVAL) => {}
         }
     }
 }

@@ -9,7 +9,8 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use plaint_bus::{
-    AppendError, BusError, ConsumerSettings, Delivery, EventLog, Expect, History, trace,
+    AppendError, BusError, ConsumerSettings, DeadLetters, Delivery, EventLog, Expect, History,
+    trace,
 };
 use plaint_domain::event::{CeoSlot, CompanyEvent, ComplaintEvent, Envelope, EventPayload};
 use plaint_domain::routing::RoutingContext;
@@ -25,6 +26,11 @@ use crate::company::CompanyView;
 /// Attempts to route one complaint when other writers keep moving its subject
 /// or the budget subject.
 const ROUTE_ATTEMPTS: u32 = 8;
+/// Pause before the redelivery of an event whose routing failed, times the
+/// deliveries so far...
+const RETRY_PAUSE: Duration = Duration::from_millis(500);
+/// ...up to this.
+const MAX_RETRY_PAUSE: Duration = Duration::from_secs(5);
 
 /// The wall clock, read once per decision and passed into the domain.
 pub fn now() -> Timestamp {
@@ -63,15 +69,29 @@ impl From<AppendError> for RoutingError {
     }
 }
 
+/// Complaints routed at once by one routing consumer. Deliveries of one
+/// complaint go to the same worker, in order; others proceed side by side,
+/// so many reads and appends are in flight while each complaint's events
+/// are still handled one after the other.
+pub const ROUTING_WORKERS: usize = 32;
+/// Deliveries queued per worker before the consumer waits.
+const WORKER_QUEUE: usize = 16;
+
 /// The router's decision maker.
 #[derive(Debug)]
 pub struct Router {
     log: EventLog,
     company: CompanyView,
+    /// Held from the re-check of a CEO decision's inputs to its engagement
+    /// record, so routers of one process engage the CEO one at a time (the
+    /// budget's compare-and-set covers other processes).
+    ceo: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// The budget of the window last read, and where that read ended.
+    budget: Option<(Timestamp, BudgetState)>,
 }
 
 /// The CEO budget as the window's subject holds it.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 struct BudgetState {
     slots: Vec<CeoSlot>,
     last_sequence: u64,
@@ -83,6 +103,19 @@ impl Router {
         Self {
             log,
             company: CompanyView::default(),
+            ceo: std::sync::Arc::default(),
+            budget: None,
+        }
+    }
+
+    /// Another router over the same log that engages the CEO in turn with
+    /// this one.
+    pub fn sibling(&self) -> Self {
+        Self {
+            log: self.log.clone(),
+            company: CompanyView::default(),
+            ceo: std::sync::Arc::clone(&self.ceo),
+            budget: None,
         }
     }
 
@@ -102,6 +135,10 @@ impl Router {
         let span = tracing::Span::current();
         span.record("complaint_id", tracing::field::display(id));
         span.record("sequence", sequence);
+        if let Some(parent) = traceparent {
+            // The decision continues the trace that submitted the complaint.
+            plaint_runtime::telemetry::set_parent(&span, parent);
+        }
         let escalation = match event {
             ComplaintEvent::Received(_) => false,
             ComplaintEvent::VisibilityChanged(_) => true,
@@ -192,6 +229,18 @@ impl Router {
                 return Ok(Outcome::Skipped);
             }
         };
+        // A sibling may have engaged the CEO for this customer since the
+        // cooldown was read: decide again if so (the budget's own
+        // compare-and-set catches any other slot taken meanwhile).
+        let _engaging = if decision.route == Route::Ceo {
+            let guard = std::sync::Arc::clone(&self.ceo).lock_owned().await;
+            if self.last_ceo_engagement(customer.id.as_str(), id).await? != customer_last_ceo {
+                return Err(RoutingError::Contended(1));
+            }
+            Some(guard)
+        } else {
+            None
+        };
         if decision.route == Route::Ceo && own_slot.is_none() {
             self.reserve(&complaint, &decision, &budget, cause).await?;
         }
@@ -208,23 +257,29 @@ impl Router {
         Ok(Outcome::Routed(decision.route))
     }
 
-    async fn budget(&self, window_start: Timestamp) -> Result<BudgetState, BusError> {
+    /// The window's budget as the log holds it now: what this router read
+    /// before, plus what was appended since (one read when nothing was; the
+    /// subject is append-only, so this equals reading it whole).
+    async fn budget(&mut self, window_start: Timestamp) -> Result<BudgetState, BusError> {
+        let mut state = match self.budget.take() {
+            Some((window, state)) if window == window_start => state,
+            _ => BudgetState::default(),
+        };
         let events = self
             .log
-            .read_subject(&self.log.names().budget(window_start))
+            .read_subject_after(&self.log.names().budget(window_start), state.last_sequence)
             .await?;
-        let last_sequence = events.last().map_or(0, |e| e.sequence);
-        let slots = events
-            .into_iter()
-            .filter_map(|e| match e.envelope.payload {
+        if let Some(last) = events.last() {
+            state.last_sequence = last.sequence;
+        }
+        state
+            .slots
+            .extend(events.into_iter().filter_map(|e| match e.envelope.payload {
                 EventPayload::Company(CompanyEvent::CeoSlotReserved(slot)) => Some(slot),
                 _ => None,
-            })
-            .collect();
-        Ok(BudgetState {
-            slots,
-            last_sequence,
-        })
+            }));
+        self.budget = Some((window_start, state.clone()));
+        Ok(state)
     }
 
     async fn last_ceo_engagement(
@@ -289,7 +344,8 @@ impl Router {
         traceparent: Option<&str>,
     ) -> Result<(), RoutingError> {
         let subject = self.log.names().complaint(&complaint.id);
-        let tp = trace::child_of(traceparent, span_id(), Uuid::new_v4().as_u128());
+        let tp = plaint_runtime::telemetry::traceparent_of(&tracing::Span::current())
+            .unwrap_or_else(|| trace::child_of(traceparent, span_id(), Uuid::new_v4().as_u128()));
         let mut expected = last_sequence;
         for (i, event) in events.into_iter().enumerate() {
             // Derived from the position it was decided at: replicas deciding
@@ -376,8 +432,31 @@ fn company_envelope(
 
 /// Consumes the complaint subjects until `stop` is cancelled; finishes the
 /// delivery in hand first. Reopens the consumer by itself when it breaks.
-pub async fn run(log: EventLog, settings: ConsumerSettings, stop: CancellationToken) {
-    let mut router = Router::new(log.clone());
+///
+/// A poison event never stalls the consumer: one that cannot be decoded is
+/// dead-lettered and terminated at once; one whose handling keeps failing is
+/// retried, and dead-lettered and terminated at its `max_deliver`-th delivery.
+pub async fn run(
+    log: EventLog,
+    dead_letters: DeadLetters,
+    settings: ConsumerSettings,
+    stop: CancellationToken,
+) {
+    let router = Router::new(log.clone());
+    let mut queues = Vec::with_capacity(ROUTING_WORKERS);
+    let mut workers = Vec::with_capacity(ROUTING_WORKERS);
+    for _ in 0..ROUTING_WORKERS {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Delivery>(WORKER_QUEUE);
+        let mut router = router.sibling();
+        let dead_letters = dead_letters.clone();
+        let settings = settings.clone();
+        queues.push(tx);
+        workers.push(tokio::spawn(async move {
+            while let Some(d) = rx.recv().await {
+                process(&mut router, &dead_letters, &settings, &d).await;
+            }
+        }));
+    }
     while !stop.is_cancelled() {
         let mut deliveries = match log.consume(&settings).await {
             Ok(d) => d,
@@ -395,7 +474,13 @@ pub async fn run(log: EventLog, settings: ConsumerSettings, stop: CancellationTo
                 n = deliveries.next() => n,
             };
             match next {
-                Some(Ok(d)) => process(&mut router, &d).await,
+                Some(Ok(d)) => {
+                    let queue = &queues[worker_of(d.subject())];
+                    if let Err(tokio::sync::mpsc::error::SendError(d)) = queue.send(d).await {
+                        tracing::error!("a routing worker is gone; routing in the consumer");
+                        process(&mut router.sibling(), &dead_letters, &settings, &d).await;
+                    }
+                }
                 Some(Err(e)) => {
                     tracing::warn!(error = %e, "routing delivery failed");
                     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -403,32 +488,98 @@ pub async fn run(log: EventLog, settings: ConsumerSettings, stop: CancellationTo
                 None => break,
             }
         }
+        // Stopping: finish the pull in hand (at most one batch, at most
+        // PULL_EXPIRES more), so nothing this process was given is left to
+        // be redelivered to its successor after the ack wait.
+        if stop.is_cancelled() {
+            while let Some(Ok(d)) = deliveries.next_in_pull().await {
+                let queue = &queues[worker_of(d.subject())];
+                if let Err(tokio::sync::mpsc::error::SendError(d)) = queue.send(d).await {
+                    process(&mut router.sibling(), &dead_letters, &settings, &d).await;
+                }
+            }
+        }
+    }
+    // The deliveries in hand are finished; the rest will be redelivered.
+    drop(queues);
+    for w in workers {
+        let _ = w.await;
     }
     tracing::info!("routing consumer stopped");
 }
 
-async fn process(router: &mut Router, d: &Delivery) {
+/// The worker of a complaint's subject: always the same one.
+fn worker_of(subject: &str) -> usize {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    subject.hash(&mut h);
+    usize::try_from(h.finish() % ROUTING_WORKERS as u64).unwrap_or(0)
+}
+
+async fn process(
+    router: &mut Router,
+    dead_letters: &DeadLetters,
+    settings: &ConsumerSettings,
+    d: &Delivery,
+) {
+    metrics::gauge!("plaint_routing_pending").set(d.pending as f64);
+    let started = std::time::Instant::now();
     let envelope = match plaint_proto::decode_envelope(d.payload()) {
         Ok(e) => e,
         Err(e) => {
             // It can never be decoded; delivering it again cannot help.
-            tracing::error!(sequence = d.stream_sequence, error = %e, "undecodable event terminated");
-            let _ = d.term().await;
-            return;
+            let reason = format!("undecodable event: {e}");
+            return give_up(dead_letters, d, &reason).await;
         }
     };
     match router
         .handle(&envelope, d.stream_sequence, d.traceparent().as_deref())
         .await
     {
-        Ok(_) => {
+        Ok(outcome) => {
+            if let Outcome::Routed(route) = outcome {
+                metrics::counter!("plaint_decisions_total", "route" => route.name()).increment(1);
+                metrics::histogram!("plaint_routing_seconds")
+                    .record(started.elapsed().as_secs_f64());
+            }
             if let Err(e) = d.ack().await {
                 tracing::warn!(error = %e, "ack failed; the redelivery will find the decision made");
             }
         }
+        Err(e) if d.delivered >= settings.max_deliver => {
+            let reason = format!("routing gave up after {} deliveries: {e}", d.delivered);
+            give_up(dead_letters, d, &reason).await;
+        }
         Err(e) => {
             tracing::warn!(error = %e, sequence = d.stream_sequence, "routing failed; will retry");
-            let _ = d.nak(Duration::from_millis(500)).await;
+            // Growing pauses, so that the deliveries before giving up span a
+            // failover of the log (~20 s with the default max_deliver of 10).
+            let attempt = u32::try_from(d.delivered.max(1)).unwrap_or(u32::MAX);
+            let delay = RETRY_PAUSE.saturating_mul(attempt).min(MAX_RETRY_PAUSE);
+            let _ = d.nak(delay).await;
+        }
+    }
+}
+
+/// Dead-letters a delivery that can never be handled, then terminates it; if
+/// the dead letter cannot be stored, it is left to be redelivered.
+async fn give_up(dead_letters: &DeadLetters, d: &Delivery, reason: &str) {
+    tracing::error!(
+        sequence = d.stream_sequence,
+        subject = d.subject(),
+        reason,
+        "event dead-lettered"
+    );
+    metrics::counter!("plaint_routing_dead_letters_total").increment(1);
+    match dead_letters.store(d, reason).await {
+        Ok(_) => {
+            if let Err(e) = d.term().await {
+                tracing::warn!(error = %e, "term of a dead-lettered event failed");
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot store dead letter; will retry");
+            let _ = d.nak(Duration::from_secs(1)).await;
         }
     }
 }

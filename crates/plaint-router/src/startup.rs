@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context;
-use plaint_bus::{ConsumerSettings, EventLog, Names, StreamSettings};
+use plaint_bus::{ConsumerSettings, DeadLetters, EventLog, Names, StreamSettings};
 use plaint_proto::router::{admin_server::AdminServer, query_server::QueryServer};
 use tokio::net::TcpListener;
 use tokio::sync::broadcast;
@@ -29,8 +29,10 @@ const WATCH_BUFFER: usize = 1024;
 pub struct Application {
     listener: TcpListener,
     local_addr: SocketAddr,
+    metrics_listener: TcpListener,
     client: plaint_bus::Client,
     log: EventLog,
+    dead_letters: DeadLetters,
     store: Store,
     config: Config,
 }
@@ -51,6 +53,9 @@ impl Application {
         let log = EventLog::open(client.clone(), names, &settings)
             .await
             .context("provisioning the event log")?;
+        let dead_letters = DeadLetters::open(log.clone(), &settings)
+            .await
+            .context("provisioning the dead-letter stream")?;
         let store = Store::connect(&config.database_url, config.db_max_connections)
             .await
             .context("connecting to PostgreSQL and migrating")?;
@@ -58,14 +63,26 @@ impl Application {
             .await
             .with_context(|| format!("binding {}", config.grpc_addr))?;
         let local_addr = listener.local_addr()?;
+        let metrics_listener = TcpListener::bind(config.metrics_addr)
+            .await
+            .with_context(|| format!("binding {}", config.metrics_addr))?;
         Ok(Self {
             listener,
             local_addr,
+            metrics_listener,
             client,
             log,
+            dead_letters,
             store,
             config,
         })
+    }
+
+    /// The address of the Prometheus endpoint.
+    pub fn metrics_addr(&self) -> SocketAddr {
+        self.metrics_listener
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
     }
 
     /// The address the gRPC server listens on.
@@ -92,17 +109,31 @@ impl Application {
 
         let (updates, _) = broadcast::channel(WATCH_BUFFER);
         let stop = CancellationToken::new();
+        let metrics_stop = stop.clone();
+        let metrics_server = tokio::spawn(plaint_runtime::metrics::serve(
+            self.metrics_listener,
+            async move { metrics_stop.cancelled().await },
+        ));
         let mut tasks = Vec::new();
         if self.config.routing {
             let names = self.log.names();
-            let settings = ConsumerSettings::new(names.consumer("router"), names.all_complaints());
+            let settings = ConsumerSettings::new(
+                names.consumer(&self.config.routing_consumer),
+                names.all_complaints(),
+            );
             tasks.push(tokio::spawn(routing::run(
                 self.log.clone(),
+                self.dead_letters.clone(),
                 settings,
                 stop.clone(),
             )));
         }
         if self.config.projections {
+            tasks.push(tokio::spawn(projector::measure_lag(
+                self.log.clone(),
+                self.store.clone(),
+                stop.clone(),
+            )));
             tasks.push(tokio::spawn(projector::run(
                 self.log.clone(),
                 self.store.clone(),
@@ -142,6 +173,7 @@ impl Application {
         let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));
         let server = tokio::spawn(
             tonic::transport::Server::builder()
+                .layer(plaint_runtime::metrics::GrpcMetricsLayer)
                 .add_service(health_service)
                 .add_service(reflection_v1)
                 .add_service(reflection_v1alpha)
@@ -169,6 +201,7 @@ impl Application {
                 let _ = task.await;
             }
             let served = server.await;
+            let _ = metrics_server.await;
             let _ = self.client.flush().await;
             served
         };

@@ -1,4 +1,6 @@
 //! Process plumbing shared by both services.
 
+pub mod health;
+pub mod metrics;
 pub mod shutdown;
 pub mod telemetry;

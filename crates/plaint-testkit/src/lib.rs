@@ -2,6 +2,10 @@
 //!
 //! - [`NatsServer`]: a `nats-server` process of the test's own (random port, temporary
 //!   JetStream store), killed on drop; it can be killed and restarted for crash tests.
+//! - [`NatsCluster`]: several `nats-server`s routed into one JetStream cluster on loopback,
+//!   each node killable and restartable, for replicated streams and fail-over tests.
+//! - [`PgServer`]: a PostgreSQL server of the test's own (`initdb` into a temporary
+//!   directory, its own port), crashed (`pg_ctl -m immediate stop`) and restarted at will.
 //! - [`shared_nats_url`]: the long-running NATS for tests that only need isolation by name.
 //! - [`TestDb`]: a fresh PostgreSQL database per test.
 //! - [`unique_prefix`]: a subject-safe prefix for streams, subjects and consumers.
@@ -14,13 +18,17 @@
 //! on `PATH`), `PLAINT_TEST_NATS_URL`, `PLAINT_TEST_DATABASE_URL` and `TEST_LOG`.
 //! `scripts/test.sh` sets all of them.
 
+mod cluster;
 mod db;
 mod nats;
+mod pg;
 
 use std::sync::Once;
 
+pub use cluster::NatsCluster;
 pub use db::{DEFAULT_TEST_DATABASE_URL, TEST_DB_PREFIX, TestDb};
 pub use nats::{DEFAULT_TEST_NATS_URL, NatsServer, shared_nats_url};
+pub use pg::PgServer;
 
 /// A unique prefix such as `t3f9a0c12be47`, safe in NATS subjects, stream and consumer names.
 ///

@@ -97,6 +97,13 @@ pub async fn run(
                 None => break,
             }
         }
+        // Stopping: finish the pull in hand, so no message this process was
+        // given waits out the ack wait before its successor gets it.
+        if stop.is_cancelled() {
+            while let Some(Ok(d)) = deliveries.next_in_pull().await {
+                process(&core, &helpdesk, &settings, d).await;
+            }
+        }
     }
     tracing::info!("helpdesk consumer stopped");
 }
@@ -118,6 +125,7 @@ async fn process(core: &Intake, helpdesk: &Helpdesk, settings: &HelpdeskSettings
     };
     match handle(core, parsed, origin).await {
         Ok(w) => {
+            helpdesk_outcome("stored");
             tracing::debug!(complaint_id = %w.complaint_id, sequence = w.sequence, duplicate = w.duplicate, "helpdesk message stored");
             if let Err(e) = d.ack().await {
                 tracing::warn!(error = %e, "ack failed; the message will be redelivered and deduplicated");
@@ -135,6 +143,7 @@ async fn process(core: &Intake, helpdesk: &Helpdesk, settings: &HelpdeskSettings
             .await;
         }
         Err(e) => {
+            helpdesk_outcome("retried");
             tracing::warn!(error = %e, "helpdesk message not stored yet; will retry");
             let delay = Duration::from_millis(250 * u64::try_from(d.delivered.max(1)).unwrap_or(1));
             if let Err(e) = d.nak(delay).await {
@@ -148,6 +157,7 @@ async fn dead_letter(helpdesk: &Helpdesk, d: &Delivery, reason: &str) {
     tracing::info!(reason, "helpdesk message dead-lettered");
     match helpdesk.dead_letter(d, reason).await {
         Ok(_) => {
+            helpdesk_outcome("dead_lettered");
             if let Err(e) = d.ack().await {
                 tracing::warn!(error = %e, "ack of a dead-lettered message failed");
             }
@@ -158,4 +168,8 @@ async fn dead_letter(helpdesk: &Helpdesk, d: &Delivery, reason: &str) {
             let _ = d.nak(Duration::from_secs(1)).await;
         }
     }
+}
+
+fn helpdesk_outcome(outcome: &'static str) {
+    metrics::counter!("plaint_helpdesk_messages_total", "outcome" => outcome).increment(1);
 }

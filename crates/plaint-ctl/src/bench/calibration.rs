@@ -1,0 +1,258 @@
+//! Part 1: the raw limits of this machine, measured in the same run, each the
+//! median of three short runs.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use plaint_bus::calibrate::Calibrator;
+use plaint_router::calibrate::upsert_complaints;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tonic::transport::server::TcpIncoming;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_client::HealthClient;
+
+use super::Profile;
+use super::stats::{Latency, finite, median};
+
+/// The raw limits.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Calibration {
+    /// Size of the calibration messages, bytes.
+    pub(crate) message_bytes: usize,
+    /// Pipelined publish, window 256, msgs/s.
+    pub(crate) r_pub: f64,
+    /// Publish-and-await, one in flight: rate (msgs/s) and latency.
+    pub(crate) rt_rate: f64,
+    pub(crate) rt: Latency,
+    /// Pipelined publish with a message id and the expected last subject
+    /// sequence, round-robin over 10k subjects, msgs/s.
+    pub(crate) r_els: f64,
+    /// Pull fetch of a backlog with acks, msgs/s.
+    pub(crate) r_fetch: f64,
+    /// Batched upsert of complaint rows, 100 per transaction, rows/s.
+    pub(crate) r_pg_b: f64,
+    /// One complaint row per transaction, rows/s.
+    pub(crate) r_pg_1: f64,
+    /// gRPC unary round trips at concurrency 64, calls/s.
+    pub(crate) r_grpc: f64,
+    /// gRPC unary latency at concurrency 1.
+    pub(crate) grpc_c1: Latency,
+    /// Every single run, for the JSON.
+    pub(crate) runs: Value,
+}
+
+/// Medians of three runs of `run`, which returns one figure per run.
+async fn three<F, Fut>(what: &str, mut run: F) -> anyhow::Result<(f64, Vec<f64>)>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<f64>>,
+{
+    let mut values = Vec::with_capacity(3);
+    for _ in 0..3 {
+        values.push(run().await.with_context(|| format!("calibrating {what}"))?);
+    }
+    Ok((median(values.clone()), values))
+}
+
+/// Measures every raw limit against the bench's own NATS server and database.
+pub(crate) async fn calibrate(
+    nats_url: &str,
+    prefix: &str,
+    database_url: &str,
+    message_bytes: usize,
+    p: &Profile,
+) -> anyhow::Result<Calibration> {
+    let client = plaint_bus::connect(nats_url, "plaint-ctl-bench-calibration").await?;
+    let cal = Calibrator::new(client.clone(), &format!("{}_CAL", prefix.to_uppercase()));
+    let mut c = Calibration {
+        message_bytes,
+        ..Calibration::default()
+    };
+    let d = p.calibration_run;
+
+    eprintln!("  NATS pipelined publish (window 256)");
+    let (r_pub, pub_runs) = three("R_pub", || async {
+        Ok(cal
+            .publish_pipelined(message_bytes, 256, d, u64::MAX)
+            .await?
+            .rate())
+    })
+    .await?;
+    c.r_pub = r_pub;
+
+    eprintln!("  NATS publish-and-await (one in flight)");
+    let mut rt_runs = Vec::new();
+    for _ in 0..3 {
+        let started = Instant::now();
+        let samples = cal
+            .publish_round_trips(message_bytes, d / 2, u64::MAX)
+            .await
+            .context("calibrating the publish round trip")?;
+        let rate = samples.len() as f64 / started.elapsed().as_secs_f64().max(1e-9);
+        rt_runs.push((rate, Latency::of(&samples)));
+    }
+    c.rt_rate = median(rt_runs.iter().map(|r| r.0).collect());
+    c.rt = Latency {
+        count: rt_runs.iter().map(|r| r.1.count).sum(),
+        p50: median(rt_runs.iter().map(|r| r.1.p50).collect()),
+        p99: median(rt_runs.iter().map(|r| r.1.p99).collect()),
+        p999: median(rt_runs.iter().map(|r| r.1.p999).collect()),
+        max: rt_runs.iter().map(|r| r.1.max).fold(0.0, f64::max),
+    };
+
+    eprintln!("  NATS pipelined publish with expected subject sequence (10k subjects)");
+    let (r_els, els_runs) = three("R_els", || async {
+        Ok(cal
+            .publish_expected(message_bytes, 256, 10_000, d, u64::MAX)
+            .await?
+            .rate())
+    })
+    .await?;
+    c.r_els = r_els;
+
+    eprintln!("  NATS pull fetch of a backlog with acks");
+    let (r_fetch, fetch_runs) = three("R_fetch", || async {
+        Ok(cal
+            .fetch_backlog(message_bytes, p.fetch_backlog)
+            .await?
+            .rate())
+    })
+    .await?;
+    c.r_fetch = r_fetch;
+    client.flush().await.ok();
+    drop(client);
+
+    eprintln!("  PostgreSQL upserts of complaint rows (batch 100, one connection)");
+    let (r_pg_b, pg_b_runs) = three("R_pgB", || async {
+        Ok(upsert_complaints(database_url, 100, d, u64::MAX)
+            .await?
+            .rate())
+    })
+    .await?;
+    c.r_pg_b = r_pg_b;
+    eprintln!("  PostgreSQL one complaint row per transaction");
+    let (r_pg_1, pg_1_runs) = three("R_pg1", || async {
+        Ok(upsert_complaints(database_url, 1, d, u64::MAX)
+            .await?
+            .rate())
+    })
+    .await?;
+    c.r_pg_1 = r_pg_1;
+
+    eprintln!("  gRPC unary round trips (in-process health service)");
+    let (grpc_rate, grpc_c1, grpc_runs) = grpc(d).await?;
+    c.r_grpc = grpc_rate;
+    c.grpc_c1 = grpc_c1;
+
+    c.runs = json!({
+        "r_pub": pub_runs,
+        "round_trip": rt_runs.iter().map(|(rate, l)| json!({
+            "rate": finite(*rate), "p50_ms": finite(l.p50), "p99_ms": finite(l.p99)
+        })).collect::<Vec<_>>(),
+        "r_els": els_runs,
+        "r_fetch": fetch_runs,
+        "r_pg_b": pg_b_runs,
+        "r_pg_1": pg_1_runs,
+        "r_grpc": grpc_runs,
+    });
+    Ok(c)
+}
+
+/// A trivial tonic server (the standard health service) in this process, and
+/// unary `Check` calls over one channel: at concurrency 64 for the rate, at
+/// concurrency 1 for the latency.
+async fn grpc(d: Duration) -> anyhow::Result<(f64, Latency, Vec<f64>)> {
+    let (_reporter, service) = tonic_health::server::health_reporter();
+    let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+    let port = listener.local_addr()?.port();
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let server = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(service)
+            .serve_with_incoming(incoming),
+    );
+    let result = async {
+        let channel = super::procs::channel(port).await?;
+        let client = HealthClient::new(channel);
+        let mut rates = Vec::new();
+        for _ in 0..3 {
+            rates.push(grpc_concurrent(&client, 64, d).await?);
+        }
+        let mut c1 = Vec::new();
+        for _ in 0..3 {
+            let mut one = client.clone();
+            let mut samples = Vec::new();
+            let started = Instant::now();
+            while started.elapsed() < d / 2 {
+                let t = Instant::now();
+                one.check(HealthCheckRequest::default()).await?;
+                samples.push(t.elapsed());
+            }
+            c1.push(Latency::of(&samples));
+        }
+        let latency = Latency {
+            count: c1.iter().map(|l| l.count).sum(),
+            p50: median(c1.iter().map(|l| l.p50).collect()),
+            p99: median(c1.iter().map(|l| l.p99).collect()),
+            p999: median(c1.iter().map(|l| l.p999).collect()),
+            max: c1.iter().map(|l| l.max).fold(0.0, f64::max),
+        };
+        Ok::<_, anyhow::Error>((median(rates.clone()), latency, rates))
+    }
+    .await;
+    server.abort();
+    result
+}
+
+async fn grpc_concurrent(
+    client: &HealthClient<tonic::transport::Channel>,
+    concurrency: usize,
+    d: Duration,
+) -> anyhow::Result<f64> {
+    let started = Instant::now();
+    let done = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut tasks = JoinSet::new();
+    for _ in 0..concurrency {
+        let mut c = client.clone();
+        let done = Arc::clone(&done);
+        tasks.spawn(async move {
+            while started.elapsed() < d {
+                c.check(HealthCheckRequest::default()).await?;
+                done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            Ok::<(), tonic::Status>(())
+        });
+    }
+    while let Some(r) = tasks.join_next().await {
+        r??;
+    }
+    let calls = done.load(std::sync::atomic::Ordering::Relaxed);
+    Ok(calls as f64 / started.elapsed().as_secs_f64().max(1e-9))
+}
+
+impl Calibration {
+    pub(crate) fn to_json(&self) -> Value {
+        json!({
+            "message_bytes": self.message_bytes,
+            "r_pub_msgs_per_s": finite(self.r_pub),
+            "publish_round_trip": {
+                "rate_per_s": finite(self.rt_rate),
+                "p50_ms": finite(self.rt.p50),
+                "p99_ms": finite(self.rt.p99),
+            },
+            "r_els_msgs_per_s": finite(self.r_els),
+            "r_fetch_msgs_per_s": finite(self.r_fetch),
+            "r_pg_b_rows_per_s": finite(self.r_pg_b),
+            "r_pg_1_rows_per_s": finite(self.r_pg_1),
+            "r_grpc_calls_per_s": finite(self.r_grpc),
+            "grpc_c1": {
+                "p50_ms": finite(self.grpc_c1.p50),
+                "p99_ms": finite(self.grpc_c1.p99),
+            },
+            "runs": self.runs,
+        })
+    }
+}

@@ -1,0 +1,407 @@
+//! `plaint-ctl bench`: in one run on loopback, the raw limits of this machine
+//! (calibration), then the whole system — both services as separate
+//! processes, with their own NATS server and a fresh database — every figure
+//! also as a ratio to the calibration, and a correctness gate: a run counts
+//! only if every complaint intake accepted was routed once and projected once.
+//!
+//! On a shared, noisy machine an absolute number means little; the ratio to
+//! the raw limits measured minutes earlier on the same machine means a lot.
+
+mod calibration;
+mod procs;
+mod report;
+mod stats;
+mod system;
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::Args;
+use plaint_bus::calibrate::audit;
+use plaint_bus::{EventLog, Names, StreamSettings};
+use plaint_router::calibrate::BenchDatabase;
+use serde_json::Value;
+
+pub use report::Report;
+
+use calibration::Calibration;
+use system::{Driver, Services};
+
+/// Settings of `plaint-ctl bench`.
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    /// Small counts and short phases (seconds): checks the correctness gate,
+    /// not speed. What CI runs.
+    #[arg(long)]
+    pub quick: bool,
+    /// Also write the results as JSON to this file (the global `--json`
+    /// prints them to stdout instead of the table).
+    #[arg(long, value_name = "PATH")]
+    pub json_out: Option<PathBuf>,
+    /// Directory holding the plaint-intake and plaint-router binaries.
+    #[arg(long, default_value = "target/release")]
+    pub bin_dir: PathBuf,
+    /// A PostgreSQL database URL with the right to create databases; the bench
+    /// creates a fresh database beside it and drops it afterwards.
+    #[arg(
+        long,
+        env = "PLAINT_BENCH_DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+    )]
+    pub database_url: String,
+    /// The nats-server binary the bench starts its own server from.
+    #[arg(long, env = "PLAINT_NATS_SERVER", default_value = "nats-server")]
+    pub nats_server: PathBuf,
+    /// Name prefix of the bench's database (`<prefix>_<hex>`).
+    #[arg(long, default_value = "plaint_bench")]
+    pub db_prefix: String,
+}
+
+/// Counts and durations of one kind of run.
+#[derive(Debug, Clone)]
+pub(crate) struct Profile {
+    /// Length of one calibration run.
+    pub(crate) calibration_run: Duration,
+    /// Messages in the backlog a fetch calibration drains.
+    pub(crate) fetch_backlog: u64,
+    warmup: u64,
+    c1: Duration,
+    c64: Duration,
+    throughput: Duration,
+    /// Most messages waiting for the router while the throughput phase submits.
+    backlog_bound: u64,
+    open_loop: Duration,
+    /// Offered rate of the latency phase as a share of R_pub, and a cap.
+    open_share: f64,
+    open_cap: f64,
+    low_rate: f64,
+    low_rate_for: Duration,
+    /// Complaints in the drain phase's backlog: this many seconds of the
+    /// measured end-to-end rate, within these bounds.
+    drain_secs: f64,
+    drain_bounds: (u64, u64),
+}
+
+impl Profile {
+    fn full() -> Self {
+        Self {
+            calibration_run: Duration::from_secs(1),
+            fetch_backlog: 20_000,
+            warmup: 500,
+            c1: Duration::from_secs(2),
+            c64: Duration::from_secs(3),
+            throughput: Duration::from_secs(6),
+            backlog_bound: 2_000,
+            open_loop: Duration::from_secs(5),
+            open_share: 0.03,
+            open_cap: f64::INFINITY,
+            low_rate: 100.0,
+            low_rate_for: Duration::from_secs(3),
+            drain_secs: 4.0,
+            drain_bounds: (2_000, 30_000),
+        }
+    }
+
+    fn quick() -> Self {
+        Self {
+            calibration_run: Duration::from_millis(60),
+            fetch_backlog: 300,
+            warmup: 20,
+            c1: Duration::from_millis(200),
+            c64: Duration::from_millis(300),
+            throughput: Duration::from_millis(500),
+            backlog_bound: 500,
+            open_loop: Duration::from_millis(500),
+            open_share: 0.03,
+            open_cap: 200.0,
+            low_rate: 100.0,
+            low_rate_for: Duration::from_millis(300),
+            drain_secs: 0.0,
+            drain_bounds: (200, 200),
+        }
+    }
+}
+
+/// The correctness gate's counts.
+#[derive(Debug, Clone, Default)]
+pub struct Gate {
+    /// Complaints intake acknowledged as new.
+    pub accepted: u64,
+    /// Of those, complaints with a decision in the log.
+    pub routed: u64,
+    /// Of those, complaints the projection lists as routed.
+    pub projected: u64,
+    /// Accepted complaints missing a decision or a routed projection row.
+    pub lost: u64,
+    /// Complaints received or decided more than once, listed twice, or
+    /// acknowledged as duplicates of a fresh ticket.
+    pub duplicates: u64,
+    /// Complaints in the log or the projection that intake never acknowledged.
+    pub unexpected: u64,
+    /// Submissions that failed (not acknowledged).
+    pub submit_failures: u64,
+    /// The first failure, if any.
+    pub first_failure: Option<String>,
+    /// Log messages that could not be decoded.
+    pub undecodable: u64,
+    /// Messages in the log.
+    pub log_messages: u64,
+    /// Mean encoded size of a complaint event, bytes.
+    pub mean_event_bytes: f64,
+}
+
+impl Gate {
+    /// accepted = routed = projected, nothing lost, duplicated or unexpected.
+    pub fn passed(&self) -> bool {
+        self.accepted > 0
+            && self.accepted == self.routed
+            && self.accepted == self.projected
+            && self.lost == 0
+            && self.duplicates == 0
+            && self.unexpected == 0
+            && self.undecodable == 0
+    }
+}
+
+/// Size of the calibration messages: the mean encoded complaint event of
+/// the log after a bench run (a `complaint_received` of about 230 bytes and a
+/// `complaint_routed` with its explanation of about 890), so the raw limits
+/// are measured with messages the size of the log's. The gate reports the
+/// mean of each run.
+const MESSAGE_BYTES: usize = 560;
+
+/// Runs the bench; the report says whether the gate passed.
+pub async fn run_bench(args: &BenchArgs) -> anyhow::Result<Report> {
+    let profile = if args.quick {
+        Profile::quick()
+    } else {
+        Profile::full()
+    };
+    let token = uuid::Uuid::new_v4().simple().to_string();
+    let prefix = format!("b{}", &token[..10]);
+    let dir = std::env::temp_dir().join(format!("plaint-bench-{prefix}"));
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    eprintln!(
+        "plaint bench{}: prefix {prefix}, work directory {}",
+        if args.quick { " (quick)" } else { "" },
+        dir.display()
+    );
+
+    let (nats, nats_url) = procs::start_nats(&args.nats_server, &dir).await?;
+    let db = match BenchDatabase::create(&args.database_url, &args.db_prefix).await {
+        Ok(db) => db,
+        Err(e) => {
+            let _ = nats.stop().await;
+            return Err(e).context(format!(
+                "cannot create the bench database via {}",
+                args.database_url
+            ));
+        }
+    };
+    let mut services = Services::new(
+        dir.clone(),
+        args.bin_dir.clone(),
+        nats_url.clone(),
+        prefix.clone(),
+        db.url().to_owned(),
+    )?;
+    let result = run_phases(args, &profile, &nats_url, nats.pid, &db, &mut services).await;
+
+    services.stop_all().await;
+    if let Err(e) = nats.stop().await {
+        eprintln!("  warning: stopping nats-server: {e:#}");
+    }
+    let db_name = db.name().to_owned();
+    if let Err(e) = db.drop_db().await {
+        eprintln!("  warning: cannot drop database {db_name}: {e}");
+    }
+    match &result {
+        Ok(_) => {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        Err(_) => eprintln!("  logs kept in {}", dir.display()),
+    }
+    result
+}
+
+async fn run_phases(
+    args: &BenchArgs,
+    p: &Profile,
+    nats_url: &str,
+    nats_pid: u32,
+    db: &BenchDatabase,
+    services: &mut Services,
+) -> anyhow::Result<Report> {
+    let started = Instant::now();
+    eprintln!("calibration (median of 3 runs each)");
+    let cal: Calibration =
+        calibration::calibrate(nats_url, services.prefix(), db.url(), MESSAGE_BYTES, p).await?;
+
+    eprintln!("system: starting plaint-intake and plaint-router");
+    services.start_intake().await?;
+    services.start_router().await?;
+    let (mut driver, client) = Driver::connect(services, 7).await?;
+
+    eprintln!("  warm-up: {} complaints", p.warmup);
+    driver
+        .closed_loop(16, Duration::from_secs(60), p.warmup)
+        .await?;
+    driver.wait_caught_up(services).await?;
+
+    eprintln!("  submit latency, concurrency 1");
+    let c1 = driver.closed_loop(1, p.c1, u64::MAX).await?;
+    driver.wait_caught_up(services).await?;
+    eprintln!("  submit latency, concurrency 64");
+    let c64 = driver.closed_loop(64, p.c64, u64::MAX).await?;
+    driver.wait_caught_up(services).await?;
+
+    eprintln!(
+        "  end-to-end throughput (concurrency 64, backlog held under {})",
+        p.backlog_bound
+    );
+    let throughput = driver
+        .throughput(services, nats_pid, p.throughput, p.backlog_bound)
+        .await?;
+
+    let offered = (p.open_share * cal.r_pub).min(p.open_cap);
+    eprintln!("  submit -> visible at {offered:.0}/s (open loop)");
+    let visible = driver.open_loop(services, offered, p.open_loop).await?;
+    driver.wait_caught_up(services).await?;
+    eprintln!("  submit -> visible at {:.0}/s (open loop)", p.low_rate);
+    let low = driver
+        .open_loop(services, p.low_rate, p.low_rate_for)
+        .await?;
+    driver.wait_caught_up(services).await?;
+
+    let drain_n =
+        ((throughput.rate() * p.drain_secs) as u64).clamp(p.drain_bounds.0, p.drain_bounds.1);
+    eprintln!("  router drain of {drain_n} complaints (intake stopped, router restarted)");
+    let drain = driver.drain(services, drain_n).await?;
+
+    eprintln!("  projection rebuild from sequence 1");
+    let rebuild = driver.rebuild().await?;
+    let router_after = services
+        .router
+        .as_ref()
+        .map(procs::Proc::usage)
+        .unwrap_or_default();
+
+    eprintln!("correctness gate");
+    let gate = gate(&driver, &client, services).await?;
+    driver.reconnect_router(services).await.ok();
+
+    Ok(Report {
+        quick: args.quick,
+        machine: report::Machine::read(),
+        calibration: cal,
+        c1,
+        c64,
+        throughput,
+        visible,
+        low,
+        drain,
+        rebuild,
+        router_after,
+        gate,
+        elapsed: started.elapsed(),
+    })
+}
+
+/// Compares the ids intake acknowledged with the decisions in the log and the
+/// routed rows of the projection.
+async fn gate(
+    driver: &Driver,
+    client: &plaint_bus::Client,
+    services: &Services,
+) -> anyhow::Result<Gate> {
+    let (accepted, mut duplicates, submit_failures, first_failure) = {
+        let l = driver.ledger.lock().unwrap_or_else(|e| e.into_inner());
+        (
+            l.accepted.clone(),
+            l.duplicates,
+            l.failures,
+            l.first_failure.clone(),
+        )
+    };
+    let parse = |s: &str| uuid::Uuid::try_parse(s).ok();
+    let mut accepted_set = HashSet::new();
+    for id in &accepted {
+        match parse(id) {
+            Some(u) if accepted_set.insert(u) => {}
+            _ => duplicates += 1,
+        }
+    }
+    let log = EventLog::open(
+        client.clone(),
+        Names::new(services.prefix(), services.stream()).map_err(anyhow::Error::msg)?,
+        &StreamSettings::default(),
+    )
+    .await?;
+    let audit = audit(&log).await?;
+    let listed = driver.list_all(audit.last_sequence).await?;
+    let mut projected: HashMap<uuid::Uuid, bool> = HashMap::new();
+    for (id, routed) in &listed {
+        let Some(u) = parse(id) else { continue };
+        if projected.insert(u, *routed).is_some() {
+            duplicates += 1;
+        }
+    }
+    for e in audit.by_complaint.values() {
+        if e.received > 1 || e.routed + e.rerouted > 1 {
+            duplicates += 1;
+        }
+    }
+    let routed_in_log = |u: &uuid::Uuid| audit.by_complaint.get(u).is_some_and(|e| e.routed >= 1);
+    let routed_in_view = |u: &uuid::Uuid| projected.get(u).copied().unwrap_or(false);
+    let routed = accepted_set.iter().filter(|u| routed_in_log(u)).count() as u64;
+    let projected_n = accepted_set.iter().filter(|u| routed_in_view(u)).count() as u64;
+    let lost = accepted_set
+        .iter()
+        .filter(|u| !routed_in_log(u) || !routed_in_view(u))
+        .count() as u64;
+    let unexpected = audit
+        .by_complaint
+        .keys()
+        .chain(projected.keys())
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .filter(|u| !accepted_set.contains(*u))
+        .count() as u64;
+    Ok(Gate {
+        accepted: accepted_set.len() as u64,
+        routed,
+        projected: projected_n,
+        lost,
+        duplicates,
+        unexpected,
+        submit_failures,
+        first_failure,
+        undecodable: audit.undecodable,
+        log_messages: audit.messages,
+        mean_event_bytes: audit.complaint_event_bytes as f64
+            / (audit.complaint_events.max(1)) as f64,
+    })
+}
+
+/// `plaint-ctl bench`: runs, prints the table, writes the JSON, and fails
+/// when the correctness gate does.
+pub(crate) async fn run(args: BenchArgs, json_stdout: bool) -> anyhow::Result<()> {
+    let report = run_bench(&args).await?;
+    let json: Value = report.to_json();
+    if json_stdout {
+        println!("{}", serde_json::to_string_pretty(&json)?);
+    } else {
+        println!("{}", report.table());
+    }
+    if let Some(path) = &args.json_out {
+        std::fs::write(path, serde_json::to_string_pretty(&json)? + "\n")
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        eprintln!("JSON written to {}", path.display());
+    }
+    if !report.gate.passed() {
+        bail!("the correctness gate failed: the run does not count");
+    }
+    Ok(())
+}

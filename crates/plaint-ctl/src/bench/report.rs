@@ -1,0 +1,536 @@
+//! The bench's report: the machine, the calibration, the system's figures,
+//! each with its ratio to the calibration and, where the issue sets one, its
+//! target and whether it was met.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use super::Gate;
+use super::calibration::Calibration;
+use super::procs::Usage;
+use super::stats::{Latency, finite};
+use super::system::{ClosedLoop, Drain, OpenLoop, Rebuild, Throughput, secs};
+
+/// Where the run ran.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Machine {
+    pub(crate) nproc: usize,
+    pub(crate) cpu_model: String,
+    pub(crate) ram_gib: f64,
+    pub(crate) kernel: String,
+}
+
+impl Machine {
+    pub(crate) fn read() -> Self {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let cpu_model = cpuinfo
+            .lines()
+            .find_map(|l| l.strip_prefix("model name"))
+            .and_then(|v| v.split_once(':'))
+            .map(|(_, v)| v.trim().to_owned())
+            .unwrap_or_else(|| "unknown".to_owned());
+        let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+        let ram_kib: f64 = meminfo
+            .lines()
+            .find_map(|l| l.strip_prefix("MemTotal:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0.0);
+        Self {
+            nproc: std::thread::available_parallelism().map_or(1, usize::from),
+            cpu_model,
+            ram_gib: ram_kib / 1024.0 / 1024.0,
+            kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
+                .unwrap_or_default()
+                .trim()
+                .to_owned(),
+        }
+    }
+}
+
+/// Everything a run measured.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub(crate) quick: bool,
+    pub(crate) machine: Machine,
+    pub(crate) calibration: Calibration,
+    pub(crate) c1: ClosedLoop,
+    pub(crate) c64: ClosedLoop,
+    pub(crate) throughput: Throughput,
+    pub(crate) visible: OpenLoop,
+    pub(crate) low: OpenLoop,
+    pub(crate) drain: Drain,
+    pub(crate) rebuild: Rebuild,
+    pub(crate) router_after: Usage,
+    /// The correctness gate.
+    pub gate: Gate,
+    pub(crate) elapsed: Duration,
+}
+
+/// One target: met or missed.
+#[derive(Debug, Clone)]
+struct Target {
+    name: &'static str,
+    figure: f64,
+    limit: f64,
+    /// `true`: the figure must be at least the limit; `false`: at most.
+    at_least: bool,
+    rule: String,
+}
+
+impl Target {
+    fn met(&self) -> bool {
+        if self.at_least {
+            self.figure >= self.limit
+        } else {
+            self.figure <= self.limit
+        }
+    }
+    fn verdict(&self) -> &'static str {
+        if self.met() { "pass" } else { "MISS" }
+    }
+}
+
+/// CPU seconds per 1,000 complaints between two readings.
+fn cpu_per_1k(before: Usage, after: Usage, complaints: u64) -> f64 {
+    (after.cpu_seconds - before.cpu_seconds) / complaints.max(1) as f64 * 1000.0
+}
+
+fn ratio(v: f64, base: f64) -> String {
+    if v.is_finite() && base.is_finite() && base > 0.0 {
+        format!("{:.3}×", v / base)
+    } else {
+        "—".to_owned()
+    }
+}
+
+impl Report {
+    /// Whether the correctness gate passed (the run counts).
+    pub fn gate_passed(&self) -> bool {
+        self.gate.passed()
+    }
+
+    /// The publish round trip plus the gRPC round trip at concurrency 1: the
+    /// least one submission can take.
+    fn floor_p50(&self) -> f64 {
+        self.calibration.rt.p50 + self.calibration.grpc_c1.p50
+    }
+    fn floor_p99(&self) -> f64 {
+        self.calibration.rt.p99 + self.calibration.grpc_c1.p99
+    }
+
+    fn targets(&self) -> Vec<Target> {
+        let c = &self.calibration;
+        let t = &self.throughput;
+        vec![
+            Target {
+                name: "end-to-end throughput",
+                figure: t.rate(),
+                limit: 0.05 * c.r_pub,
+                at_least: true,
+                rule: "≥ 0.05×R_pub (aim 0.10)".to_owned(),
+            },
+            Target {
+                name: "submit latency c=1 p99",
+                figure: self.c1.latency.p99,
+                limit: 3.0 * self.floor_p99(),
+                at_least: false,
+                rule: "≤ 3×(gRPC c=1 p99 + publish round trip p99)".to_owned(),
+            },
+            Target {
+                name: "submit→visible p99 at 0.03×R_pub",
+                figure: self.visible.visible.p99,
+                limit: 100.0,
+                at_least: false,
+                rule: "≤ 100 ms".to_owned(),
+            },
+            Target {
+                name: "submit→visible p99 at 100/s",
+                figure: self.low.visible.p99,
+                limit: 50.0,
+                at_least: false,
+                rule: "< 50 ms".to_owned(),
+            },
+            Target {
+                name: "router drain",
+                figure: self.drain.rate(),
+                limit: 0.30 * c.r_fetch,
+                at_least: true,
+                rule: "≥ 0.30×R_fetch".to_owned(),
+            },
+            Target {
+                name: "projection rebuild",
+                figure: self.rebuild.rate(),
+                limit: 0.5 * c.r_fetch.min(c.r_pg_b),
+                at_least: true,
+                rule: "≥ 0.5×min(R_fetch, R_pgB)".to_owned(),
+            },
+            Target {
+                name: "intake peak RSS",
+                figure: t.intake.1.peak_rss_mib,
+                limit: 64.0,
+                at_least: false,
+                rule: "≤ 64 MiB".to_owned(),
+            },
+            Target {
+                name: "router peak RSS",
+                figure: t.router.1.peak_rss_mib.max(self.router_after.peak_rss_mib),
+                limit: 64.0,
+                at_least: false,
+                rule: "≤ 64 MiB".to_owned(),
+            },
+        ]
+    }
+
+    /// The human-readable table.
+    pub fn table(&self) -> String {
+        let c = &self.calibration;
+        let m = &self.machine;
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "\nplaint bench{} — {} × {}, {:.1} GiB RAM, kernel {}; {:.0} s",
+            if self.quick { " --quick" } else { "" },
+            m.nproc,
+            m.cpu_model,
+            m.ram_gib,
+            m.kernel,
+            self.elapsed.as_secs_f64()
+        );
+        let _ = writeln!(
+            out,
+            "\nCalibration (median of 3; messages of {} bytes)",
+            c.message_bytes
+        );
+        let cal_rows = [
+            (
+                "R_pub  pipelined publish, window 256",
+                format!("{:.0} msg/s", c.r_pub),
+            ),
+            (
+                "publish-and-await, one in flight",
+                format!(
+                    "{:.0} msg/s, p50 {:.3} ms, p99 {:.3} ms",
+                    c.rt_rate, c.rt.p50, c.rt.p99
+                ),
+            ),
+            (
+                "R_els  expected-sequence publish, 10k subjects",
+                format!("{:.0} msg/s", c.r_els),
+            ),
+            (
+                "R_fetch pull fetch + ack of a backlog",
+                format!("{:.0} msg/s", c.r_fetch),
+            ),
+            (
+                "R_pgB  complaint-row upsert, batch 100",
+                format!("{:.0} rows/s", c.r_pg_b),
+            ),
+            (
+                "R_pg1  complaint-row upsert, 1 per tx",
+                format!("{:.0} rows/s", c.r_pg_1),
+            ),
+            (
+                "R_grpc unary, concurrency 64",
+                format!("{:.0} calls/s", c.r_grpc),
+            ),
+            (
+                "gRPC unary, concurrency 1",
+                format!("p50 {:.3} ms, p99 {:.3} ms", c.grpc_c1.p50, c.grpc_c1.p99),
+            ),
+        ];
+        for (k, v) in cal_rows {
+            let _ = writeln!(out, "  {k:<48} {v}");
+        }
+
+        let t = &self.throughput;
+        let lat = |l: &Latency| format!("p50 {:.2} / p99 {:.2} ms", l.p50, l.p99);
+        let lat3 = |l: &Latency| {
+            format!(
+                "p50 {:.2} / p99 {:.2} / p99.9 {:.2} ms",
+                l.p50, l.p99, l.p999
+            )
+        };
+        let floor = |l: &Latency| {
+            format!(
+                "{} / {}",
+                ratio(l.p50, self.floor_p50()),
+                ratio(l.p99, self.floor_p99())
+            )
+        };
+        let e2e = t.rate();
+        let rows: Vec<(String, String, String)> = vec![
+            (
+                "submit latency, c=1".into(),
+                format!("{} ({:.0}/s)", lat(&self.c1.latency), self.c1.rate()),
+                format!("{} of (gRPC+publish RT)", floor(&self.c1.latency)),
+            ),
+            (
+                "submit latency, c=64".into(),
+                format!("{} ({:.0}/s)", lat(&self.c64.latency), self.c64.rate()),
+                format!(
+                    "{} of (gRPC+publish RT); rate {} R_pub",
+                    floor(&self.c64.latency),
+                    ratio(self.c64.rate(), c.r_pub)
+                ),
+            ),
+            (
+                "end-to-end throughput (routed + projected)".into(),
+                format!(
+                    "{e2e:.0} complaints/s ({} in {:.1} s; submitted {:.0}/s; catch-up {:.2} s)",
+                    t.complaints,
+                    secs(t.elapsed),
+                    t.submit_rate,
+                    secs(t.catch_up)
+                ),
+                format!(
+                    "{} R_pub, {} R_els",
+                    ratio(e2e, c.r_pub),
+                    ratio(e2e, c.r_els)
+                ),
+            ),
+            (
+                "  backlog over the run (bound)".into(),
+                format!(
+                    "max {} msgs waiting (bound {}), projection lag max {} msgs",
+                    t.max_backlog, t.backlog_bound, t.max_projection_lag
+                ),
+                format!(
+                    "{:.0} ms of e2e rate",
+                    t.max_backlog as f64 / e2e.max(1e-9) * 1e3 / 2.0
+                ),
+            ),
+        ];
+        let mut rows = rows;
+        for (name, o) in [("0.03×R_pub", &self.visible), ("100/s", &self.low)] {
+            rows.push((
+                format!("submit→visible at {name} ({:.0}/s offered)", o.offered_rate),
+                lat3(&o.visible),
+                format!("{} of (gRPC+publish RT)", floor(&o.visible)),
+            ));
+            rows.push((
+                "  submit (ack) latency, open loop".into(),
+                lat(&o.submit),
+                format!("{} of (gRPC+publish RT)", floor(&o.submit)),
+            ));
+            rows.push((
+                "  projection lag".into(),
+                format!(
+                    "decision→visible p50 {:.1} / p99 {:.1} ms; p50 {} / max {} msgs",
+                    o.projection_lag_ms.p50,
+                    o.projection_lag_ms.p99,
+                    o.lag_msgs_p50,
+                    o.lag_msgs_max
+                ),
+                format!(
+                    "max {:.1} ms of R_fetch",
+                    o.lag_msgs_max as f64 / c.r_fetch.max(1e-9) * 1e3
+                ),
+            ));
+            if o.unobserved > 0 || o.missed_updates > 0 {
+                rows.push((
+                    "  (watch gaps)".into(),
+                    format!(
+                        "{} complaints unobserved, {} updates missed",
+                        o.unobserved, o.missed_updates
+                    ),
+                    String::new(),
+                ));
+            }
+        }
+        rows.push((
+            "router drain (restart → all routed + projected)".into(),
+            format!(
+                "{:.0} complaints/s ({} complaints, {} msgs, {:.2} s; start-up {:.2} s)",
+                self.drain.rate(),
+                self.drain.complaints,
+                self.drain.log_messages,
+                secs(self.drain.elapsed),
+                secs(self.drain.startup)
+            ),
+            format!("{} R_fetch", ratio(self.drain.rate(), c.r_fetch)),
+        ));
+        rows.push((
+            "projection rebuild from sequence 1".into(),
+            format!(
+                "{:.0} events/s ({} events, {:.2} s)",
+                self.rebuild.rate(),
+                self.rebuild.events,
+                secs(self.rebuild.elapsed)
+            ),
+            format!(
+                "{} min(R_fetch, R_pgB)",
+                ratio(self.rebuild.rate(), c.r_fetch.min(c.r_pg_b))
+            ),
+        ));
+        for (name, (before, after)) in [
+            ("plaint-intake", t.intake),
+            ("plaint-router", t.router),
+            ("nats-server", t.nats),
+        ] {
+            let cpu = cpu_per_1k(before, after, t.complaints);
+            rows.push((
+                format!("{name}: RSS, CPU per 1,000 complaints"),
+                format!(
+                    "RSS {:.1} MiB (peak {:.1}), {cpu:.3} CPU-s",
+                    after.rss_mib, after.peak_rss_mib
+                ),
+                format!(
+                    "{} of 64 MiB; {:.2} cores at the e2e rate",
+                    ratio(after.peak_rss_mib, 64.0),
+                    cpu * e2e / 1000.0
+                ),
+            ));
+        }
+        let _ = writeln!(out, "\nSystem");
+        for (k, v, r) in &rows {
+            let _ = writeln!(out, "  {k:<48} {v}");
+            if !r.is_empty() {
+                let _ = writeln!(out, "  {:<48}   ratio: {r}", "");
+            }
+        }
+
+        let _ = writeln!(out, "\nTargets");
+        for t in self.targets() {
+            let _ = writeln!(
+                out,
+                "  {:<4} {:<36} {:>10.2} vs {:>10.2}  ({})",
+                t.verdict(),
+                t.name,
+                t.figure,
+                t.limit,
+                t.rule
+            );
+        }
+
+        let g = &self.gate;
+        let _ = writeln!(
+            out,
+            "\nCorrectness gate: {} — accepted {}, routed {}, projected {}, lost {}, duplicates {}, \
+             unexpected {}, submit failures {}, log messages {} (mean complaint event {:.0} bytes)",
+            if g.passed() { "PASS" } else { "FAIL" },
+            g.accepted,
+            g.routed,
+            g.projected,
+            g.lost,
+            g.duplicates,
+            g.unexpected,
+            g.submit_failures,
+            g.log_messages,
+            g.mean_event_bytes
+        );
+        if let Some(f) = &g.first_failure {
+            let _ = writeln!(out, "  first submit failure: {f}");
+        }
+        if self.quick {
+            let _ = writeln!(
+                out,
+                "  (--quick: tiny counts; only the gate is meaningful, not the speeds)"
+            );
+        }
+        out
+    }
+
+    /// The JSON form.
+    pub fn to_json(&self) -> Value {
+        let c = &self.calibration;
+        let t = &self.throughput;
+        let m = &self.machine;
+        let open = |o: &OpenLoop| {
+            json!({
+                "offered_per_s": finite(o.offered_rate),
+                "achieved_per_s": finite(o.achieved_rate),
+                "sent": o.sent,
+                "visible": o.visible.to_json(),
+                "submit": o.submit.to_json(),
+                "projection_lag_ms": o.projection_lag_ms.to_json(),
+                "projection_lag_msgs": {"p50": o.lag_msgs_p50, "max": o.lag_msgs_max},
+                "unobserved": o.unobserved,
+                "missed_updates": o.missed_updates,
+                "ratio_visible_p99_to_floor_p99": finite(o.visible.p99 / self.floor_p99()),
+            })
+        };
+        let usage = |(before, after): (Usage, Usage)| {
+            let cpu = cpu_per_1k(before, after, t.complaints);
+            json!({
+                "rss_mib": finite(after.rss_mib),
+                "peak_rss_mib": finite(after.peak_rss_mib),
+                "cpu_s_per_1000": finite(cpu),
+                "cores_at_e2e_rate": finite(cpu * t.rate() / 1000.0),
+            })
+        };
+        let g = &self.gate;
+        json!({
+            "quick": self.quick,
+            "elapsed_s": finite(self.elapsed.as_secs_f64()),
+            "machine": {
+                "nproc": m.nproc, "cpu_model": m.cpu_model,
+                "ram_gib": finite(m.ram_gib), "kernel": m.kernel,
+            },
+            "calibration": c.to_json(),
+            "system": {
+                "submit_c1": {
+                    "rate_per_s": finite(self.c1.rate()),
+                    "latency": self.c1.latency.to_json(),
+                    "ratio_p99_to_floor_p99": finite(self.c1.latency.p99 / self.floor_p99()),
+                },
+                "submit_c64": {
+                    "rate_per_s": finite(self.c64.rate()),
+                    "latency": self.c64.latency.to_json(),
+                    "ratio_rate_to_r_pub": finite(self.c64.rate() / c.r_pub),
+                },
+                "throughput": {
+                    "complaints": t.complaints,
+                    "elapsed_s": finite(secs(t.elapsed)),
+                    "per_s": finite(t.rate()),
+                    "submit_per_s": finite(t.submit_rate),
+                    "backlog_bound_msgs": t.backlog_bound,
+                    "max_backlog_msgs": t.max_backlog,
+                    "max_projection_lag_msgs": t.max_projection_lag,
+                    "catch_up_s": finite(secs(t.catch_up)),
+                    "ratio_to_r_pub": finite(t.rate() / c.r_pub),
+                    "ratio_to_r_els": finite(t.rate() / c.r_els),
+                },
+                "visible_at_0_03_r_pub": open(&self.visible),
+                "visible_at_100_per_s": open(&self.low),
+                "drain": {
+                    "complaints": self.drain.complaints,
+                    "log_messages": self.drain.log_messages,
+                    "elapsed_s": finite(secs(self.drain.elapsed)),
+                    "startup_s": finite(secs(self.drain.startup)),
+                    "per_s": finite(self.drain.rate()),
+                    "ratio_to_r_fetch": finite(self.drain.rate() / c.r_fetch),
+                },
+                "rebuild": {
+                    "events": self.rebuild.events,
+                    "elapsed_s": finite(secs(self.rebuild.elapsed)),
+                    "per_s": finite(self.rebuild.rate()),
+                    "server_reported_per_s": finite(self.rebuild.server_rate),
+                    "ratio_to_min_fetch_pgb": finite(self.rebuild.rate() / c.r_fetch.min(c.r_pg_b)),
+                },
+                "resources": {
+                    "plaint-intake": usage(t.intake),
+                    "plaint-router": usage(t.router),
+                    "nats-server": usage(t.nats),
+                    "plaint-router_after_rebuild": {
+                        "rss_mib": finite(self.router_after.rss_mib),
+                        "peak_rss_mib": finite(self.router_after.peak_rss_mib),
+                    },
+                },
+            },
+            "targets": self.targets().iter().map(|t| json!({
+                "name": t.name, "figure": finite(t.figure), "limit": finite(t.limit),
+                "rule": t.rule, "met": t.met(),
+            })).collect::<Vec<_>>(),
+            "gate": {
+                "passed": g.passed(),
+                "accepted": g.accepted, "routed": g.routed, "projected": g.projected,
+                "lost": g.lost, "duplicates": g.duplicates, "unexpected": g.unexpected,
+                "submit_failures": g.submit_failures, "first_failure": g.first_failure,
+                "undecodable": g.undecodable, "log_messages": g.log_messages,
+                "mean_complaint_event_bytes": finite(g.mean_event_bytes),
+            },
+        })
+    }
+}

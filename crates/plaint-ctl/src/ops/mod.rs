@@ -1,0 +1,119 @@
+//! Everyday operator commands: complaints (submit, get, explain, list,
+//! watch), dead letters, policies, climate and stance, and rebuilds.
+
+mod admin;
+mod complaints;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use plaint_proto::intake::{intake_admin_client::IntakeAdminClient, intake_client::IntakeClient};
+use plaint_proto::router::{admin_client::AdminClient, query_client::QueryClient};
+use tonic::transport::{Channel, Endpoint};
+
+pub use admin::{ClimateArgs, DeadLetterCommand, PolicyCommand, StanceArgs};
+pub use complaints::{ListArgs, SubmitArgs, WatchArgs};
+
+/// Where the services are, and how to print.
+#[derive(Debug, Clone, Args)]
+pub struct Target {
+    /// gRPC endpoint of the intake service.
+    #[arg(
+        long,
+        global = true,
+        env = "PLAINT_INTAKE_URL",
+        default_value = "http://127.0.0.1:50051"
+    )]
+    pub intake: String,
+    /// gRPC endpoint of the router service.
+    #[arg(
+        long,
+        global = true,
+        env = "PLAINT_ROUTER_URL",
+        default_value = "http://127.0.0.1:50052"
+    )]
+    pub router: String,
+    /// Print JSON instead of tables, for scripts.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+/// The operator commands.
+#[derive(Debug, Subcommand)]
+pub enum Ops {
+    /// Submit one complaint over gRPC.
+    Submit(SubmitArgs),
+    /// A complaint's state, timeline and decisions.
+    Get {
+        /// The complaint id.
+        id: String,
+        /// Wait until the projection has applied this log sequence.
+        #[arg(long, default_value_t = 0)]
+        min_sequence: u64,
+    },
+    /// Why a complaint went where it went.
+    Explain {
+        /// The complaint id.
+        id: String,
+    },
+    /// Complaints, newest first, filtered.
+    List(ListArgs),
+    /// Follow complaint updates as they are projected.
+    Watch(WatchArgs),
+    /// Helpdesk messages intake could not accept.
+    #[command(subcommand)]
+    DeadLetters(DeadLetterCommand),
+    /// Routing policy versions.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+    /// Set the economic climate.
+    Climate(ClimateArgs),
+    /// Set the social-stance alignment.
+    Stance(StanceArgs),
+    /// Rebuild every projection from sequence 1, with a progress bar.
+    Rebuild,
+}
+
+async fn channel(url: &str, what: &str) -> anyhow::Result<Channel> {
+    Endpoint::from_shared(url.to_owned())
+        .with_context(|| format!("{url} is not a valid {what} URL"))?
+        .connect()
+        .await
+        .with_context(|| format!("cannot connect to the {what} service at {url} (is it running?)"))
+}
+
+async fn intake(t: &Target) -> anyhow::Result<IntakeClient<Channel>> {
+    Ok(IntakeClient::new(channel(&t.intake, "intake").await?))
+}
+
+async fn intake_admin(t: &Target) -> anyhow::Result<IntakeAdminClient<Channel>> {
+    Ok(IntakeAdminClient::new(channel(&t.intake, "intake").await?))
+}
+
+async fn query(t: &Target) -> anyhow::Result<QueryClient<Channel>> {
+    Ok(QueryClient::new(channel(&t.router, "router").await?))
+}
+
+async fn admin(t: &Target) -> anyhow::Result<AdminClient<Channel>> {
+    Ok(AdminClient::new(channel(&t.router, "router").await?))
+}
+
+/// A gRPC failure as an error a person can act on.
+fn rpc(what: &str, status: tonic::Status) -> anyhow::Error {
+    anyhow::anyhow!("{what} failed: {} ({:?})", status.message(), status.code())
+}
+
+/// Runs one operator command.
+pub async fn run(target: Target, ops: Ops) -> anyhow::Result<()> {
+    match ops {
+        Ops::Submit(a) => complaints::submit(&target, a).await,
+        Ops::Get { id, min_sequence } => complaints::get(&target, &id, min_sequence, false).await,
+        Ops::Explain { id } => complaints::get(&target, &id, 0, true).await,
+        Ops::List(a) => complaints::list(&target, a).await,
+        Ops::Watch(a) => complaints::watch(&target, a).await,
+        Ops::DeadLetters(c) => admin::dead_letters(&target, c).await,
+        Ops::Policy(c) => admin::policy(&target, c).await,
+        Ops::Climate(a) => admin::climate(&target, a).await,
+        Ops::Stance(a) => admin::stance(&target, a).await,
+        Ops::Rebuild => admin::rebuild(&target).await,
+    }
+}

@@ -1,0 +1,184 @@
+//! How complaints and decisions look on a terminal and in JSON; shared by
+//! every command.
+
+use plaint_proto::events::{
+    Category, Channel, Climate, Decision, FulfilmentKind, GateKind, Priority, Route,
+    StanceAlignment,
+};
+use plaint_proto::router::{ComplaintSummary, Status};
+use serde_json::{Value, json};
+
+use crate::generate::short;
+
+/// The short name of a route (`CEO`), or `UNSPECIFIED`.
+pub(crate) fn route_name(raw: i32) -> &'static str {
+    short(
+        Route::try_from(raw).unwrap_or_default().as_str_name(),
+        "ROUTE_",
+    )
+}
+
+/// The short name of a status.
+pub(crate) fn status_name(raw: i32) -> &'static str {
+    short(
+        Status::try_from(raw).unwrap_or_default().as_str_name(),
+        "STATUS_",
+    )
+}
+
+fn gate_name(raw: i32) -> &'static str {
+    short(
+        GateKind::try_from(raw).unwrap_or_default().as_str_name(),
+        "GATE_KIND_",
+    )
+}
+
+fn channel_name(raw: i32) -> &'static str {
+    short(
+        Channel::try_from(raw).unwrap_or_default().as_str_name(),
+        "CHANNEL_",
+    )
+}
+
+fn category_name(raw: i32) -> &'static str {
+    short(
+        Category::try_from(raw).unwrap_or_default().as_str_name(),
+        "CATEGORY_",
+    )
+}
+
+/// A decision with its whole explanation, as JSON.
+pub(crate) fn decision_json(d: &Decision) -> Value {
+    json!({
+        "route": route_name(d.route),
+        "fulfilment": short(FulfilmentKind::try_from(d.fulfilment).unwrap_or_default().as_str_name(), "FULFILMENT_KIND_"),
+        "priority": short(Priority::try_from(d.priority).unwrap_or_default().as_str_name(), "PRIORITY_"),
+        "score": d.score,
+        "ceo_threshold": d.ceo_threshold,
+        "policy_version": d.policy_version,
+        "climate": short(Climate::try_from(d.climate).unwrap_or_default().as_str_name(), "CLIMATE_"),
+        "stance": short(StanceAlignment::try_from(d.stance).unwrap_or_default().as_str_name(), "STANCE_ALIGNMENT_"),
+        "decided_at_ms": d.decided_at_ms,
+        "contributions": d.contributions.iter().map(|c| json!({
+            "factor": c.factor, "observed": c.observed, "points": c.points,
+        })).collect::<Vec<_>>(),
+        "gates": d.gates.iter().map(|g| json!({
+            "gate": gate_name(g.kind), "observed": g.observed, "limit": g.limit,
+            "passed": g.passed, "note": g.note,
+        })).collect::<Vec<_>>(),
+        "why_not": d.why_not.iter().map(|w| json!({
+            "route": route_name(w.route), "reason": w.reason,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// A complaint's row, as JSON.
+pub(crate) fn summary_json(c: &ComplaintSummary) -> Value {
+    json!({
+        "complaint_id": c.complaint_id,
+        "source_system": c.source_system,
+        "external_ticket_id": c.external_ticket_id,
+        "customer_id": c.customer_id,
+        "segment": c.segment,
+        "channel": channel_name(c.channel),
+        "category": category_name(c.category),
+        "status": status_name(c.status),
+        "route": route_name(c.route),
+        "fulfilment_step": c.fulfilment_step,
+        "assignee": c.assignee,
+        "satisfaction": c.satisfaction,
+        "received_at_ms": c.received_at_ms,
+        "last_sequence": c.last_sequence,
+    })
+}
+
+/// The header line of a complaint table.
+pub(crate) fn print_summary_header() {
+    println!(
+        "{:<36}  {:<18} {:<14} {:<15} {:<17} {:<12} {:>4}",
+        "complaint", "ticket", "customer", "channel", "route", "status", "sat"
+    );
+}
+
+/// One line per complaint.
+pub(crate) fn print_summary_line(c: &ComplaintSummary) {
+    println!(
+        "{:<36}  {:<18} {:<14} {:<15} {:<17} {:<12} {:>4}",
+        c.complaint_id,
+        c.external_ticket_id,
+        c.customer_id,
+        channel_name(c.channel),
+        route_name(c.route),
+        status_name(c.status),
+        if c.satisfaction > 0 {
+            c.satisfaction.to_string()
+        } else {
+            "-".to_owned()
+        }
+    );
+}
+
+/// A complaint's identity and state, on one line.
+pub(crate) fn print_complaint(c: &ComplaintSummary) {
+    println!(
+        "complaint {}  ticket {}/{}  customer {} ({})  {} / {}  status {}{}",
+        c.complaint_id,
+        c.source_system,
+        c.external_ticket_id,
+        c.customer_id,
+        c.segment,
+        channel_name(c.channel),
+        category_name(c.category),
+        status_name(c.status),
+        if c.satisfaction > 0 {
+            format!(" (satisfaction {})", c.satisfaction)
+        } else {
+            String::new()
+        }
+    );
+}
+
+/// A decision with its whole explanation: score, factors, gates, why not.
+pub(crate) fn print_decision(d: &Decision) {
+    let v = decision_json(d);
+    println!(
+        "route {}  fulfilment {}  priority {}  score {} vs CEO threshold {}  (policy v{}, climate {}, stance {})",
+        v["route"].as_str().unwrap_or(""),
+        v["fulfilment"].as_str().unwrap_or(""),
+        v["priority"].as_str().unwrap_or(""),
+        d.score,
+        if d.ceo_threshold == i64::MAX {
+            "closed".to_owned()
+        } else {
+            d.ceo_threshold.to_string()
+        },
+        d.policy_version,
+        v["climate"].as_str().unwrap_or(""),
+        v["stance"].as_str().unwrap_or(""),
+    );
+    println!("  {:<22} {:<22} {:>6}", "factor", "observed", "points");
+    for c in &d.contributions {
+        println!("  {:<22} {:<22} {:>+6}", c.factor, c.observed, c.points);
+    }
+    println!(
+        "  {:<14} {:>9} {:>9}  {:<4}  note",
+        "gate", "observed", "limit", ""
+    );
+    for g in &d.gates {
+        println!(
+            "  {:<14} {:>9} {:>9}  {:<4}  {}",
+            gate_name(g.kind),
+            g.observed,
+            if g.limit == i64::MAX {
+                "-".to_owned()
+            } else {
+                g.limit.to_string()
+            },
+            if g.passed { "pass" } else { "FAIL" },
+            g.note
+        );
+    }
+    for w in &d.why_not {
+        println!("  why not {}: {}", route_name(w.route), w.reason);
+    }
+}

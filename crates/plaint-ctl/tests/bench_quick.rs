@@ -1,0 +1,60 @@
+//! The bench in its reduced form, as CI runs it: tiny counts and short
+//! phases, against the debug binaries of both services, with its own
+//! nats-server and a fresh database. Only the correctness gate is asserted
+//! (every accepted complaint routed once and projected once), never speed.
+//!
+//! It needs `target/debug/plaint-intake` and `target/debug/plaint-router`:
+//! `scripts/test.sh` builds every binary before running the tests.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::PathBuf;
+
+use plaint_ctl::bench::{BenchArgs, run_bench};
+
+/// The directory cargo builds the debug binaries into.
+fn debug_bin_dir() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .filter(|d| !d.is_empty())
+        .map_or_else(
+            || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target"),
+            PathBuf::from,
+        );
+    target.join("debug")
+}
+
+fn env_or(name: &str, default: &str) -> String {
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| default.to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quick_bench_passes_the_correctness_gate() {
+    let bin_dir = debug_bin_dir();
+    for bin in ["plaint-intake", "plaint-router"] {
+        assert!(
+            bin_dir.join(bin).is_file(),
+            "{} is missing: run `cargo build --workspace --bins` first (scripts/test.sh does)",
+            bin_dir.join(bin).display()
+        );
+    }
+    let args = BenchArgs {
+        quick: true,
+        json_out: None,
+        bin_dir,
+        database_url: env_or(
+            "PLAINT_TEST_DATABASE_URL",
+            "postgres://postgres@127.0.0.1:5432/postgres",
+        ),
+        nats_server: PathBuf::from(env_or("PLAINT_NATS_SERVER", "nats-server")),
+        // scripts/test.sh drops stale `plaint_test_*` databases a failed run leaves.
+        db_prefix: "plaint_test_bench".to_owned(),
+    };
+    let report = run_bench(&args).await.expect("the quick bench runs");
+    assert!(
+        report.gate_passed(),
+        "the correctness gate failed:\n{}",
+        report.table()
+    );
+}

@@ -1,0 +1,123 @@
+//! The operator CLI against running services: each command does what it
+//! says, checked through the services' own APIs.
+
+use clap::Parser;
+use plaint_ctl::{Cli, run};
+use plaint_proto::events as epb;
+use plaint_proto::router as rpb;
+
+use crate::helpers::spawn_intake;
+use crate::router::spawn_router;
+
+async fn ctl(
+    intake: std::net::SocketAddr,
+    router: std::net::SocketAddr,
+    args: &[&str],
+) -> anyhow::Result<()> {
+    let intake = format!("http://{intake}");
+    let router = format!("http://{router}");
+    let mut argv = vec![
+        "plaint-ctl",
+        "--json",
+        "--intake",
+        &intake,
+        "--router",
+        &router,
+    ];
+    argv.extend_from_slice(args);
+    run(Cli::try_parse_from(argv)?).await
+}
+
+#[tokio::test]
+async fn operator_commands_act_on_the_running_services() {
+    let db = plaint_testkit::TestDb::create().await;
+    let intake = spawn_intake(&plaint_testkit::shared_nats_url()).await;
+    let mut router = spawn_router(&intake, db.url()).await;
+    let (i, r) = (intake.addr, router.addr);
+
+    ctl(
+        i,
+        r,
+        &[
+            "submit",
+            "--ticket",
+            "CTL-1",
+            "--customer",
+            "c-1",
+            "--channel",
+            "public_social",
+            "--reach",
+            "2000000",
+        ],
+    )
+    .await
+    .expect("submit");
+    let id = crate::helpers::ticket_id("plaint-ctl", "CTL-1").to_string();
+    let decided = crate::helpers::eventually("routed", async || {
+        let c = router
+            .query
+            .get_complaint(rpb::GetComplaintRequest {
+                complaint_id: id.clone(),
+                consistency: None,
+            })
+            .await
+            .ok()?
+            .into_inner();
+        (!c.decisions.is_empty()).then_some(c)
+    })
+    .await;
+    assert_eq!(decided.complaint.expect("row").customer_id, "c-1");
+
+    ctl(i, r, &["get", &id]).await.expect("get");
+    ctl(i, r, &["explain", &id]).await.expect("explain");
+    ctl(i, r, &["list", "--route", "frontline", "--limit", "5"])
+        .await
+        .expect("list");
+    ctl(i, r, &["climate", "good"]).await.expect("climate");
+    ctl(i, r, &["stance", "aligned"]).await.expect("stance");
+    assert!(
+        ctl(i, r, &["climate", "sunny"]).await.is_err(),
+        "an unknown climate is refused"
+    );
+
+    let mut policy = plaint_domain::RoutingPolicy::default();
+    policy.budget.per_window = 9;
+    let file = std::env::temp_dir().join(format!("{}.json", plaint_testkit::unique_prefix()));
+    std::fs::write(&file, policy.to_json()).expect("policy file");
+    let path = file.to_string_lossy().into_owned();
+    ctl(i, r, &["policy", "simulate", &path])
+        .await
+        .expect("simulate");
+    ctl(i, r, &["policy", "publish", &path])
+        .await
+        .expect("publish");
+    let current = router
+        .admin
+        .get_policy(rpb::GetPolicyRequest { version: 0 })
+        .await
+        .expect("policy")
+        .into_inner();
+    assert_eq!(current.version, 2);
+    assert!(current.policy_json.contains("\"per_window\":9"));
+    ctl(i, r, &["policy", "show"]).await.expect("show");
+    let _ = std::fs::remove_file(&file);
+
+    ctl(i, r, &["dead-letters", "list"])
+        .await
+        .expect("dead letters");
+    ctl(i, r, &["rebuild"]).await.expect("rebuild");
+    let after = router
+        .query
+        .get_complaint(rpb::GetComplaintRequest {
+            complaint_id: id.clone(),
+            consistency: None,
+        })
+        .await
+        .expect("still there after the rebuild")
+        .into_inner();
+    assert_eq!(after.decisions[0].route, epb::Route::Frontline as i32);
+
+    router.stop().await;
+    intake.finish().await;
+    db.drop_db().await;
+}
