@@ -64,7 +64,7 @@ fn envelope(n: u32, complaint: Option<ComplaintId>, payload: EventPayload) -> En
         occurred_at: Timestamp::from_millis(1_700_000_000_000 + i64::from(n)),
         schema_version: SCHEMA_VERSION,
         causation_id: Some(uuid::Uuid::from_u128(7)),
-        correlation_id: (n % 2 == 0).then(|| uuid::Uuid::from_u128(9)),
+        correlation_id: n.is_multiple_of(2).then(|| uuid::Uuid::from_u128(9)),
         payload,
     }
 }
@@ -250,7 +250,10 @@ pub fn helpdesk() -> Vec<Vec<u8>> {
             reason: "cancelled".to_owned(),
         }),
     ];
-    let mut out: Vec<Vec<u8>> = HELPDESK_JSON.iter().map(|j| j.as_bytes().to_vec()).collect();
+    let mut out: Vec<Vec<u8>> = HELPDESK_JSON
+        .iter()
+        .map(|j| j.as_bytes().to_vec())
+        .collect();
     for command in commands {
         out.push(
             ipb::HelpdeskMessage {
@@ -270,15 +273,23 @@ pub fn bombs() -> Vec<Vec<u8>> {
         b"{".to_vec(),
         "[".repeat(100_000).into_bytes(),
         format!("{{\"type\":{}", "[".repeat(50_000)).into_bytes(),
-        format!("{{\"type\":\"submit\",\"customer\":{}}}", "{\"a\":".repeat(10_000)).into_bytes(),
+        format!(
+            "{{\"type\":\"submit\",\"customer\":{}}}",
+            "{\"a\":".repeat(10_000)
+        )
+        .into_bytes(),
         br#"{"type":"submit","occurred_at_ms":1e999}"#.to_vec(),
         br#"{"type":"resolve","satisfaction":18446744073709551616}"#.to_vec(),
         br#"{"type":"follow_up","text":"\ud800\udc00\ud800"}"#.to_vec(),
         // A length prefix claiming far more than follows, at several depths.
         vec![0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f],
-        vec![0x12, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01],
+        vec![
+            0x12, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01,
+        ],
         // A varint that never ends.
-        std::iter::once(0x08).chain(std::iter::repeat_n(0xff, 64)).collect(),
+        std::iter::once(0x08)
+            .chain(std::iter::repeat_n(0xff, 64))
+            .collect(),
     ];
     // Protobuf nested 200 deep: field 1, length-delimited, around itself.
     let mut nested: Vec<u8> = Vec::new();

@@ -291,7 +291,10 @@ pub fn run(
         },
         Err(_) => {
             let n = current.load(Ordering::SeqCst);
-            let data = input.lock().map(|d| d.clone()).unwrap_or_else(|p| p.into_inner().clone());
+            let data = input
+                .lock()
+                .map(|d| d.clone())
+                .unwrap_or_else(|p| p.into_inner().clone());
             panic!(
                 "{target}: input #{n} panicked (seed {seed}, see the message above); {} bytes: {}",
                 data.len(),

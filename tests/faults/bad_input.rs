@@ -112,7 +112,12 @@ const TOO_LARGE: Expect = Expect::Code(&[Code::OutOfRange, Code::ResourceExhaust
 /// Bytes that are not a valid message: the protobuf codec refuses them.
 const UNDECODABLE: Expect = Expect::Code(&[Code::Internal, Code::InvalidArgument]);
 
-fn check(name: &str, expect: Expect, result: Result<(), Status>, seen: &mut BTreeMap<String, String>) {
+fn check(
+    name: &str,
+    expect: Expect,
+    result: Result<(), Status>,
+    seen: &mut BTreeMap<String, String>,
+) {
     let status = match result {
         Ok(()) => panic!("{name}: a bad request was accepted"),
         Err(s) => s,
@@ -153,28 +158,58 @@ async fn bad_grpc(sys: &System, existing: &str) -> BTreeMap<String, String> {
 
     let mut r = valid();
     r.summary = "x".repeat(5 * MIB);
-    check("grpc 5 MiB message", TOO_LARGE, unit(client.submit_complaint(r).await), &mut seen);
+    check(
+        "grpc 5 MiB message",
+        TOO_LARGE,
+        unit(client.submit_complaint(r).await),
+        &mut seen,
+    );
     let r = ipb::RecordFollowUpRequest {
         header: header(existing, ""),
         text: "y".repeat(2 * MIB),
     };
-    check("grpc 2 MiB text field", TOO_LARGE, unit(client.record_follow_up(r).await), &mut seen);
+    check(
+        "grpc 2 MiB text field",
+        TOO_LARGE,
+        unit(client.record_follow_up(r).await),
+        &mut seen,
+    );
     let mut r = valid();
     r.summary = "z".repeat(9_000);
-    check("grpc summary over 8 KiB", Expect::Field("summary"), unit(client.submit_complaint(r).await), &mut seen);
+    check(
+        "grpc summary over 8 KiB",
+        Expect::Field("summary"),
+        unit(client.submit_complaint(r).await),
+        &mut seen,
+    );
     let mut r = valid();
     r.channel = 999;
-    check("grpc invalid channel enum", Expect::Field("channel"), unit(client.submit_complaint(r).await), &mut seen);
+    check(
+        "grpc invalid channel enum",
+        Expect::Field("channel"),
+        unit(client.submit_complaint(r).await),
+        &mut seen,
+    );
     let mut r = valid();
     if let Some(c) = r.customer.as_mut() {
         c.tier = 77;
     }
-    check("grpc invalid tier enum", Expect::Field("customer.tier"), unit(client.submit_complaint(r).await), &mut seen);
+    check(
+        "grpc invalid tier enum",
+        Expect::Field("customer.tier"),
+        unit(client.submit_complaint(r).await),
+        &mut seen,
+    );
     let r = ipb::ProcessItemRequest {
         header: header(existing, ""),
         outcome: 42,
     };
-    check("grpc invalid outcome enum", Expect::Field("outcome"), unit(client.process_item(r).await), &mut seen);
+    check(
+        "grpc invalid outcome enum",
+        Expect::Field("outcome"),
+        unit(client.process_item(r).await),
+        &mut seen,
+    );
 
     let encoded = valid().encode_to_vec();
     // Cut inside the last field: its length prefix promises more than follows.
@@ -182,7 +217,9 @@ async fn bad_grpc(sys: &System, existing: &str) -> BTreeMap<String, String> {
     check(
         "grpc truncated protobuf",
         UNDECODABLE,
-        raw_call(channel.clone(), SUBMIT, truncated).await.map(|_| ()),
+        raw_call(channel.clone(), SUBMIT, truncated)
+            .await
+            .map(|_| ()),
         &mut seen,
     );
     // Field 1 (source_system), length-delimited, with bytes that are not UTF-8.
@@ -191,13 +228,20 @@ async fn bad_grpc(sys: &System, existing: &str) -> BTreeMap<String, String> {
     check(
         "grpc invalid UTF-8 string",
         UNDECODABLE,
-        raw_call(channel.clone(), SUBMIT, Bytes::from(not_utf8)).await.map(|_| ()),
+        raw_call(channel.clone(), SUBMIT, Bytes::from(not_utf8))
+            .await
+            .map(|_| ()),
         &mut seen,
     );
 
     let mut r = valid();
     r.source_system = String::new();
-    check("grpc empty source_system", Expect::Field("source_system"), unit(client.submit_complaint(r).await), &mut seen);
+    check(
+        "grpc empty source_system",
+        Expect::Field("source_system"),
+        unit(client.submit_complaint(r).await),
+        &mut seen,
+    );
     let mut r = valid();
     r.external_ticket_id = String::new();
     check(
@@ -228,10 +272,20 @@ async fn bad_grpc(sys: &System, existing: &str) -> BTreeMap<String, String> {
     );
     let mut r = valid();
     r.occurred_at_ms = now_ms() + 86_400_000;
-    check("grpc future occurred_at_ms", Expect::Field("occurred_at_ms"), unit(client.submit_complaint(r).await), &mut seen);
+    check(
+        "grpc future occurred_at_ms",
+        Expect::Field("occurred_at_ms"),
+        unit(client.submit_complaint(r).await),
+        &mut seen,
+    );
     let mut r = valid();
     r.occurred_at_ms = -5;
-    check("grpc negative occurred_at_ms", Expect::Field("occurred_at_ms"), unit(client.submit_complaint(r).await), &mut seen);
+    check(
+        "grpc negative occurred_at_ms",
+        Expect::Field("occurred_at_ms"),
+        unit(client.submit_complaint(r).await),
+        &mut seen,
+    );
     let mut r = valid();
     if let Some(c) = r.customer.as_mut() {
         c.lifetime_value_cents = -100;
@@ -257,7 +311,12 @@ async fn bad_grpc(sys: &System, existing: &str) -> BTreeMap<String, String> {
         satisfaction: 0,
         note: String::new(),
     };
-    check("grpc satisfaction 0", Expect::Field("satisfaction"), unit(client.resolve(r).await), &mut seen);
+    check(
+        "grpc satisfaction 0",
+        Expect::Field("satisfaction"),
+        unit(client.resolve(r).await),
+        &mut seen,
+    );
     let r = ipb::RecordFollowUpRequest {
         header: header(&Uuid::new_v4().to_string(), ""),
         text: "anyone?".to_owned(),
@@ -278,7 +337,12 @@ async fn bad_grpc(sys: &System, existing: &str) -> BTreeMap<String, String> {
         })
         .await
         .map(|_| ());
-    check("router malformed complaint_id", Expect::Code(&[Code::InvalidArgument]), r, &mut seen);
+    check(
+        "router malformed complaint_id",
+        Expect::Code(&[Code::InvalidArgument]),
+        r,
+        &mut seen,
+    );
     let r = query
         .list_complaints(rpb::ListComplaintsRequest {
             customer_id: "c".repeat(5 * MIB),
@@ -294,7 +358,12 @@ async fn bad_grpc(sys: &System, existing: &str) -> BTreeMap<String, String> {
         })
         .await
         .map(|_| ());
-    check("router garbage page token", Expect::Code(&[Code::InvalidArgument]), r, &mut seen);
+    check(
+        "router garbage page token",
+        Expect::Code(&[Code::InvalidArgument]),
+        r,
+        &mut seen,
+    );
     seen
 }
 
@@ -310,7 +379,9 @@ fn bad_helpdesk(existing: &str) -> Vec<(&'static str, Option<&'static str>, Vec<
     };
     let future = now_ms() + 86_400_000;
     let proto = ipb::HelpdeskMessage {
-        command: Some(ipb::helpdesk_message::Command::Submit(complaint("bad-hd", "X-2", 3))),
+        command: Some(ipb::helpdesk_message::Command::Submit(complaint(
+            "bad-hd", "X-2", 3,
+        ))),
     }
     .encode_to_vec();
     let mut not_utf8 = valid("").into_bytes();
@@ -319,20 +390,71 @@ fn bad_helpdesk(existing: &str) -> Vec<(&'static str, Option<&'static str>, Vec<
         ("helpdesk 100 KiB (over the 64 KiB limit)", None, {
             let mut v = valid("").into_bytes();
             v.truncate(v.len() - 1);
-            v.extend_from_slice(format!(r#","item_sku":"{}"}}"#, "k".repeat(100 * 1024)).as_bytes());
+            v.extend_from_slice(
+                format!(r#","item_sku":"{}"}}"#, "k".repeat(100 * 1024)).as_bytes(),
+            );
             v
         }),
-        ("helpdesk invalid channel", None, valid("").replace("EMAIL", "SMOKE_SIGNAL").into_bytes()),
-        ("helpdesk invalid tier", None, valid(r#","occurred_at_ms":0"#).replace(r#""segment":"consumer""#, r#""segment":"consumer","tier":"DIAMOND""#).into_bytes()),
-        ("helpdesk truncated protobuf", Some("application/protobuf"), proto[..proto.len() / 2].to_vec()),
+        (
+            "helpdesk invalid channel",
+            None,
+            valid("").replace("EMAIL", "SMOKE_SIGNAL").into_bytes(),
+        ),
+        (
+            "helpdesk invalid tier",
+            None,
+            valid(r#","occurred_at_ms":0"#)
+                .replace(
+                    r#""segment":"consumer""#,
+                    r#""segment":"consumer","tier":"DIAMOND""#,
+                )
+                .into_bytes(),
+        ),
+        (
+            "helpdesk truncated protobuf",
+            Some("application/protobuf"),
+            proto[..proto.len() / 2].to_vec(),
+        ),
         ("helpdesk invalid UTF-8", None, not_utf8),
         ("helpdesk not JSON", None, b"{{{ not json".to_vec()),
-        ("helpdesk empty source_system", None, valid("").replace(r#""source_system":"bad-hd""#, r#""source_system":"""#).into_bytes()),
-        ("helpdesk empty complaint_id", None, br#"{"type":"follow_up","complaint_id":"","text":"hi"}"#.to_vec()),
-        ("helpdesk future occurred_at_ms", None, valid(&format!(r#","occurred_at_ms":{future}"#)).into_bytes()),
-        ("helpdesk negative lifetime value", None, valid("").replace(r#""segment":"consumer""#, r#""segment":"consumer","lifetime_value_cents":-1"#).into_bytes()),
-        ("helpdesk negative satisfaction", None, format!(r#"{{"type":"resolve","complaint_id":"{existing}","satisfaction":-3}}"#).into_bytes()),
-        ("helpdesk unknown type", None, br#"{"type":"explode"}"#.to_vec()),
+        (
+            "helpdesk empty source_system",
+            None,
+            valid("")
+                .replace(r#""source_system":"bad-hd""#, r#""source_system":"""#)
+                .into_bytes(),
+        ),
+        (
+            "helpdesk empty complaint_id",
+            None,
+            br#"{"type":"follow_up","complaint_id":"","text":"hi"}"#.to_vec(),
+        ),
+        (
+            "helpdesk future occurred_at_ms",
+            None,
+            valid(&format!(r#","occurred_at_ms":{future}"#)).into_bytes(),
+        ),
+        (
+            "helpdesk negative lifetime value",
+            None,
+            valid("")
+                .replace(
+                    r#""segment":"consumer""#,
+                    r#""segment":"consumer","lifetime_value_cents":-1"#,
+                )
+                .into_bytes(),
+        ),
+        (
+            "helpdesk negative satisfaction",
+            None,
+            format!(r#"{{"type":"resolve","complaint_id":"{existing}","satisfaction":-3}}"#)
+                .into_bytes(),
+        ),
+        (
+            "helpdesk unknown type",
+            None,
+            br#"{"type":"explode"}"#.to_vec(),
+        ),
     ]
 }
 
@@ -376,7 +498,9 @@ async fn bad_input_is_refused_or_dead_lettered_stores_nothing_and_memory_stays_f
             let error = r.expect_err(name);
             refused_at_publish.insert(name.to_owned(), error);
         }
-        for (name, content_type, payload) in cases.iter().cycle().take(cases.len() * HELPDESK_ROUNDS) {
+        for (name, content_type, payload) in
+            cases.iter().cycle().take(cases.len() * HELPDESK_ROUNDS)
+        {
             let mut headers = HeaderMap::new();
             if let Some(ct) = content_type {
                 headers.insert("Content-Type", *ct);
@@ -389,18 +513,19 @@ async fn bad_input_is_refused_or_dead_lettered_stores_nothing_and_memory_stays_f
                 .unwrap_or_else(|e| panic!("{name} reaches the inbound stream: {e}"));
         }
         expected_dead += (cases.len() * HELPDESK_ROUNDS) as u64;
-        eventually("every bad message dead-lettered", Duration::from_secs(30), async || {
-            (stream_last_sequence(&js, &dead_stream).await >= expected_dead).then_some(())
-        })
+        eventually(
+            "every bad message dead-lettered",
+            Duration::from_secs(30),
+            async || (stream_last_sequence(&js, &dead_stream).await >= expected_dead).then_some(()),
+        )
         .await;
         rss.push((burst, sys.intake.rss_kib(), sys.router.rss_kib()));
     }
 
     // The dead letters: one per bad message, with its bytes and a reason.
-    let mut admin = plaint_proto::intake::intake_admin_client::IntakeAdminClient::new(
-        sys.intake_channel(),
-    )
-    .max_decoding_message_size(64 * MIB);
+    let mut admin =
+        plaint_proto::intake::intake_admin_client::IntakeAdminClient::new(sys.intake_channel())
+            .max_decoding_message_size(64 * MIB);
     let mut letters = Vec::new();
     let mut after = 0;
     loop {
@@ -418,7 +543,11 @@ async fn bad_input_is_refused_or_dead_lettered_stores_nothing_and_memory_stays_f
         }
         after = page.next_after_sequence;
     }
-    assert_eq!(letters.len() as u64, expected_dead, "one dead letter per bad message");
+    assert_eq!(
+        letters.len() as u64,
+        expected_dead,
+        "one dead letter per bad message"
+    );
     let mut reasons = BTreeMap::new();
     for letter in &letters {
         assert!(!letter.reason.is_empty(), "a dead letter says why");
@@ -432,7 +561,10 @@ async fn bad_input_is_refused_or_dead_lettered_stores_nothing_and_memory_stays_f
             .iter()
             .find(|(n, _, _)| *n == case)
             .expect("a known case");
-        assert_eq!(&letter.payload, payload, "{case}: the original bytes are kept");
+        assert_eq!(
+            &letter.payload, payload,
+            "{case}: the original bytes are kept"
+        );
         reasons.insert(case, letter.reason.chars().take(90).collect::<String>());
     }
 
@@ -443,7 +575,10 @@ async fn bad_input_is_refused_or_dead_lettered_stores_nothing_and_memory_stays_f
     for service in [&sys.intake, &sys.router] {
         service.assert_no_panic();
     }
-    assert!(sys.intake.pid().is_some() && sys.router.pid().is_some(), "both still run");
+    assert!(
+        sys.intake.pid().is_some() && sys.router.pid().is_some(),
+        "both still run"
+    );
     sys.probe(&history, "after-bad-input", Duration::from_secs(30))
         .await;
 
@@ -477,7 +612,11 @@ async fn bad_input_is_refused_or_dead_lettered_stores_nothing_and_memory_stays_f
             .iter()
             .map(|(k, v)| format!("{k}: refused at publish ({v})")),
     );
-    lines.extend(reasons.iter().map(|(k, v)| format!("{k}: dead letter \"{v}\"")));
+    lines.extend(
+        reasons
+            .iter()
+            .map(|(k, v)| format!("{k}: dead letter \"{v}\"")),
+    );
     lines.push(format!(
         "{} bad requests and {} bad messages per burst, {BURSTS} bursts; {} dead letters; log \
          unchanged at {log_after}",

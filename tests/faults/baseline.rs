@@ -33,10 +33,18 @@ async fn baseline_every_complaint_is_routed_once_and_projected() {
 
     report.assert_safe();
     assert_eq!(stats.given_up, 0, "nothing given up without a fault");
-    assert!(report.errors.is_empty(), "no errors without a fault: {:?}", report.errors);
+    assert!(
+        report.errors.is_empty(),
+        "no errors without a fault: {:?}",
+        report.errors
+    );
     assert_eq!(report.acknowledged as u64, grpc + helpdesk);
     assert_eq!(report.observed_log as u64, grpc + helpdesk);
-    assert_eq!(report.router.redeliveries(), 0, "no redelivery without a fault");
+    assert_eq!(
+        report.router.redeliveries(),
+        0,
+        "no redelivery without a fault"
+    );
     sys.intake.assert_no_panic();
     sys.router.assert_no_panic();
     figures(

@@ -239,15 +239,18 @@ pub(crate) async fn read_log(log: &EventLog) -> LogView {
                 }
             };
             let env = stored.envelope;
-            let (Some(id), EventPayload::Complaint(event)) = (env.complaint_id, &env.payload) else {
+            let (Some(id), EventPayload::Complaint(event)) = (env.complaint_id, &env.payload)
+            else {
                 view.undecodable.push(item.sequence);
                 continue;
             };
             let complaint = id.as_uuid();
             match event {
-                ComplaintEvent::Received(_) => {
-                    view.received.entry(complaint).or_default().push(item.sequence)
-                }
+                ComplaintEvent::Received(_) => view
+                    .received
+                    .entry(complaint)
+                    .or_default()
+                    .push(item.sequence),
                 ComplaintEvent::Routed(_) | ComplaintEvent::Rerouted { .. } => view
                     .decisions
                     .entry(complaint)
@@ -310,10 +313,11 @@ pub(crate) async fn read_projection(url: &str) -> ProjectionView {
             .fetch_all(&mut db)
             .await
             .expect("timeline");
-    let decisions: Vec<(i64, Uuid)> = sqlx::query_as("SELECT sequence, complaint_id FROM decisions")
-        .fetch_all(&mut db)
-        .await
-        .expect("decisions");
+    let decisions: Vec<(i64, Uuid)> =
+        sqlx::query_as("SELECT sequence, complaint_id FROM decisions")
+            .fetch_all(&mut db)
+            .await
+            .expect("decisions");
     let _ = db.close().await;
     let seq = |s: i64| u64::try_from(s).unwrap_or(0);
     let mut view = ProjectionView {
@@ -420,10 +424,24 @@ pub(crate) async fn wait_converged(sys: &System, history: &History, limit: Durat
     let acked = history.acked_count() as i64;
     let url = sys.pg.url();
     let mut last_state = String::new();
+    let mut quiet_orphans: Option<Instant> = None;
     let outcome = tokio::time::timeout(limit, async {
         loop {
             let state = async {
                 let inbound_left = stream_messages(&js, &inbound).await?;
+                let helpdesk = consumer_stats(&js, &inbound, &sys.helpdesk_consumer(), 0).await;
+                // Messages left in the inbound work queue that its consumer
+                // will never deliver (nothing pending, nothing unacked): seen
+                // once after a nats-server SIGKILL. `observe` checks that
+                // each was stored already.
+                let orphans_only = helpdesk.is_some_and(|h| h.pending == 0 && h.ack_pending == 0);
+                if inbound_left == 0 || !orphans_only {
+                    quiet_orphans = None;
+                } else if quiet_orphans.is_none() {
+                    quiet_orphans = Some(Instant::now());
+                }
+                let inbound_done = inbound_left == 0
+                    || quiet_orphans.is_some_and(|t| t.elapsed() > Duration::from_secs(5));
                 let router = consumer_stats(&js, &stream, &durable, 0).await?;
                 let last = sys.log.last_sequence().await.ok()?;
                 let mut db = PgConnection::connect(&url).await.ok()?;
@@ -437,7 +455,7 @@ pub(crate) async fn wait_converged(sys: &System, history: &History, limit: Durat
                 .ok()?;
                 let _ = db.close().await;
                 let checkpoint = row.0.unwrap_or(0);
-                let done = inbound_left == 0
+                let done = inbound_done
                     && router.pending == 0
                     && router.ack_pending == 0
                     && u64::try_from(checkpoint).ok() == Some(last)
@@ -486,11 +504,18 @@ async fn diagnose(js: &async_nats::jetstream::Context, sys: &System) -> String {
                 out.push_str(&format!(
                     "consumer {durable}: delivered {:?}, ack floor {:?}, pending {}, ack pending \
                      {}, redelivered {}, waiting {}\n",
-                    c.delivered, c.ack_floor, c.num_pending, c.num_ack_pending, c.num_redelivered,
+                    c.delivered,
+                    c.ack_floor,
+                    c.num_pending,
+                    c.num_ack_pending,
+                    c.num_redelivered,
                     c.num_waiting
                 ));
             }
-            let first = s.info().await.map(|i| (i.state.messages, i.state.first_sequence));
+            let first = s
+                .info()
+                .await
+                .map(|i| (i.state.messages, i.state.first_sequence));
             if stream == sys.names.inbound_stream()
                 && let Ok((messages, first)) = first
                 && messages > 0
@@ -500,7 +525,10 @@ async fn diagnose(js: &async_nats::jetstream::Context, sys: &System) -> String {
                     "first inbound message {}: {:?} {}\n",
                     m.sequence,
                     m.headers,
-                    String::from_utf8_lossy(&m.payload).chars().take(200).collect::<String>()
+                    String::from_utf8_lossy(&m.payload)
+                        .chars()
+                        .take(200)
+                        .collect::<String>()
                 ));
             }
         }
@@ -553,6 +581,11 @@ pub(crate) struct Report {
     /// Commands stored more than once.
     pub(crate) commands_duplicated: usize,
     pub(crate) undecodable: usize,
+    /// Messages left in the inbound work queue that its consumer will not
+    /// deliver again.
+    pub(crate) inbound_orphans: usize,
+    /// Of those, the ones whose complaint is not in the log (lost).
+    pub(crate) inbound_orphans_unstored: Vec<String>,
     pub(crate) router: ConsumerStats,
     pub(crate) helpdesk: ConsumerStats,
     pub(crate) errors: BTreeMap<String, u64>,
@@ -582,8 +615,55 @@ pub(crate) async fn observe(sys: &System, history: &History) -> Report {
     )
     .await
     .unwrap_or_default();
+    let orphans = inbound_orphans(&js, sys, &log).await;
     let h = history.inner.lock().expect("history lock");
-    check(&h, &log, &projection, router, helpdesk)
+    let mut report = check(&h, &log, &projection, router, helpdesk);
+    report.inbound_orphans = orphans.0;
+    report.inbound_orphans_unstored = orphans.1;
+    report
+}
+
+/// Messages still in the inbound work queue: how many, and the ones that are
+/// not a submit whose complaint is in the log.
+async fn inbound_orphans(
+    js: &async_nats::jetstream::Context,
+    sys: &System,
+    log: &LogView,
+) -> (usize, Vec<String>) {
+    let Ok(mut stream) = js.get_stream(sys.names.inbound_stream()).await else {
+        return (0, Vec::new());
+    };
+    let Ok(info) = stream.info().await else {
+        return (0, Vec::new());
+    };
+    let (count, first, last) = (
+        usize::try_from(info.state.messages).unwrap_or(0),
+        info.state.first_sequence,
+        info.state.last_sequence,
+    );
+    let mut unstored = Vec::new();
+    if count == 0 {
+        return (0, unstored);
+    }
+    for seq in first..=last.min(first + 1000) {
+        let Ok(m) = stream.get_raw_message(seq).await else {
+            continue;
+        };
+        let content_type = m.headers.get("Content-Type").map(|v| v.as_str().to_owned());
+        let parsed =
+            plaint_intake::helpdesk::parse_payload(&m.payload, content_type.as_deref(), usize::MAX);
+        let stored = match parsed {
+            Ok(plaint_intake::commands::Parsed::Submit { facts, .. }) => {
+                let id = ComplaintId::for_ticket(&facts.source_system, &facts.external_ticket_id);
+                log.received.contains_key(&id.as_uuid())
+            }
+            _ => false,
+        };
+        if !stored {
+            unstored.push(format!("inbound sequence {seq}"));
+        }
+    }
+    (count, unstored)
 }
 
 fn check(
@@ -702,37 +782,98 @@ impl Report {
                 broken.push(what);
             }
         };
-        need(self.lost.is_empty(), format!("lost (acknowledged, not in the log): {:?}", first(&self.lost)));
+        need(
+            self.lost.is_empty(),
+            format!(
+                "lost (acknowledged, not in the log): {:?}",
+                first(&self.lost)
+            ),
+        );
         need(
             self.lost_in_projection.is_empty(),
-            format!("lost in the projections: {:?}", first(&self.lost_in_projection)),
+            format!(
+                "lost in the projections: {:?}",
+                first(&self.lost_in_projection)
+            ),
         );
-        need(self.unexpected.is_empty(), format!("unexpected (never attempted): {:?}", first(&self.unexpected)));
-        need(self.duplicate_received == 0, format!("{} complaints received twice", self.duplicate_received));
-        need(self.duplicate_events_log == 0, format!("{} event ids stored twice", self.duplicate_events_log));
+        need(
+            self.unexpected.is_empty(),
+            format!(
+                "unexpected (never attempted): {:?}",
+                first(&self.unexpected)
+            ),
+        );
+        need(
+            self.duplicate_received == 0,
+            format!("{} complaints received twice", self.duplicate_received),
+        );
+        need(
+            self.duplicate_events_log == 0,
+            format!("{} event ids stored twice", self.duplicate_events_log),
+        );
         need(
             self.duplicate_events_projection == 0,
             format!("{} events applied twice", self.duplicate_events_projection),
         );
-        need(self.projection_missing == 0, format!("{} log events missing from the timeline", self.projection_missing));
-        need(self.projection_extra == 0, format!("{} timeline rows not in the log", self.projection_extra));
+        need(
+            self.projection_missing == 0,
+            format!(
+                "{} log events missing from the timeline",
+                self.projection_missing
+            ),
+        );
+        need(
+            self.projection_extra == 0,
+            format!("{} timeline rows not in the log", self.projection_extra),
+        );
         need(
             self.projection_stale_rows == 0,
-            format!("{} complaint rows not at their last sequence", self.projection_stale_rows),
+            format!(
+                "{} complaint rows not at their last sequence",
+                self.projection_stale_rows
+            ),
         );
-        need(self.checkpoint_behind == 0, format!("checkpoint off by {}", self.checkpoint_behind));
+        need(
+            self.checkpoint_behind == 0,
+            format!("checkpoint off by {}", self.checkpoint_behind),
+        );
         need(
             self.decisions_not_one_log.is_empty(),
-            format!("decisions != 1 in the log: {:?}", first(&self.decisions_not_one_log)),
+            format!(
+                "decisions != 1 in the log: {:?}",
+                first(&self.decisions_not_one_log)
+            ),
         );
         need(
             self.decisions_not_one_projection.is_empty(),
-            format!("decision rows != 1: {:?}", first(&self.decisions_not_one_projection)),
+            format!(
+                "decision rows != 1: {:?}",
+                first(&self.decisions_not_one_projection)
+            ),
         );
-        need(self.commands_lost == 0, format!("{} acknowledged commands lost", self.commands_lost));
-        need(self.commands_duplicated == 0, format!("{} commands stored twice", self.commands_duplicated));
-        need(self.undecodable == 0, format!("{} undecodable events", self.undecodable));
-        need(self.refused.is_empty(), format!("refused: {:?}", first(&self.refused)));
+        need(
+            self.commands_lost == 0,
+            format!("{} acknowledged commands lost", self.commands_lost),
+        );
+        need(
+            self.commands_duplicated == 0,
+            format!("{} commands stored twice", self.commands_duplicated),
+        );
+        need(
+            self.undecodable == 0,
+            format!("{} undecodable events", self.undecodable),
+        );
+        need(
+            self.refused.is_empty(),
+            format!("refused: {:?}", first(&self.refused)),
+        );
+        need(
+            self.inbound_orphans_unstored.is_empty(),
+            format!(
+                "inbound messages left that were never stored: {:?}",
+                first(&self.inbound_orphans_unstored)
+            ),
+        );
         assert!(broken.is_empty(), "checker: {}\n{self}", broken.join("; "));
     }
 }
@@ -751,7 +892,7 @@ impl fmt::Display for Report {
              log {} projection {}; projection vs log: missing {} extra {} stale rows {} \
              checkpoint off {}; decisions != 1: log {} projection {}; commands {} (acked {}, \
              lost {}, duplicated {}); redeliveries: router {} ({} deliveries / {} messages), \
-             helpdesk {} ({} / {}); retries {}; errors {:?}",
+             helpdesk {} ({} / {}); inbound orphans {}; retries {}; errors {:?}",
             self.attempted,
             self.acknowledged,
             self.acknowledged_grpc,
@@ -781,6 +922,7 @@ impl fmt::Display for Report {
             self.helpdesk.redeliveries(),
             self.helpdesk.deliveries,
             self.helpdesk.messages,
+            self.inbound_orphans,
             self.retries,
             self.errors,
         )

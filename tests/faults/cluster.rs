@@ -68,7 +68,11 @@ async fn server_compat_an_r3_cluster_loses_a_node_under_load_and_loses_nothing()
 
     let log = open_log(&urls, &prefix, &intake_config.stream).await;
     let names = log.names().clone();
-    let js = jetstream::new(plaint_bus::connect(&urls, "plaint-faults").await.expect("connect"));
+    let js = jetstream::new(
+        plaint_bus::connect(&urls, "plaint-faults")
+            .await
+            .expect("connect"),
+    );
     let info = js
         .get_stream(names.stream())
         .await
@@ -77,7 +81,10 @@ async fn server_compat_an_r3_cluster_loses_a_node_under_load_and_loses_nothing()
         .await
         .expect("stream info")
         .clone();
-    assert_eq!(info.config.num_replicas, 3, "the log is replicated three times");
+    assert_eq!(
+        info.config.num_replicas, 3,
+        "the log is replicated three times"
+    );
 
     // The load: WORKERS clients submitting TOTAL complaints, each retried
     // (with the same ticket, so a retry is answered as a duplicate) until it
@@ -97,7 +104,7 @@ async fn server_compat_an_r3_cluster_loses_a_node_under_load_and_loses_nothing()
                     return;
                 }
                 let (ticket, customer) = (format!("C-{i}"), format!("cluster-{i}"));
-                let request = if i % 10 == 0 {
+                let request = if i.is_multiple_of(10) {
                     viral("cluster", &ticket, &customer)
                 } else {
                     quiet("cluster", &ticket, &customer)
@@ -106,8 +113,8 @@ async fn server_compat_an_r3_cluster_loses_a_node_under_load_and_loses_nothing()
                 loop {
                     match client.submit_complaint(request.clone()).await {
                         Ok(w) => {
-                            let id = ComplaintId::parse(&w.into_inner().complaint_id)
-                                .expect("an id");
+                            let id =
+                                ComplaintId::parse(&w.into_inner().complaint_id).expect("an id");
                             let mut seen = seen.lock().expect("lock");
                             seen.acked.push((id, Instant::now()));
                             seen.slowest = seen.slowest.max(began.elapsed());
@@ -137,9 +144,11 @@ async fn server_compat_an_r3_cluster_loses_a_node_under_load_and_loses_nothing()
     }
 
     // Kill the node that leads the event log's stream, once a third is in.
-    eventually("a third of the load acknowledged", Duration::from_secs(30), async || {
-        (seen.lock().expect("lock").acked.len() >= KILL_AFTER).then_some(())
-    })
+    eventually(
+        "a third of the load acknowledged",
+        Duration::from_secs(30),
+        async || (seen.lock().expect("lock").acked.len() >= KILL_AFTER).then_some(()),
+    )
     .await;
     let leader = eventually("the stream's leader", Duration::from_secs(10), async || {
         stream_leader(&js, names.stream()).await
@@ -183,22 +192,38 @@ async fn server_compat_an_r3_cluster_loses_a_node_under_load_and_loses_nothing()
     assert_eq!(ids.len(), TOTAL, "every submission was acknowledged");
     let log_ref = &log;
     let ids_ref = &ids;
-    let decisions = eventually("every complaint decided", Duration::from_secs(60), async || {
-        let d = Decisions::read(log_ref, ids_ref).await;
-        d.all_routed(ids_ref).then_some(d)
-    })
+    let decisions = eventually(
+        "every complaint decided",
+        Duration::from_secs(60),
+        async || {
+            let d = Decisions::read(log_ref, ids_ref).await;
+            d.all_routed(ids_ref).then_some(d)
+        },
+    )
     .await;
     let routed_all = load_started.elapsed();
     for id in &ids {
-        assert_eq!(decisions.count(id, "complaint_received"), 1, "{id} stored once");
-        assert_eq!(decisions.count(id, "complaint_routed"), 1, "{id} decided once");
+        assert_eq!(
+            decisions.count(id, "complaint_received"),
+            1,
+            "{id} stored once"
+        );
+        assert_eq!(
+            decisions.count(id, "complaint_routed"),
+            1,
+            "{id} decided once"
+        );
     }
     assert_eq!(decisions.duplicate_event_ids, 0, "no event id stored twice");
     let durable = names.consumer("router");
-    eventually("the routing consumer drained", Duration::from_secs(30), async || {
-        let (pending, unacked) = consumer_backlog(&urls, names.stream(), &durable).await;
-        (pending == 0 && unacked == 0).then_some(())
-    })
+    eventually(
+        "the routing consumer drained",
+        Duration::from_secs(30),
+        async || {
+            let (pending, unacked) = consumer_backlog(&urls, names.stream(), &durable).await;
+            (pending == 0 && unacked == 0).then_some(())
+        },
+    )
     .await;
     // The projection caught up on the surviving nodes.
     let last = log.last_sequence().await.expect("last sequence");
@@ -221,32 +246,37 @@ async fn server_compat_an_r3_cluster_loses_a_node_under_load_and_loses_nothing()
     let restarted_at = Instant::now();
     let js_ref = &js;
     let stream = names.stream().to_owned();
-    eventually("the restarted node current again", Duration::from_secs(30), async || {
-        let mut s = js_ref.get_stream(&stream).await.ok()?;
-        let info = s.info().await.ok()?;
-        let replicas = &info.cluster.as_ref()?.replicas;
-        (replicas.len() == 2 && replicas.iter().all(|p| p.current && !p.offline)).then_some(())
-    })
+    eventually(
+        "the restarted node current again",
+        Duration::from_secs(30),
+        async || {
+            let mut s = js_ref.get_stream(&stream).await.ok()?;
+            let info = s.info().await.ok()?;
+            let replicas = &info.cluster.as_ref()?.replicas;
+            (replicas.len() == 2 && replicas.iter().all(|p| p.current && !p.offline)).then_some(())
+        },
+    )
     .await;
     let caught_up = restarted_at.elapsed();
 
-    let seen = seen.lock().expect("lock");
-    let errors: u64 = seen.errors.values().sum();
-    println!(
-        "cluster (nats-server {version}, R3): {TOTAL} complaints by {WORKERS} clients; \
-         ready after {ready:.1?}; stream leader {leader} killed after {acked_at_kill} acks, \
-         new leader {new_leader}; first ack after the kill {:.1?} later; {errors} failed \
-         attempts retried {:?}; slowest submission {:.1?}; load done in {load_took:.1?}; \
-         all decided after {routed_all:.1?}, longest pause between two decisions {:.1?}; projection at {} of {last}; restarted node \
-         current after {caught_up:.1?}; test took {:.1?}",
-        first_ack_after_kill.map(|at| at - killed_at),
-        seen.errors,
-        seen.slowest,
-        decisions.longest_pause(),
-        projected.projected_sequence,
-        started.elapsed()
-    );
-    drop(seen);
+    {
+        let seen = seen.lock().expect("lock");
+        let errors: u64 = seen.errors.values().sum();
+        println!(
+            "cluster (nats-server {version}, R3): {TOTAL} complaints by {WORKERS} clients; \
+             ready after {ready:.1?}; stream leader {leader} killed after {acked_at_kill} acks, \
+             new leader {new_leader}; first ack after the kill {:.1?} later; {errors} failed \
+             attempts retried {:?}; slowest submission {:.1?}; load done in {load_took:.1?}; \
+             all decided after {routed_all:.1?}, longest pause between two decisions {:.1?}; projection at {} of {last}; restarted node \
+             current after {caught_up:.1?}; test took {:.1?}",
+            first_ack_after_kill.map(|at| at - killed_at),
+            seen.errors,
+            seen.slowest,
+            decisions.longest_pause(),
+            projected.projected_sequence,
+            started.elapsed()
+        );
+    }
     second.stop().await;
     first.stop().await;
     intake.stop().await;

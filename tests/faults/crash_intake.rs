@@ -34,7 +34,11 @@ async fn intake_killed_under_load_stores_every_acknowledged_write_exactly_once()
         tokio::time::sleep(Duration::from_millis(500)).await;
         let serving = sys.intake.start().await;
         let routed = sys
-            .probe(&history, &format!("intake-kill-{k}"), Duration::from_secs(60))
+            .probe(
+                &history,
+                &format!("intake-kill-{k}"),
+                Duration::from_secs(60),
+            )
             .await;
         lines.push(format!(
             "kill {} (pid {pid:?}, {acked_before} acknowledged so far): serving again {:.2} s \

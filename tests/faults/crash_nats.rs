@@ -44,9 +44,7 @@ async fn nats_killed_under_load_loses_no_acknowledged_publish_and_consumers_resu
     tokio::time::sleep(Duration::from_secs(1)).await;
     let mut client = sys.intake_client();
     let asked = Instant::now();
-    let during = client
-        .submit_complaint(complaint("outage", "O-1", 1))
-        .await;
+    let during = client.submit_complaint(complaint("outage", "O-1", 1)).await;
     let answered_in = asked.elapsed();
     let during_code = during.as_ref().map_or_else(|s| s.code(), |_| Code::Ok);
     assert!(
@@ -80,7 +78,10 @@ async fn nats_killed_under_load_loses_no_acknowledged_publish_and_consumers_resu
         .first_on_subject(&sys.names.complaint(&ticket_id("outage", "O-1")))
         .await
         .expect("read");
-    assert!(refused.is_none(), "a write answered UNAVAILABLE was not stored");
+    assert!(
+        refused.is_none(),
+        "a write answered UNAVAILABLE was not stored"
+    );
     let report = observe(&sys, &history).await;
     report.assert_safe();
     assert_eq!(stats.given_up, 0);

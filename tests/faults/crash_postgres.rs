@@ -86,7 +86,11 @@ async fn postgres_crashed_under_load_the_projection_equals_a_rebuild_from_sequen
     let report = observe(&sys, &history).await;
     report.assert_safe();
     assert_eq!(stats.given_up, 0);
-    assert!(report.errors.is_empty(), "intake does not use PostgreSQL: {:?}", report.errors);
+    assert!(
+        report.errors.is_empty(),
+        "intake does not use PostgreSQL: {:?}",
+        report.errors
+    );
     let bad: Vec<&String> = codes
         .keys()
         .filter(|c| !["Ok", "Unavailable"].contains(&c.as_str()))
@@ -107,9 +111,13 @@ async fn postgres_crashed_under_load_the_projection_equals_a_rebuild_from_sequen
         .expect("rebuild starts")
         .into_inner();
     let mut done = None;
-    while let Some(p) = within("rebuild progress", Duration::from_secs(120), progress.message())
-        .await
-        .expect("progress")
+    while let Some(p) = within(
+        "rebuild progress",
+        Duration::from_secs(120),
+        progress.message(),
+    )
+    .await
+    .expect("progress")
     {
         if p.done {
             done = Some(p);

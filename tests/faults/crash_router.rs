@@ -32,7 +32,11 @@ async fn router_killed_three_times_under_load_loses_nothing_and_decides_once() {
         let serving = sys.router.start().await;
         // Liveness: a complaint sent now is routed and projected by the new process.
         let routed = sys
-            .probe(&history, &format!("router-kill-{k}"), Duration::from_secs(60))
+            .probe(
+                &history,
+                &format!("router-kill-{k}"),
+                Duration::from_secs(60),
+            )
             .await;
         resumes.push(format!(
             "kill {} (pid {pid:?}): serving again {:.2} s after restart, a new complaint routed \

@@ -97,7 +97,12 @@ async fn duplicates_inside_and_beyond_the_window_change_nothing() {
                 .expect("stored");
             let re = sys
                 .log
-                .append(&sys.names.complaint(&id), &stored.envelope, Expect::Any, None)
+                .append(
+                    &sys.names.complaint(&id),
+                    &stored.envelope,
+                    Expect::Any,
+                    None,
+                )
                 .await
                 .expect("a re-append inside the window is answered");
             assert!(re.duplicate, "the server deduplicates by message id");
@@ -135,7 +140,10 @@ async fn duplicates_inside_and_beyond_the_window_change_nothing() {
         history.ack_submit(id, 0);
         assert!(!first.duplicate);
         let again = publish(&format!("dh-{i}"), payload.clone()).await;
-        assert!(again.duplicate, "the inbound stream deduplicates by message id");
+        assert!(
+            again.duplicate,
+            "the inbound stream deduplicates by message id"
+        );
         inside += 1;
         helpdesk.push((format!("dh-{i}"), payload));
     }
@@ -162,7 +170,10 @@ async fn duplicates_inside_and_beyond_the_window_change_nothing() {
     let tables_before = projection_dump(&sys.pg.url()).await;
     let report_before = observe(&sys, &history).await;
     report_before.assert_safe();
-    assert_eq!(report_before.commands_acknowledged as u64, FOLLOW_UPS + HELPDESK_FOLLOW_UPS);
+    assert_eq!(
+        report_before.commands_acknowledged as u64,
+        FOLLOW_UPS + HELPDESK_FOLLOW_UPS
+    );
 
     // Beyond the window: the server no longer remembers the message ids.
     let beyond_from = WINDOW + Duration::from_secs(2);
@@ -188,7 +199,12 @@ async fn duplicates_inside_and_beyond_the_window_change_nothing() {
             // The same append, with the same condition, after the window.
             let re = sys
                 .log
-                .append(&sys.names.complaint(id), &received.envelope, Expect::Empty, None)
+                .append(
+                    &sys.names.complaint(id),
+                    &received.envelope,
+                    Expect::Empty,
+                    None,
+                )
                 .await;
             assert!(
                 matches!(re, Err(AppendError::WrongLastSequence)),
@@ -211,12 +227,18 @@ async fn duplicates_inside_and_beyond_the_window_change_nothing() {
             .await
             .expect("follow-up retried late")
             .into_inner();
-        assert!(again.duplicate, "the request id is found in the complaint's history");
+        assert!(
+            again.duplicate,
+            "the request id is found in the complaint's history"
+        );
         beyond += 1;
     }
     for (msg_id, payload) in &helpdesk {
         let again = publish(msg_id, payload.clone()).await;
-        assert!(!again.duplicate, "beyond the window the inbound stream takes it again");
+        assert!(
+            !again.duplicate,
+            "beyond the window the inbound stream takes it again"
+        );
         beyond += 1;
     }
 

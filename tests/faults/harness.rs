@@ -135,16 +135,21 @@ fn build_binaries() -> PathBuf {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(&workspace)
-        .args(["build", "--quiet", "-p", "plaint-intake", "-p", "plaint-router", "--bins"])
+        .args([
+            "build",
+            "--quiet",
+            "-p",
+            "plaint-intake",
+            "-p",
+            "plaint-router",
+            "--bins",
+        ])
         .arg("--target-dir")
         .arg(&target_dir);
     if profile_dir.file_name().is_some_and(|p| p == "release") {
         cmd.arg("--release");
     }
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("cargo runs");
+    let mut child = cmd.stdin(Stdio::null()).spawn().expect("cargo runs");
     let deadline = Instant::now() + Duration::from_secs(900);
     loop {
         match child.try_wait().expect("waiting for cargo") {
@@ -234,7 +239,10 @@ impl Service {
             match self.wait_serving(READY_TIMEOUT).await {
                 Ok(()) => return started.elapsed(),
                 Err(e) if attempt < 2 && self.starts == 1 && self.exited() => {
-                    eprintln!("{} did not start ({e}); retrying on another port", self.name);
+                    eprintln!(
+                        "{} did not start ({e}); retrying on another port",
+                        self.name
+                    );
                     self.child = None;
                     self.starts = 0;
                     self.addr = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()));
@@ -590,30 +598,36 @@ impl System {
         let mut client = self.intake_client();
         let request = complaint("probe", ticket, 0);
         history.attempt_submit(ticket_id("probe", ticket), Door::Grpc);
-        let written = eventually(&format!("probe {ticket} accepted"), limit, async || {
-            match client.submit_complaint(request.clone()).await {
+        let written = eventually(
+            &format!("probe {ticket} accepted"),
+            limit,
+            async || match client.submit_complaint(request.clone()).await {
                 Ok(r) => Some(r.into_inner()),
                 Err(s) if retryable(&s) => None,
                 Err(s) => panic!("probe {ticket} refused: {s:?}"),
-            }
-        })
+            },
+        )
         .await;
         history.ack_submit(ticket_id("probe", ticket), written.sequence);
         let accepted = started.elapsed();
         let id = written.complaint_id;
         let mut query = self.query_client();
         let left = limit.saturating_sub(started.elapsed());
-        eventually(&format!("probe {ticket} routed and projected"), left, async || {
-            let r = query
-                .get_complaint(plaint_proto::router::GetComplaintRequest {
-                    complaint_id: id.clone(),
-                    consistency: None,
-                })
-                .await
-                .ok()?
-                .into_inner();
-            (!r.decisions.is_empty()).then_some(())
-        })
+        eventually(
+            &format!("probe {ticket} routed and projected"),
+            left,
+            async || {
+                let r = query
+                    .get_complaint(plaint_proto::router::GetComplaintRequest {
+                        complaint_id: id.clone(),
+                        consistency: None,
+                    })
+                    .await
+                    .ok()?
+                    .into_inner();
+                (!r.decisions.is_empty()).then_some(())
+            },
+        )
         .await;
         eprintln!(
             "probe {ticket}: accepted after {accepted:?}, routed and projected after {:?}",
@@ -635,21 +649,27 @@ impl System {
         let js = self.js();
         let subject = self.inbound_subject("probe");
         let payload = Bytes::from(helpdesk_json("probe-hd", ticket, 0));
-        eventually(&format!("helpdesk probe {ticket} published"), limit, async || {
-            js.publish(subject.clone(), payload.clone())
-                .await
-                .ok()?
-                .await
-                .ok()
-        })
+        eventually(
+            &format!("helpdesk probe {ticket} published"),
+            limit,
+            async || {
+                js.publish(subject.clone(), payload.clone())
+                    .await
+                    .ok()?
+                    .await
+                    .ok()
+            },
+        )
         .await;
         let id = ticket_id("probe-hd", ticket);
         history.ack_submit(id, 0);
         let subject = self.names.complaint(&id);
         let left = limit.saturating_sub(started.elapsed());
-        eventually(&format!("helpdesk probe {ticket} stored"), left, async || {
-            self.log.first_on_subject(&subject).await.ok()?.map(|_| ())
-        })
+        eventually(
+            &format!("helpdesk probe {ticket} stored"),
+            left,
+            async || self.log.first_on_subject(&subject).await.ok()?.map(|_| ()),
+        )
         .await;
         started.elapsed()
     }
@@ -713,9 +733,9 @@ pub(crate) fn complaint(source: &str, ticket: &str, n: u64) -> ipb::SubmitCompla
         visibility: Some(epb::Visibility {
             audience_reach: [0, 500, 20_000, 2_000_000][(i / 3) % 4],
             shares: [0, 150, 12_000][(i / 5) % 3],
-            media_attention: i % 97 == 0,
+            media_attention: i.is_multiple_of(97),
         }),
-        product_idea: i % 211 == 0,
+        product_idea: i.is_multiple_of(211),
         item_sku: format!("SKU-{}", n % 31),
         summary: format!("Complaint number {n}: it broke."),
         occurred_at_ms: 0,
@@ -965,7 +985,11 @@ async fn run_job(
                 match client.submit_complaint(request.clone()).await {
                     Ok(w) => {
                         let w = w.into_inner();
-                        assert_eq!(w.complaint_id, id.to_string(), "the id derives from the ticket");
+                        assert_eq!(
+                            w.complaint_id,
+                            id.to_string(),
+                            "the id derives from the ticket"
+                        );
                         history.ack_submit(id, w.sequence);
                         return true;
                     }
@@ -994,7 +1018,10 @@ async fn run_job(
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
-            let request_id = Uuid::new_v5(&Uuid::NAMESPACE_OID, format!("follow-up {ticket}").as_bytes());
+            let request_id = Uuid::new_v5(
+                &Uuid::NAMESPACE_OID,
+                format!("follow-up {ticket}").as_bytes(),
+            );
             let event_id = follow_up_event_id(request_id);
             let request = ipb::RecordFollowUpRequest {
                 header: Some(ipb::CommandHeader {
@@ -1031,7 +1058,7 @@ async fn run_job(
             let payload = Bytes::from(helpdesk_json(HELPDESK_SOURCE, &ticket, n));
             // The message id makes a republish after a lost PubAck a duplicate.
             let mut headers = async_nats::HeaderMap::new();
-            headers.insert("Nats-Msg-Id", format!("hd-{}", id).as_str());
+            headers.insert("Nats-Msg-Id", format!("hd-{id}").as_str());
             history.attempt_submit(id, Door::Helpdesk);
             loop {
                 let sent = async {

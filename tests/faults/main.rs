@@ -8,16 +8,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod cluster;
-mod poison;
-mod racing;
-mod harness;
-mod checker;
+mod bad_input;
 mod baseline;
-mod crash_router;
+mod checker;
+mod cluster;
 mod crash_intake;
 mod crash_nats;
 mod crash_postgres;
+mod crash_router;
 mod duplicates;
-mod bad_input;
+mod harness;
+mod poison;
+mod racing;
 mod shutdown;

@@ -84,10 +84,14 @@ async fn poison_at_the_helpdesk_door_is_dead_lettered_and_healthy_messages_flow_
     // A complaint whose subject holds an event nobody can decode: every command
     // on it fails to read its history, which intake treats as retryable.
     let corrupt = ComplaintId::from_uuid(uuid::Uuid::new_v4());
-    publish(&js, names.complaint(&corrupt), &b"\x00\x01 not an envelope"[..]).await;
-    let keeps_failing = format!(
-        r#"{{"type":"follow_up","complaint_id":"{corrupt}","text":"Any news?"}}"#
-    );
+    publish(
+        &js,
+        names.complaint(&corrupt),
+        &b"\x00\x01 not an envelope"[..],
+    )
+    .await;
+    let keeps_failing =
+        format!(r#"{{"type":"follow_up","complaint_id":"{corrupt}","text":"Any news?"}}"#);
     let poison_published = Instant::now();
     publish(&js, inbound("stuck"), keeps_failing.clone()).await;
 
@@ -97,8 +101,14 @@ async fn poison_at_the_helpdesk_door_is_dead_lettered_and_healthy_messages_flow_
     let garbage: Vec<(&str, Vec<u8>)> = vec![
         ("bytes", vec![0xde, 0xad, 0xbe, 0xef, 0x00, 0xff]),
         ("json", br#"{"type": "submit", oops"#.to_vec()),
-        ("shape", br#"{"type": "teleport", "complaint_id": "nope"}"#.to_vec()),
-        ("utf8", b"{\"type\":\"submit\",\"summary\":\"\xff\xfe\"}".to_vec()),
+        (
+            "shape",
+            br#"{"type": "teleport", "complaint_id": "nope"}"#.to_vec(),
+        ),
+        (
+            "utf8",
+            b"{\"type\":\"submit\",\"summary\":\"\xff\xfe\"}".to_vec(),
+        ),
         ("oversize", oversize),
     ];
     for (kind, payload) in &garbage {
@@ -107,33 +117,55 @@ async fn poison_at_the_helpdesk_door_is_dead_lettered_and_healthy_messages_flow_
 
     // Healthy traffic behind them.
     for i in 0..HEALTHY {
-        publish(&js, inbound("zendesk"), submit_json("poison", &format!("H-{i}"))).await;
+        publish(
+            &js,
+            inbound("zendesk"),
+            submit_json("poison", &format!("H-{i}")),
+        )
+        .await;
     }
     let healthy_ids: Vec<ComplaintId> = (0..HEALTHY)
         .map(|i| ticket_id("poison", &format!("H-{i}")))
         .collect();
     let log_ref = &log;
     let ids_ref = &healthy_ids;
-    eventually("every healthy message stored", Duration::from_secs(15), async || {
-        for id in ids_ref {
-            if log_ref.read_subject(&log_ref.names().complaint(id)).await.ok()?.is_empty() {
-                return None;
+    eventually(
+        "every healthy message stored",
+        Duration::from_secs(15),
+        async || {
+            for id in ids_ref {
+                if log_ref
+                    .read_subject(&log_ref.names().complaint(id))
+                    .await
+                    .ok()?
+                    .is_empty()
+                {
+                    return None;
+                }
             }
-        }
-        Some(())
-    })
+            Some(())
+        },
+    )
     .await;
     let healthy_done = poison_published.elapsed();
-    let garbage_letters = eventually("the garbage dead-lettered", Duration::from_secs(10), async || {
-        let letters = helpdesk.list_dead_letters(0, 100).await.ok()?;
-        (letters.len() >= garbage.len()).then_some(letters)
-    })
+    let garbage_letters = eventually(
+        "the garbage dead-lettered",
+        Duration::from_secs(10),
+        async || {
+            let letters = helpdesk.list_dead_letters(0, 100).await.ok()?;
+            (letters.len() >= garbage.len()).then_some(letters)
+        },
+    )
     .await;
     let garbage_done = poison_published.elapsed();
-    let letters = eventually("the stuck command dead-lettered", Duration::from_secs(60), async || {
-        let letters = helpdesk.list_dead_letters(0, 100).await.ok()?;
-        (letters.len() > garbage.len()).then_some(letters)
-    })
+    let letters = eventually(
+        "the stuck command dead-lettered",
+        Duration::from_secs(60),
+        async || {
+            let letters = helpdesk.list_dead_letters(0, 100).await.ok()?;
+            (letters.len() > garbage.len()).then_some(letters)
+        },
+    )
     .await;
     let poison_done = poison_published.elapsed();
 
@@ -185,7 +217,11 @@ async fn poison_at_the_helpdesk_door_is_dead_lettered_and_healthy_messages_flow_
         &format!("{}_helpdesk", names.stream()),
     )
     .await;
-    assert_eq!((pending, unacked), (0, 0), "the helpdesk consumer is drained");
+    assert_eq!(
+        (pending, unacked),
+        (0, 0),
+        "the helpdesk consumer is drained"
+    );
 
     println!(
         "poison at the helpdesk door: {} garbage messages dead-lettered after {garbage_done:.1?}; \
@@ -234,7 +270,11 @@ async fn poison_in_the_event_log_is_dead_lettered_by_the_router_and_skipped_by_t
         complaint_id: uuid::Uuid::new_v4().to_string(),
         ..Default::default()
     });
-    let mut garbage = vec![(corrupt_seq, names.complaint(&unroutable_id), corrupting.to_vec())];
+    let mut garbage = vec![(
+        corrupt_seq,
+        names.complaint(&unroutable_id),
+        corrupting.to_vec(),
+    )];
     for payload in [unknown_event, b"{\"json\": \"is not protobuf\"}".to_vec()] {
         let subject = names.complaint(&ComplaintId::from_uuid(uuid::Uuid::new_v4()));
         let seq = publish(&js, subject.clone(), payload.clone()).await;
@@ -258,12 +298,16 @@ async fn poison_in_the_event_log_is_dead_lettered_by_the_router_and_skipped_by_t
     }
     let log_ref = &log;
     let healthy_ref = &healthy;
-    eventually("the healthy complaints routed", Duration::from_secs(15), async || {
-        Decisions::read(log_ref, healthy_ref)
-            .await
-            .all_routed(healthy_ref)
-            .then_some(())
-    })
+    eventually(
+        "the healthy complaints routed",
+        Duration::from_secs(15),
+        async || {
+            Decisions::read(log_ref, healthy_ref)
+                .await
+                .all_routed(healthy_ref)
+                .then_some(())
+        },
+    )
     .await;
     let healthy_done = router_started.elapsed();
 
@@ -279,10 +323,14 @@ async fn poison_in_the_event_log_is_dead_lettered_by_the_router_and_skipped_by_t
             .collect()
     };
     let helpdesk_ref = &helpdesk;
-    let garbage_letters = eventually("the garbage dead-lettered", Duration::from_secs(10), async || {
-        let letters = from_log(&helpdesk_ref.list_dead_letters(0, 100).await.ok()?);
-        (letters.len() >= garbage.len()).then_some(letters)
-    })
+    let garbage_letters = eventually(
+        "the garbage dead-lettered",
+        Duration::from_secs(10),
+        async || {
+            let letters = from_log(&helpdesk_ref.list_dead_letters(0, 100).await.ok()?);
+            (letters.len() >= garbage.len()).then_some(letters)
+        },
+    )
     .await;
     let garbage_done = router_started.elapsed();
     let letters = eventually(
@@ -335,7 +383,11 @@ async fn poison_in_the_event_log_is_dead_lettered_by_the_router_and_skipped_by_t
         })
         .await
         .expect_err("requeueing a letter from the log is refused");
-    assert_eq!(refused.code(), tonic::Code::FailedPrecondition, "{refused:?}");
+    assert_eq!(
+        refused.code(),
+        tonic::Code::FailedPrecondition,
+        "{refused:?}"
+    );
 
     // Exactly one decision per healthy complaint; none for the unroutable one.
     let decisions = Decisions::read(&log, &healthy).await;
@@ -346,10 +398,14 @@ async fn poison_in_the_event_log_is_dead_lettered_by_the_router_and_skipped_by_t
     let durable = names.consumer("router");
     let nats_ref = &nats;
     let names_ref = &names;
-    eventually("the routing consumer drained", Duration::from_secs(10), async || {
-        let (pending, unacked) = consumer_backlog(nats_ref, names_ref.stream(), &durable).await;
-        (pending == 0 && unacked == 0).then_some(())
-    })
+    eventually(
+        "the routing consumer drained",
+        Duration::from_secs(10),
+        async || {
+            let (pending, unacked) = consumer_backlog(nats_ref, names_ref.stream(), &durable).await;
+            (pending == 0 && unacked == 0).then_some(())
+        },
+    )
     .await;
     // The projector skipped the garbage and reached the end of the log.
     let last = log.last_sequence().await.expect("last");

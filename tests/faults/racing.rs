@@ -396,12 +396,16 @@ async fn racing_routers_decide_each_complaint_once_and_never_exceed_the_ceo_budg
     }
     let log_ref = &log;
     let quiet_ref = &quiet_ids;
-    eventually("the quiet complaints decided", Duration::from_secs(30), async || {
-        Decisions::read(log_ref, quiet_ref)
-            .await
-            .all_routed(quiet_ref)
-            .then_some(())
-    })
+    eventually(
+        "the quiet complaints decided",
+        Duration::from_secs(30),
+        async || {
+            Decisions::read(log_ref, quiet_ref)
+                .await
+                .all_routed(quiet_ref)
+                .then_some(())
+        },
+    )
     .await;
 
     // Then, all at once (CONCURRENCY in flight), viral complaints arrive and
@@ -412,7 +416,7 @@ async fn racing_routers_decide_each_complaint_once_and_never_exceed_the_ceo_budg
     let mut plan: Vec<Option<ComplaintId>> = escalations.by_ref().take(3).map(Some).collect();
     for v in 1..=VIRAL {
         plan.push(None);
-        if v % 3 == 0 {
+        if v.is_multiple_of(3) {
             plan.extend(escalations.next().map(Some));
         }
     }
@@ -446,7 +450,12 @@ async fn racing_routers_decide_each_complaint_once_and_never_exceed_the_ceo_budg
         });
     }
     let mut ids = Vec::new();
-    while let Some(id) = within("the submissions", Duration::from_secs(60), tasks.join_next()).await
+    while let Some(id) = within(
+        "the submissions",
+        Duration::from_secs(60),
+        tasks.join_next(),
+    )
+    .await
     {
         ids.push(id.expect("a submission task"));
     }
@@ -480,14 +489,6 @@ async fn racing_routers_decide_each_complaint_once_and_never_exceed_the_ceo_budg
     }
     let routed_all = load_started.elapsed();
 
-    if std::env::var_os("FAULTS_DEBUG").is_some() {
-        for e in log.read_range(1, 10_000).await.expect("range") {
-            println!("{} {:?} {}", e.sequence, e.envelope.complaint_id, match &e.envelope.payload {
-                EventPayload::Complaint(c) => c.type_name(),
-                EventPayload::Company(c) => c.type_name(),
-            });
-        }
-    }
     // The invariants, on the log (the truth).
     let decisions = Decisions::read(&log, &ids).await;
     let mut ceo_by_window: BTreeMap<Timestamp, BTreeSet<ComplaintId>> = BTreeMap::new();
@@ -513,7 +514,11 @@ async fn racing_routers_decide_each_complaint_once_and_never_exceed_the_ceo_budg
     for (window, engaged) in &ceo_by_window {
         let slots = budget_slots(&log, *window).await;
         let distinct: BTreeSet<ComplaintId> = slots.iter().copied().collect();
-        assert_eq!(distinct.len(), slots.len(), "one slot per complaint: {slots:?}");
+        assert_eq!(
+            distinct.len(),
+            slots.len(),
+            "one slot per complaint: {slots:?}"
+        );
         assert!(
             slots.len() <= BUDGET as usize,
             "window {window:?}: {} slots for a budget of {BUDGET}",
@@ -559,7 +564,10 @@ async fn racing_routers_decide_each_complaint_once_and_never_exceed_the_ceo_budg
         .into_inner();
     assert_eq!(budget.budget, BUDGET, "{budget:?}");
     if ceo_by_window.len() == 1 {
-        assert_eq!(budget.used as usize, ceo, "the projected budget: {budget:?}");
+        assert_eq!(
+            budget.used as usize, ceo,
+            "the projected budget: {budget:?}"
+        );
     }
 
     println!(

@@ -73,7 +73,9 @@ impl PgServer {
         if let Some(user) = run_as {
             // The directory is root's (mode 0700); the server's user must own it.
             server.run_checked(
-                Command::new("chown").arg(format!("{user}:")).arg(server.dir.path()),
+                Command::new("chown")
+                    .arg(format!("{user}:"))
+                    .arg(server.dir.path()),
                 "chown the temporary directory",
             );
         }
@@ -305,7 +307,9 @@ fn run(cmd: &mut Command, timeout: Duration) -> Result<Output, String> {
         Ok(Err(e)) => Err(format!("{cmd:?} failed: {e}")),
         Err(_) => {
             // Our own child, addressed by its pid.
-            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
             Err(format!("{cmd:?} did not finish within {timeout:?}"))
         }
     }

@@ -22,7 +22,10 @@ async fn a_crashed_server_restarts_on_its_port_with_its_committed_data() {
     pg.crash();
     assert!(!pg.is_running());
     assert!(pg.pid().is_none());
-    assert!(PgConnection::connect(&pg.url()).await.is_err(), "it is down");
+    assert!(
+        PgConnection::connect(&pg.url()).await.is_err(),
+        "it is down"
+    );
 
     pg.restart();
     assert_eq!(pg.port(), port);
