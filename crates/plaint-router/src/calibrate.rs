@@ -166,28 +166,6 @@ impl Columns {
     }
 }
 
-/// The projector's complaint upsert, against `table`.
-fn upsert_sql(table: &str) -> String {
-    format!(
-        "INSERT INTO {table} (complaint_id, source_system, external_ticket_id, customer_id, \
-             segment, channel, category, status, route, fulfilment, fulfilment_step, priority, \
-             assignee, satisfaction, received_at, routed_at, resolved_at, ceo_engaged_at, \
-             last_sequence, state) \
-         SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], \
-             $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], \
-             $13::text[], $14::int[], $15::bigint[], $16::bigint[], $17::bigint[], $18::bigint[], \
-             $19::bigint[], $20::jsonb[]) \
-         ON CONFLICT (complaint_id) DO UPDATE SET \
-             status = EXCLUDED.status, route = EXCLUDED.route, fulfilment = EXCLUDED.fulfilment, \
-             fulfilment_step = EXCLUDED.fulfilment_step, priority = EXCLUDED.priority, \
-             assignee = EXCLUDED.assignee, satisfaction = EXCLUDED.satisfaction, \
-             routed_at = EXCLUDED.routed_at, resolved_at = EXCLUDED.resolved_at, \
-             ceo_engaged_at = EXCLUDED.ceo_engaged_at, last_sequence = EXCLUDED.last_sequence, \
-             state = EXCLUDED.state \
-         WHERE {table}.last_sequence < EXCLUDED.last_sequence"
-    )
-}
-
 async fn upsert(conn: &mut PgConnection, sql: &str, c: &Columns) -> Result<(), sqlx::Error> {
     let mut tx = conn.begin().await?;
     sqlx::query(AssertSqlSafe(sql.to_owned()))
@@ -237,7 +215,7 @@ pub async fn upsert_complaints(
     .await?;
     let result = async {
         let mut conn = pool.acquire().await?;
-        let sql = upsert_sql(&table);
+        let sql = crate::store::complaint_upsert_sql(&table);
         let batch = batch.max(1);
         // Rows are built ahead, a second's worth at a time, outside the timing.
         let mut rows = 0u64;

@@ -137,21 +137,12 @@ impl Decisions {
 }
 
 /// Upserts every complaint the batch changed, one row each, newer sequences only.
-async fn write_complaints(
-    tx: &mut Transaction<'static, Postgres>,
-    folded: &HashMap<Uuid, Folded>,
-) -> Result<(), StoreError> {
-    let mut c = ComplaintColumns::default();
-    for entry in folded.values().filter(|f| f.dirty) {
-        if let Some(state) = &entry.state {
-            c.push(state, entry.ceo_engaged_at, entry.last_sequence)?;
-        }
-    }
-    if c.complaint_id.is_empty() {
-        return Ok(());
-    }
-    sqlx::query(
-        "INSERT INTO complaints (complaint_id, source_system, external_ticket_id, customer_id, \
+/// The projector's complaint upsert into `table`: one row per complaint from
+/// column arrays, changing a row only for a newer sequence. The calibration
+/// measures this same statement.
+pub(crate) fn complaint_upsert_sql(table: &str) -> String {
+    format!(
+        "INSERT INTO {table} (complaint_id, source_system, external_ticket_id, customer_id, \
              segment, channel, category, status, route, fulfilment, fulfilment_step, priority, \
              assignee, satisfaction, received_at, routed_at, resolved_at, ceo_engaged_at, \
              last_sequence, state) \
@@ -166,30 +157,50 @@ async fn write_complaints(
              routed_at = EXCLUDED.routed_at, resolved_at = EXCLUDED.resolved_at, \
              ceo_engaged_at = EXCLUDED.ceo_engaged_at, last_sequence = EXCLUDED.last_sequence, \
              state = EXCLUDED.state \
-         WHERE complaints.last_sequence < EXCLUDED.last_sequence",
+         WHERE {table}.last_sequence < EXCLUDED.last_sequence"
     )
-    .bind(&c.complaint_id)
-    .bind(&c.source_system)
-    .bind(&c.external_ticket_id)
-    .bind(&c.customer_id)
-    .bind(&c.segment)
-    .bind(&c.channel)
-    .bind(&c.category)
-    .bind(&c.status)
-    .bind(&c.route)
-    .bind(&c.fulfilment)
-    .bind(&c.fulfilment_step)
-    .bind(&c.priority)
-    .bind(&c.assignee)
-    .bind(&c.satisfaction)
-    .bind(&c.received_at)
-    .bind(&c.routed_at)
-    .bind(&c.resolved_at)
-    .bind(&c.ceo_engaged_at)
-    .bind(&c.last_sequence)
-    .bind(&c.state)
-    .execute(&mut **tx)
-    .await?;
+}
+
+/// The upsert into the live table, built once.
+static COMPLAINTS_UPSERT: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| complaint_upsert_sql("complaints"));
+
+async fn write_complaints(
+    tx: &mut Transaction<'static, Postgres>,
+    folded: &HashMap<Uuid, Folded>,
+) -> Result<(), StoreError> {
+    let mut c = ComplaintColumns::default();
+    for entry in folded.values().filter(|f| f.dirty) {
+        if let Some(state) = &entry.state {
+            c.push(state, entry.ceo_engaged_at, entry.last_sequence)?;
+        }
+    }
+    if c.complaint_id.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(sqlx::AssertSqlSafe(COMPLAINTS_UPSERT.as_str()))
+        .bind(&c.complaint_id)
+        .bind(&c.source_system)
+        .bind(&c.external_ticket_id)
+        .bind(&c.customer_id)
+        .bind(&c.segment)
+        .bind(&c.channel)
+        .bind(&c.category)
+        .bind(&c.status)
+        .bind(&c.route)
+        .bind(&c.fulfilment)
+        .bind(&c.fulfilment_step)
+        .bind(&c.priority)
+        .bind(&c.assignee)
+        .bind(&c.satisfaction)
+        .bind(&c.received_at)
+        .bind(&c.routed_at)
+        .bind(&c.resolved_at)
+        .bind(&c.ceo_engaged_at)
+        .bind(&c.last_sequence)
+        .bind(&c.state)
+        .execute(&mut **tx)
+        .await?;
     Ok(())
 }
 
