@@ -147,7 +147,8 @@ struct Columns {
     int: Vec<Option<i32>>,
     at: Vec<i64>,
     opt_at: Vec<Option<i64>>,
-    state: Vec<serde_json::Value>,
+    /// JSON text, bound as the projector binds it.
+    state: Vec<String>,
 }
 
 impl Columns {
@@ -160,7 +161,7 @@ impl Columns {
             c.int.push(None);
             c.at.push(1_700_000_000_000 + i64::try_from(i).unwrap_or(0));
             c.opt_at.push(None);
-            c.state.push(state_json(i));
+            c.state.push(state_json(i).to_string());
         }
         c
     }

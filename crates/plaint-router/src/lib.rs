@@ -16,6 +16,7 @@ pub mod projector;
 pub mod query;
 pub mod rebuild;
 pub mod routing;
+pub mod shared_inputs;
 pub mod startup;
 pub mod store;
 

@@ -13,6 +13,7 @@ use plaint_bus::{
     trace,
 };
 use plaint_domain::event::{CeoSlot, CompanyEvent, ComplaintEvent, Envelope, EventPayload};
+use plaint_domain::lifecycle::apply;
 use plaint_domain::routing::RoutingContext;
 use plaint_domain::{
     Command, Complaint, ComplaintId, Decision, DomainError, EventId, Route, RoutingFacts,
@@ -21,7 +22,7 @@ use plaint_domain::{
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::company::CompanyView;
+use crate::shared_inputs::{BudgetState, SharedInputs};
 
 /// Attempts to route one complaint when other writers keep moving its subject
 /// or the budget subject.
@@ -81,41 +82,32 @@ const WORKER_QUEUE: usize = 16;
 #[derive(Debug)]
 pub struct Router {
     log: EventLog,
-    company: CompanyView,
+    /// The company's settings and the CEO budget, read once for all the
+    /// routers of this process that ask at the same time.
+    inputs: SharedInputs,
     /// Held from the re-check of a CEO decision's inputs to its engagement
     /// record, so routers of one process engage the CEO one at a time (the
     /// budget's compare-and-set covers other processes).
     ceo: std::sync::Arc<tokio::sync::Mutex<()>>,
-    /// The budget of the window last read, and where that read ended.
-    budget: Option<(Timestamp, BudgetState)>,
-}
-
-/// The CEO budget as the window's subject holds it.
-#[derive(Debug, Clone, Default)]
-struct BudgetState {
-    slots: Vec<CeoSlot>,
-    last_sequence: u64,
 }
 
 impl Router {
     /// A router over `log`.
     pub fn new(log: EventLog) -> Self {
         Self {
+            inputs: SharedInputs::new(log.clone()),
             log,
-            company: CompanyView::default(),
             ceo: std::sync::Arc::default(),
-            budget: None,
         }
     }
 
-    /// Another router over the same log that engages the CEO in turn with
-    /// this one.
+    /// Another router over the same log that shares this one's reads of the
+    /// company inputs and engages the CEO in turn with it.
     pub fn sibling(&self) -> Self {
         Self {
             log: self.log.clone(),
-            company: CompanyView::default(),
+            inputs: self.inputs.clone(),
             ceo: std::sync::Arc::clone(&self.ceo),
-            budget: None,
         }
     }
 
@@ -139,13 +131,26 @@ impl Router {
             // The decision continues the trace that submitted the complaint.
             plaint_runtime::telemetry::set_parent(&span, parent);
         }
-        let escalation = match event {
-            ComplaintEvent::Received(_) => false,
-            ComplaintEvent::VisibilityChanged(_) => true,
+        // A complaint's first event is its whole history as of its own
+        // sequence: decide from it without reading the subject, and append
+        // expecting the subject unchanged since. If anything came after it
+        // (a redelivery of a routed complaint, another replica, a later
+        // event), the append fails and the next attempt reads the history.
+        let (escalation, mut known) = match event {
+            ComplaintEvent::Received(_) => (
+                false,
+                apply(None, id, event, envelope.occurred_at)
+                    .ok()
+                    .map(|c| (c, sequence)),
+            ),
+            ComplaintEvent::VisibilityChanged(_) => (true, None),
             _ => return Ok(Outcome::Skipped),
         };
         for _ in 0..ROUTE_ATTEMPTS {
-            match self.try_route(id, envelope, escalation, traceparent).await {
+            match self
+                .try_route(id, known.take(), envelope, escalation, traceparent)
+                .await
+            {
                 Err(RoutingError::Contended(_)) => {
                     tracing::debug!("conflict while routing, retrying");
                 }
@@ -155,20 +160,30 @@ impl Router {
         Err(RoutingError::Contended(ROUTE_ATTEMPTS))
     }
 
+    /// One attempt: from `known` (the complaint and its subject's last
+    /// sequence) when given, else from the history read now.
     async fn try_route(
         &mut self,
         id: ComplaintId,
+        known: Option<(Complaint, u64)>,
         cause: &Envelope,
         escalation: bool,
         traceparent: Option<&str>,
     ) -> Result<Outcome, RoutingError> {
-        let History {
-            state,
-            last_sequence,
-            ..
-        } = self.log.history(id).await?;
-        let Some(complaint) = state else {
-            return Ok(Outcome::Skipped);
+        let began = std::time::Instant::now();
+        let (complaint, last_sequence) = match known {
+            Some(known) => known,
+            None => {
+                let History {
+                    state,
+                    last_sequence,
+                    ..
+                } = self.log.history(id).await?;
+                let Some(complaint) = state else {
+                    return Ok(Outcome::Skipped);
+                };
+                (complaint, last_sequence)
+            }
         };
         let already_routed = complaint.decision.is_some();
         // A new complaint is decided once; a visibility change only matters
@@ -177,13 +192,19 @@ impl Router {
         if already_routed != escalation || (escalation && !complaint.status.is_open_for_work()) {
             return Ok(Outcome::Skipped);
         }
-        self.company.refresh(&self.log).await?;
-        let policy = self.company.policy();
-        let now = now();
-        let window_start = now.window_start(policy.window_ms());
-        let budget = self.budget(window_start).await?;
-        let own_slot = budget.slots.iter().find(|s| s.complaint_id == id).cloned();
         let customer = &complaint.facts.customer;
+        let (inputs, customer_last_ceo) = tokio::try_join!(
+            self.inputs.read_after(began, now),
+            self.last_ceo_engagement(customer.id.as_str(), id),
+        )?;
+        let policy = &inputs.policy;
+        let now = now();
+        if now.window_start(policy.window_ms()) != inputs.window_start {
+            // The budget window turned since the read: read the new one.
+            return Err(RoutingError::Contended(1));
+        }
+        let budget = &inputs.budget;
+        let own_slot = budget.slots.iter().find(|s| s.complaint_id == id).cloned();
         // The complaint's own reservation (left by a crash between reserving
         // and deciding) must not count against it.
         let others: Vec<&CeoSlot> = budget
@@ -195,11 +216,10 @@ impl Router {
             .iter()
             .filter(|s| s.segment == customer.segment)
             .count();
-        let customer_last_ceo = self.last_ceo_engagement(customer.id.as_str(), id).await?;
         let ctx = RoutingContext {
-            policy: &policy,
-            climate: self.company.climate,
-            stance: self.company.stance,
+            policy,
+            climate: inputs.company.climate,
+            stance: inputs.company.stance,
             budget_used: u32::try_from(others.len()).unwrap_or(u32::MAX),
             segment_used: u32::try_from(segment_used).unwrap_or(u32::MAX),
             customer_last_ceo,
@@ -242,7 +262,7 @@ impl Router {
             None
         };
         if decision.route == Route::Ceo && own_slot.is_none() {
-            self.reserve(&complaint, &decision, &budget, cause).await?;
+            self.reserve(&complaint, &decision, budget, cause).await?;
         }
         self.append_decision(&complaint, events, last_sequence, cause, traceparent)
             .await?;
@@ -255,31 +275,6 @@ impl Router {
             "complaint routed"
         );
         Ok(Outcome::Routed(decision.route))
-    }
-
-    /// The window's budget as the log holds it now: what this router read
-    /// before, plus what was appended since (one read when nothing was; the
-    /// subject is append-only, so this equals reading it whole).
-    async fn budget(&mut self, window_start: Timestamp) -> Result<BudgetState, BusError> {
-        let mut state = match self.budget.take() {
-            Some((window, state)) if window == window_start => state,
-            _ => BudgetState::default(),
-        };
-        let events = self
-            .log
-            .read_subject_after(&self.log.names().budget(window_start), state.last_sequence)
-            .await?;
-        if let Some(last) = events.last() {
-            state.last_sequence = last.sequence;
-        }
-        state
-            .slots
-            .extend(events.into_iter().filter_map(|e| match e.envelope.payload {
-                EventPayload::Company(CompanyEvent::CeoSlotReserved(slot)) => Some(slot),
-                _ => None,
-            }));
-        self.budget = Some((window_start, state.clone()));
-        Ok(state)
     }
 
     async fn last_ceo_engagement(

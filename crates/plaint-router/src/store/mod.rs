@@ -22,7 +22,7 @@ use plaint_domain::lifecycle::{Complaint, FulfilmentStep, Status};
 use plaint_domain::{Category, Channel, ComplaintId, FulfilmentKind, Priority, Route, Timestamp};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use sqlx::postgres::PgPoolOptions;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres, Transaction};
 use tokio::sync::watch;
 
@@ -114,10 +114,17 @@ impl Store {
     /// Connects and runs the migrations (under sqlx's advisory lock, so
     /// replicas starting together do not race).
     pub async fn connect(url: &str, max_connections: u32) -> Result<Store, StoreError> {
+        let options: PgConnectOptions = url.parse()?;
+        // Everything this pool writes is derived from the log, with the
+        // checkpoint in the same transaction. A server crash may lose the
+        // last commits, but only whole ones, checkpoint included, and the
+        // projector applies those events again. So commits need not wait
+        // for the WAL flush.
+        let options = options.options([("synchronous_commit", "off")]);
         let pool = PgPoolOptions::new()
             .max_connections(max_connections.max(1))
             .acquire_timeout(ACQUIRE_TIMEOUT)
-            .connect(url)
+            .connect_with(options)
             .await?;
         Store::with_pool(pool).await
     }

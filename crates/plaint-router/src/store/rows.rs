@@ -44,7 +44,9 @@ pub(super) struct Timeline {
     event_id: Vec<Uuid>,
     event_type: Vec<&'static str>,
     occurred_at: Vec<i64>,
-    detail: Vec<serde_json::Value>,
+    /// JSON text: PostgreSQL parses it into `jsonb` itself, so no
+    /// intermediate `serde_json::Value` is built.
+    detail: Vec<String>,
 }
 
 #[derive(Debug, Default)]
@@ -54,7 +56,7 @@ pub(super) struct Decisions {
     route: Vec<String>,
     decided_at: Vec<i64>,
     policy_version: Vec<i32>,
-    decision: Vec<serde_json::Value>,
+    decision: Vec<String>,
 }
 
 impl Timeline {
@@ -73,7 +75,7 @@ impl Timeline {
         self.occurred_at.push(at.as_millis());
         // Plain data types serialize infallibly.
         self.detail
-            .push(serde_json::to_value(event).unwrap_or(serde_json::Value::Null));
+            .push(serde_json::to_string(event).unwrap_or_else(|_| "null".to_owned()));
     }
 
     async fn insert(&self, tx: &mut Transaction<'static, Postgres>) -> Result<(), StoreError> {
@@ -104,7 +106,7 @@ impl Decisions {
         id: ComplaintId,
         d: &Decision,
     ) -> Result<(), StoreError> {
-        let decision = serde_json::to_value(d).map_err(|e| StoreError::corrupt("decision", e))?;
+        let decision = serde_json::to_string(d).map_err(|e| StoreError::corrupt("decision", e))?;
         self.sequence.push(to_db_seq(sequence));
         self.complaint_id.push(id.as_uuid());
         self.route.push(name_of(&d.route));
@@ -226,7 +228,7 @@ struct ComplaintColumns {
     resolved_at: Vec<Option<i64>>,
     ceo_engaged_at: Vec<Option<i64>>,
     last_sequence: Vec<i64>,
-    state: Vec<serde_json::Value>,
+    state: Vec<String>,
 }
 
 impl ComplaintColumns {
@@ -236,7 +238,7 @@ impl ComplaintColumns {
         ceo_engaged_at: Option<Timestamp>,
         last_sequence: u64,
     ) -> Result<(), StoreError> {
-        let json = serde_json::to_value(state).map_err(|e| StoreError::corrupt("complaint", e))?;
+        let json = serde_json::to_string(state).map_err(|e| StoreError::corrupt("complaint", e))?;
         let row = ComplaintRow::of(state, ceo_engaged_at, last_sequence);
         self.complaint_id.push(row.complaint_id.as_uuid());
         self.source_system.push(row.source_system);
