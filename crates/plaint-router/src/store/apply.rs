@@ -12,12 +12,14 @@ use plaint_bus::TailItem;
 use plaint_domain::event::{ComplaintEvent, EventPayload};
 use plaint_domain::lifecycle::{Complaint, apply};
 use plaint_domain::{ComplaintId, Route, Timestamp};
-use sqlx::types::Json;
 use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 
 use super::rows::Writes;
-use super::{CHECKPOINT, ComplaintRow, Store, StoreError, from_db_seq, to_db_seq};
+use super::states::{Cached, StateCache};
+use super::{
+    CHECKPOINT, ComplaintRow, Store, StoreError, from_db_seq, parse_state, to_db_seq,
+};
 
 /// What one batch did.
 #[derive(Debug, Clone, Default)]
@@ -85,7 +87,7 @@ impl Store {
             return Err(StoreError::Gap { checkpoint, got });
         }
 
-        let mut folded = load_states(&mut tx, items, checkpoint).await?;
+        let mut folded = load_states(&mut tx, &self.states, items, checkpoint).await?;
         let mut writes = Writes::default();
         let mut out = AppliedBatch {
             checkpoint,
@@ -158,15 +160,29 @@ impl Store {
                 .await?;
         }
         tx.commit().await?;
+        self.states
+            .put_all(folded.into_iter().filter_map(|(id, f)| {
+                let state = f.state?;
+                Some((
+                    id,
+                    Cached {
+                        state,
+                        ceo_engaged_at: f.ceo_engaged_at,
+                        last_sequence: f.last_sequence,
+                    },
+                ))
+            }));
         self.observe(out.checkpoint);
         tracing::Span::current().record("applied", out.applied);
         Ok(out)
     }
 }
 
-/// Loads the stored state of every complaint the batch's new events touch.
+/// Loads the state of every complaint the batch's new events touch: from the
+/// cache when it holds the row's current state, else from the row.
 async fn load_states(
     tx: &mut Transaction<'static, Postgres>,
+    cache: &StateCache,
     items: &[TailItem],
     checkpoint: u64,
 ) -> Result<HashMap<Uuid, Folded>, StoreError> {
@@ -183,18 +199,44 @@ async fn load_states(
     if ids.is_empty() {
         return Ok(folded);
     }
-    let rows: Vec<(Uuid, Json<Complaint>, Option<i64>, i64)> = sqlx::query_as(
-        "SELECT complaint_id, state, ceo_engaged_at, last_sequence \
-         FROM complaints WHERE complaint_id = ANY($1)",
+    let rows: Vec<(Uuid, i64)> = sqlx::query_as(
+        "SELECT complaint_id, last_sequence FROM complaints WHERE complaint_id = ANY($1)",
     )
     .bind(&ids)
     .fetch_all(&mut **tx)
     .await?;
-    for (id, Json(state), ceo_engaged_at, last_sequence) in rows {
+    let mut missing = Vec::new();
+    for (id, last_sequence) in rows {
+        match cache.take(&id, from_db_seq(last_sequence)) {
+            Some(cached) => {
+                folded.insert(
+                    id,
+                    Folded {
+                        state: Some(cached.state),
+                        ceo_engaged_at: cached.ceo_engaged_at,
+                        last_sequence: cached.last_sequence,
+                        dirty: false,
+                    },
+                );
+            }
+            None => missing.push(id),
+        }
+    }
+    if missing.is_empty() {
+        return Ok(folded);
+    }
+    let rows: Vec<(Uuid, String, Option<i64>, i64)> = sqlx::query_as(
+        "SELECT complaint_id, state, ceo_engaged_at, last_sequence \
+         FROM complaints WHERE complaint_id = ANY($1)",
+    )
+    .bind(&missing)
+    .fetch_all(&mut **tx)
+    .await?;
+    for (id, state, ceo_engaged_at, last_sequence) in rows {
         folded.insert(
             id,
             Folded {
-                state: Some(state),
+                state: Some(parse_state(&state)?),
                 ceo_engaged_at: ceo_engaged_at.map(Timestamp::from_millis),
                 last_sequence: from_db_seq(last_sequence),
                 dirty: false,

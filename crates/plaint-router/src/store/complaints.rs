@@ -288,7 +288,7 @@ impl Store {
         to: Timestamp,
         limit: u32,
     ) -> BoxStream<'_, Result<(Complaint, Decision), StoreError>> {
-        sqlx::query_as::<_, (Json<Complaint>, Json<Decision>)>(
+        sqlx::query_as::<_, (String, Json<Decision>)>(
             "SELECT c.state, d.decision FROM complaints c \
              CROSS JOIN LATERAL ( \
                  SELECT decision FROM decisions \
@@ -302,8 +302,8 @@ impl Store {
         .bind(i64::from(limit))
         .fetch(&self.pool)
         .map(|row| {
-            row.map(|(Json(c), Json(d))| (c, d))
-                .map_err(StoreError::from)
+            let (state, Json(d)) = row?;
+            Ok((super::parse_state(&state)?, d))
         })
         .boxed()
     }

@@ -14,6 +14,7 @@ mod company;
 mod complaints;
 mod reports;
 mod rows;
+mod states;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -108,6 +109,8 @@ pub struct Store {
     pool: PgPool,
     /// The highest checkpoint this process has seen, so local waiters wake at once.
     progress: Arc<watch::Sender<u64>>,
+    /// Complaint states this process wrote last.
+    states: Arc<states::StateCache>,
 }
 
 impl Store {
@@ -135,6 +138,7 @@ impl Store {
         Ok(Store {
             pool,
             progress: Arc::new(watch::Sender::new(0)),
+            states: Arc::default(),
         })
     }
 
@@ -143,6 +147,7 @@ impl Store {
         Store {
             pool,
             progress: Arc::new(watch::Sender::new(0)),
+            states: Arc::default(),
         }
     }
 
@@ -290,6 +295,11 @@ pub struct ComplaintRow {
     pub ceo_engaged_at: Option<Timestamp>,
     /// The last log sequence applied to it.
     pub last_sequence: u64,
+}
+
+/// Reads a complaint's stored `state` document.
+pub(crate) fn parse_state(raw: &str) -> Result<Complaint, StoreError> {
+    serde_json::from_str(raw).map_err(|e| StoreError::corrupt("complaint state", e))
 }
 
 impl ComplaintRow {

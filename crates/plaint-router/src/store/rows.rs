@@ -151,7 +151,7 @@ pub(crate) fn complaint_upsert_sql(table: &str) -> String {
          SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], \
              $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], \
              $13::text[], $14::int[], $15::bigint[], $16::bigint[], $17::bigint[], $18::bigint[], \
-             $19::bigint[], $20::jsonb[]) \
+             $19::bigint[], $20::text[]) \
          ON CONFLICT (complaint_id) DO UPDATE SET \
              status = EXCLUDED.status, route = EXCLUDED.route, fulfilment = EXCLUDED.fulfilment, \
              fulfilment_step = EXCLUDED.fulfilment_step, priority = EXCLUDED.priority, \
