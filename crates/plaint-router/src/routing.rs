@@ -171,6 +171,7 @@ impl Router {
         traceparent: Option<&str>,
     ) -> Result<Outcome, RoutingError> {
         let began = std::time::Instant::now();
+        let from_delivery = known.is_some();
         let (complaint, last_sequence) = match known {
             Some(known) => known,
             None => {
@@ -261,11 +262,23 @@ impl Router {
         } else {
             None
         };
+        if from_delivery && decision.route == Route::Ceo {
+            // A budget slot must not be taken for a complaint that may be
+            // routed already: decide the CEO route from the history.
+            return Err(RoutingError::Contended(1));
+        }
         if decision.route == Route::Ceo && own_slot.is_none() {
             self.reserve(&complaint, &decision, budget, cause).await?;
         }
-        self.append_decision(&complaint, events, last_sequence, cause, traceparent)
+        let duplicate = self
+            .append_decision(&complaint, events, last_sequence, cause, traceparent)
             .await?;
+        if from_delivery && duplicate {
+            // The log had this very decision already (a redelivery, another
+            // replica), which the expected sequence cannot tell while the
+            // server still remembers the event id: check the history.
+            return Err(RoutingError::Contended(1));
+        }
         if decision.route == Route::Ceo {
             self.record_engagement(&complaint, &decision, cause).await?;
         }
@@ -330,6 +343,8 @@ impl Router {
         Ok(())
     }
 
+    /// Appends the decision's events; `true` when the server already had the
+    /// first of them (same event id), so nothing new was stored.
     async fn append_decision(
         &self,
         complaint: &Complaint,
@@ -337,11 +352,12 @@ impl Router {
         last_sequence: u64,
         cause: &Envelope,
         traceparent: Option<&str>,
-    ) -> Result<(), RoutingError> {
+    ) -> Result<bool, RoutingError> {
         let subject = self.log.names().complaint(&complaint.id);
         let tp = plaint_runtime::telemetry::traceparent_of(&tracing::Span::current())
             .unwrap_or_else(|| trace::child_of(traceparent, span_id(), Uuid::new_v4().as_u128()));
         let mut expected = last_sequence;
+        let mut duplicate = false;
         for (i, event) in events.into_iter().enumerate() {
             // Derived from the position it was decided at: replicas deciding
             // the same thing at the same point collapse into one message.
@@ -369,8 +385,9 @@ impl Router {
                 )
                 .await?;
             expected = appended.sequence;
+            duplicate |= i == 0 && appended.duplicate;
         }
-        Ok(())
+        Ok(duplicate)
     }
 
     /// Marks the customer's engagement for the cooldown of later decisions.

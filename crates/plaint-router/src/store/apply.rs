@@ -17,9 +17,7 @@ use uuid::Uuid;
 
 use super::rows::Writes;
 use super::states::{Cached, StateCache};
-use super::{
-    CHECKPOINT, ComplaintRow, Store, StoreError, from_db_seq, parse_state, to_db_seq,
-};
+use super::{CHECKPOINT, ComplaintRow, Store, StoreError, from_db_seq, parse_state, to_db_seq};
 
 /// What one batch did.
 #[derive(Debug, Clone, Default)]

@@ -47,9 +47,7 @@ impl StateCache {
     /// put back (or replaced) once the batch folding onto it has committed.
     pub(super) fn take(&self, id: &Uuid, last_sequence: u64) -> Option<Cached> {
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        entries
-            .pop(id)
-            .filter(|c| c.last_sequence == last_sequence)
+        entries.pop(id).filter(|c| c.last_sequence == last_sequence)
     }
 
     /// Remembers committed states.
