@@ -211,6 +211,17 @@ impl Delivery {
             .unwrap_or_default()
     }
 
+    /// The event type its appender declared in the `Plaint-Event-Type`
+    /// header, if any: lets a consumer pass over events it has no use for
+    /// without decoding them.
+    pub fn event_type(&self) -> Option<&str> {
+        self.message
+            .headers
+            .as_ref()
+            .and_then(|h| h.get(crate::log::EVENT_TYPE_HEADER))
+            .map(|v| v.as_str())
+    }
+
     /// Its trace context, if any.
     pub fn traceparent(&self) -> Option<String> {
         self.message

@@ -5,13 +5,12 @@ use clap::Parser;
 use plaint_router::{Application, Config};
 use plaint_runtime::{health, shutdown::shutdown_signal, telemetry};
 
-/// mimalloc rather than glibc's malloc: glibc spent ~5% of the service's CPU
-/// in malloc and free under load, and kept freed memory in per-thread arenas.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: plaint_runtime::allocator::Allocator = plaint_runtime::allocator::Allocator;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    plaint_runtime::allocator::return_freed_memory_promptly();
     if std::env::args().nth(1).as_deref() == Some("healthcheck") {
         let config = Config::parse_from(["plaint-router"]);
         if let Err(e) = health::check(config.grpc_addr, "plaint.router.v1.Query").await {

@@ -17,7 +17,7 @@ use sqlx::{AssertSqlSafe, Executor, PgPool};
 use crate::store::{PROJECTION_TABLES, Store, StoreError};
 
 /// Events per shadow transaction.
-const BATCH: usize = 1000;
+const BATCH: usize = 500;
 /// How long the tail waits for more events after the first of a batch.
 const LINGER: Duration = Duration::from_millis(5);
 

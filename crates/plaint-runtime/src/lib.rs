@@ -1,5 +1,6 @@
 //! Process plumbing shared by both services.
 
+pub mod allocator;
 pub mod health;
 pub mod metrics;
 pub mod shutdown;
