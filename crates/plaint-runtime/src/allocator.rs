@@ -27,9 +27,9 @@ pub fn return_freed_memory_promptly() {
 
 /// The purge delay mimalloc is using now, in milliseconds.
 #[allow(unsafe_code)]
-pub fn purge_delay_ms() -> i64 {
+pub fn purge_delay_ms() -> std::ffi::c_long {
     // SAFETY: reading an option is a plain load from mimalloc's option table.
-    i64::from(unsafe { libmimalloc_sys::mi_option_get(PURGE_DELAY) })
+    unsafe { libmimalloc_sys::mi_option_get(PURGE_DELAY) }
 }
 
 #[cfg(test)]
