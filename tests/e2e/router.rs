@@ -322,6 +322,11 @@ async fn a_rebuild_from_sequence_one_gives_the_same_answers_as_the_live_projecti
         .expect("caught up");
     let before = snapshot(&mut router.query).await;
     assert_eq!(before.len(), 13);
+    let indexes_before = index_shapes(db.url()).await;
+    assert!(
+        indexes_before.len() >= 10,
+        "the projection tables have their indexes: {indexes_before:?}"
+    );
 
     let mut progress = router
         .admin
@@ -346,6 +351,9 @@ async fn a_rebuild_from_sequence_one_gives_the_same_answers_as_the_live_projecti
         before, after,
         "the rebuilt projection answers like the live one"
     );
+    // The copy is filled without its secondary indexes, which are built
+    // before the swap: the swapped-in tables must have them all.
+    assert_eq!(indexes_before, index_shapes(db.url()).await);
 
     // The live projector carries on into the swapped-in tables.
     let w = client
@@ -358,6 +366,32 @@ async fn a_rebuild_from_sequence_one_gives_the_same_answers_as_the_live_projecti
     router.stop().await;
     intake.finish().await;
     db.drop_db().await;
+}
+
+/// Every index of the live projection tables, as its definition without its
+/// name and schema (a rebuilt copy's indexes get generated names), sorted.
+async fn index_shapes(url: &str) -> Vec<String> {
+    let pool = sqlx::PgPool::connect(url).await.expect("database");
+    let defs: Vec<(String, String)> = sqlx::query_as(
+        "SELECT t.relname::text, pg_get_indexdef(x.indexrelid) FROM pg_index x \
+         JOIN pg_class t ON t.oid = x.indrelid \
+         JOIN pg_namespace n ON n.oid = t.relnamespace \
+         WHERE n.nspname = current_schema()",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("index definitions");
+    pool.close().await;
+    let mut shapes: Vec<String> = defs
+        .into_iter()
+        .map(|(table, def)| {
+            let unique = def.starts_with("CREATE UNIQUE");
+            let using = def.split_once(" USING ").map_or("", |(_, u)| u).to_owned();
+            format!("{table} unique={unique} {using}")
+        })
+        .collect();
+    shapes.sort();
+    shapes
 }
 
 #[tokio::test]
