@@ -106,7 +106,7 @@ async fn create_copy(pool: &PgPool, live: &str, shadow: &str) -> Result<Vec<Stri
         .await?;
     }
     let secondary: Vec<(String, String)> = sqlx::query_as(
-        "SELECT i.relname::text, pg_get_indexdef(x.indexrelid) \
+        "SELECT quote_ident(i.relname), pg_get_indexdef(x.indexrelid) \
          FROM pg_index x \
          JOIN pg_class i ON i.oid = x.indexrelid \
          JOIN pg_class t ON t.oid = x.indrelid \
@@ -117,7 +117,7 @@ async fn create_copy(pool: &PgPool, live: &str, shadow: &str) -> Result<Vec<Stri
     .fetch_all(&mut *tx)
     .await?;
     for (name, _) in &secondary {
-        ddl(format!("DROP INDEX {shadow}.\"{name}\""))
+        ddl(format!("DROP INDEX {shadow}.{name}"))
             .execute(&mut *tx)
             .await?;
     }

@@ -253,6 +253,11 @@ impl Router {
         if escalation && (decision.route != Route::Ceo || complaint.route() == Some(Route::Ceo)) {
             return Ok(Outcome::Skipped);
         }
+        if from_delivery && decision.route == Route::Ceo {
+            // A budget slot must not be taken for a complaint that may be
+            // routed already: decide the CEO route from the history.
+            return Err(RoutingError::Contended(1));
+        }
         let events = match decide(
             Some(&complaint),
             &Command::RecordDecision(Box::new(decision.clone())),
@@ -280,11 +285,6 @@ impl Router {
         } else {
             None
         };
-        if from_delivery && decision.route == Route::Ceo {
-            // A budget slot must not be taken for a complaint that may be
-            // routed already: decide the CEO route from the history.
-            return Err(RoutingError::Contended(1));
-        }
         if decision.route == Route::Ceo && own_slot.is_none() {
             self.reserve(&complaint, &decision, budget, cause).await?;
         }

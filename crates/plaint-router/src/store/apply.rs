@@ -197,6 +197,12 @@ async fn load_states(
     if ids.is_empty() {
         return Ok(folded);
     }
+    // The table a rebuild swapped in last; the checkpoint lock held by this
+    // transaction keeps it from changing until the commit.
+    let table: i64 = sqlx::query_scalar("SELECT 'complaints'::regclass::oid::bigint")
+        .fetch_one(&mut **tx)
+        .await?;
+    cache.use_table(table);
     let rows: Vec<(Uuid, i64)> = sqlx::query_as(
         "SELECT complaint_id, last_sequence FROM complaints WHERE complaint_id = ANY($1)",
     )
@@ -261,16 +267,16 @@ fn fold(
             entry.state = Some(next);
             entry.last_sequence = sequence;
             entry.dirty = true;
+            if let ComplaintEvent::Routed(d) | ComplaintEvent::Rerouted { decision: d, .. } = event
+                && d.route == Route::Ceo
+                && entry.ceo_engaged_at.is_none()
+            {
+                entry.ceo_engaged_at = Some(d.decided_at);
+            }
         }
         Err(e) => {
             tracing::warn!(sequence, complaint_id = %id, error = %e, "event does not fit the complaint's history; state unchanged");
         }
-    }
-    if let ComplaintEvent::Routed(d) | ComplaintEvent::Rerouted { decision: d, .. } = event
-        && d.route == Route::Ceo
-        && entry.ceo_engaged_at.is_none()
-    {
-        entry.ceo_engaged_at = Some(d.decided_at);
     }
     Ok(())
 }
