@@ -58,6 +58,13 @@ pub struct Config {
     /// Events per projection transaction at most.
     #[arg(long, env = "ROUTER_PROJECTION_BATCH", default_value_t = 500)]
     pub projection_batch: usize,
+    /// Commit projection batches without waiting for PostgreSQL's WAL flush
+    /// (`synchronous_commit=off` on the router's connections). The tables are
+    /// derived from the log and a crash loses only whole batches, which are
+    /// applied again (RELIABILITY.md). Set false behind a connection pooler
+    /// that refuses startup options.
+    #[arg(long, env = "ROUTER_PROJECTION_ASYNC_COMMIT", default_value_t = true, action = clap::ArgAction::Set)]
+    pub projection_async_commit: bool,
     /// Longest wait a query may ask for with `min_sequence`, in milliseconds.
     #[arg(long, env = "ROUTER_MAX_CONSISTENCY_WAIT_MS", default_value_t = 10_000)]
     pub max_consistency_wait_ms: u64,
@@ -84,6 +91,7 @@ impl Config {
             routing_consumer: "router".to_owned(),
             projections: true,
             projection_batch: 500,
+            projection_async_commit: true,
             max_consistency_wait_ms: 10_000,
             log_format: "pretty".to_owned(),
         }

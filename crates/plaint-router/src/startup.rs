@@ -56,9 +56,13 @@ impl Application {
         let dead_letters = DeadLetters::open(log.clone(), &settings)
             .await
             .context("provisioning the dead-letter stream")?;
-        let store = Store::connect(&config.database_url, config.db_max_connections)
-            .await
-            .context("connecting to PostgreSQL and migrating")?;
+        let store = Store::connect_with(
+            &config.database_url,
+            config.db_max_connections,
+            config.projection_async_commit,
+        )
+        .await
+        .context("connecting to PostgreSQL and migrating")?;
         let listener = TcpListener::bind(config.grpc_addr)
             .await
             .with_context(|| format!("binding {}", config.grpc_addr))?;

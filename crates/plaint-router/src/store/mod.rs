@@ -115,15 +115,28 @@ pub struct Store {
 
 impl Store {
     /// Connects and runs the migrations (under sqlx's advisory lock, so
-    /// replicas starting together do not race).
+    /// replicas starting together do not race), committing asynchronously
+    /// (see [`Store::connect_with`]).
     pub async fn connect(url: &str, max_connections: u32) -> Result<Store, StoreError> {
-        let options: PgConnectOptions = url.parse()?;
-        // Everything this pool writes is derived from the log, with the
-        // checkpoint in the same transaction. A server crash may lose the
-        // last commits, but only whole ones, checkpoint included, and the
-        // projector applies those events again. So commits need not wait
-        // for the WAL flush.
-        let options = options.options([("synchronous_commit", "off")]);
+        Store::connect_with(url, max_connections, true).await
+    }
+
+    /// Like [`Store::connect`]; `async_commit` sets `synchronous_commit=off`
+    /// on every connection.
+    pub async fn connect_with(
+        url: &str,
+        max_connections: u32,
+        async_commit: bool,
+    ) -> Result<Store, StoreError> {
+        let mut options: PgConnectOptions = url.parse()?;
+        if async_commit {
+            // Everything this pool writes is derived from the log, with the
+            // checkpoint in the same transaction. A server crash may lose the
+            // last commits, but only whole ones, checkpoint included, and the
+            // projector applies those events again. So commits need not wait
+            // for the WAL flush.
+            options = options.options([("synchronous_commit", "off")]);
+        }
         let pool = PgPoolOptions::new()
             .max_connections(max_connections.max(1))
             .acquire_timeout(ACQUIRE_TIMEOUT)
