@@ -16,8 +16,9 @@ use plaint_proto::router as rpb;
 use plaint_testkit::NatsCluster;
 use tonic::Code;
 
+use crate::harness::eventually;
 use crate::racing::{
-    Decisions, consumer_backlog, eventually, open_log, quiet, spawn_intake, spawn_router, viral,
+    Decisions, consumer_backlog, open_log, quiet, spawn_intake, spawn_router, viral,
 };
 
 /// Complaints submitted in all.

@@ -22,9 +22,9 @@ use plaint_domain::values::{ExternalTicketId, SourceSystem};
 use plaint_proto::intake::{self as ipb, intake_admin_client::IntakeAdminClient};
 use plaint_proto::router as rpb;
 
+use crate::harness::eventually;
 use crate::racing::{
-    Decisions, consumer_backlog, delete_streams, eventually, open_log, quiet, spawn_intake,
-    spawn_router,
+    Decisions, consumer_backlog, delete_streams, open_log, quiet, spawn_intake, spawn_router,
 };
 
 /// The id intake gives the complaint `source` knows as `ticket`.

@@ -7,7 +7,6 @@
 //! top are shared with [`crate::poison`] and [`crate::cluster`].
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::future::Future;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -22,37 +21,12 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tonic::transport::{Channel, Endpoint};
 
-// ---------------------------------------------------------------------------
-// In-process services and bounded waits (shared by the modules of this binary
-// that need no process killed).
-// ---------------------------------------------------------------------------
+use crate::harness::{eventually, within};
 
-/// Polls `probe` until it returns `Some`, for at most `limit`; panics naming
-/// `what` when time runs out.
-pub(crate) async fn eventually<T>(
-    what: &str,
-    limit: Duration,
-    mut probe: impl AsyncFnMut() -> Option<T>,
-) -> T {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(v) = probe().await {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {limit:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// Awaits `f` for at most `limit`.
-pub(crate) async fn within<T>(what: &str, limit: Duration, f: impl Future<Output = T>) -> T {
-    tokio::time::timeout(limit, f)
-        .await
-        .unwrap_or_else(|_| panic!("{what} took longer than {limit:?}"))
-}
+// ---------------------------------------------------------------------------
+// In-process services (shared by the modules of this binary that need no
+// process killed); bounded waits are the harness's.
+// ---------------------------------------------------------------------------
 
 /// A service running in-process until [`stop`](Self::stop).
 pub(crate) struct Running {
