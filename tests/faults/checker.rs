@@ -313,11 +313,13 @@ pub(crate) async fn read_projection(url: &str) -> ProjectionView {
             .fetch_all(&mut db)
             .await
             .expect("timeline");
-    let decisions: Vec<(i64, Uuid)> =
-        sqlx::query_as("SELECT sequence, complaint_id FROM decisions")
-            .fetch_all(&mut db)
-            .await
-            .expect("decisions");
+    let decisions: Vec<(i64, Uuid)> = sqlx::query_as(
+        "SELECT sequence, complaint_id FROM timeline \
+             WHERE event_type IN ('complaint_routed', 'complaint_rerouted')",
+    )
+    .fetch_all(&mut db)
+    .await
+    .expect("decisions");
     let _ = db.close().await;
     let seq = |s: i64| u64::try_from(s).unwrap_or(0);
     let mut view = ProjectionView {

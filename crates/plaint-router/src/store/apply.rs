@@ -128,11 +128,6 @@ impl Store {
                     writes
                         .timeline
                         .push(item.sequence, id, envelope.event_id.as_uuid(), event, at);
-                    if let ComplaintEvent::Routed(d)
-                    | ComplaintEvent::Rerouted { decision: d, .. } = event
-                    {
-                        writes.decisions.push(item.sequence, id, d)?;
-                    }
                     if let Some(state) = &entry.state {
                         out.changes.push(ComplaintChange {
                             sequence: item.sequence,

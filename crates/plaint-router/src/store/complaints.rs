@@ -4,10 +4,10 @@
 use std::fmt;
 
 use futures::stream::{BoxStream, StreamExt};
+use plaint_domain::event::ComplaintEvent;
 use plaint_domain::lifecycle::{Complaint, Status};
 use plaint_domain::{Channel, ComplaintId, Decision, Route, Timestamp};
 use sqlx::postgres::PgRow;
-use sqlx::types::Json;
 use sqlx::{Postgres, QueryBuilder, Row};
 use uuid::Uuid;
 
@@ -150,8 +150,8 @@ impl Store {
             return Ok(None);
         };
         let complaint = complaint_row(&row)?;
-        let timeline = sqlx::query_as::<_, (i64, Uuid, String, i64, String)>(
-            "SELECT sequence, event_id, event_type, occurred_at, detail::text \
+        let timeline: Vec<TimelineRow> = sqlx::query_as::<_, (i64, Uuid, String, i64, String)>(
+            "SELECT sequence, event_id, event_type, occurred_at, detail \
              FROM timeline WHERE complaint_id = $1 ORDER BY sequence",
         )
         .bind(id.as_uuid())
@@ -166,18 +166,16 @@ impl Store {
             detail_json,
         })
         .collect();
-        let decisions = sqlx::query_as::<_, (i64, Json<Decision>)>(
-            "SELECT sequence, decision FROM decisions WHERE complaint_id = $1 ORDER BY sequence",
-        )
-        .bind(id.as_uuid())
-        .fetch_all(&mut *tx)
-        .await?
-        .into_iter()
-        .map(|(seq, Json(decision))| DecisionRow {
-            sequence: from_db_seq(seq),
-            decision,
-        })
-        .collect();
+        let decisions = timeline
+            .iter()
+            .filter(|t| DECISION_EVENTS.contains(&t.event_type.as_str()))
+            .map(|t| {
+                Ok(DecisionRow {
+                    sequence: t.sequence,
+                    decision: decision_in(&t.detail_json)?,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
         let projected_sequence = checkpoint_in(&mut tx).await?;
         tx.commit().await?;
         Ok(Some(ComplaintDetail {
@@ -288,11 +286,12 @@ impl Store {
         to: Timestamp,
         limit: u32,
     ) -> BoxStream<'_, Result<(Complaint, Decision), StoreError>> {
-        sqlx::query_as::<_, (String, Json<Decision>)>(
-            "SELECT c.state, d.decision FROM complaints c \
+        sqlx::query_as::<_, (String, String)>(
+            "SELECT c.state, d.detail FROM complaints c \
              CROSS JOIN LATERAL ( \
-                 SELECT decision FROM decisions \
-                 WHERE decisions.complaint_id = c.complaint_id ORDER BY sequence LIMIT 1 \
+                 SELECT detail FROM timeline \
+                 WHERE timeline.complaint_id = c.complaint_id AND timeline.event_type = ANY($4) \
+                 ORDER BY sequence LIMIT 1 \
              ) d \
              WHERE c.received_at >= $1 AND c.received_at <= $2 \
              ORDER BY c.received_at, c.complaint_id LIMIT $3",
@@ -300,12 +299,30 @@ impl Store {
         .bind(from.as_millis())
         .bind(to.as_millis())
         .bind(i64::from(limit))
+        .bind(&DECISION_EVENTS[..])
         .fetch(&self.pool)
         .map(|row| {
-            let (state, Json(d)) = row?;
-            Ok((super::parse_state(&state)?, d))
+            let (state, detail) = row?;
+            Ok((super::parse_state(&state)?, decision_in(&detail)?))
         })
         .boxed()
+    }
+}
+
+/// The timeline entries whose detail is a decision.
+const DECISION_EVENTS: [&str; 2] = ["complaint_routed", "complaint_rerouted"];
+
+/// The decision in the detail of a [`DECISION_EVENTS`] timeline entry.
+fn decision_in(detail: &str) -> Result<Decision, StoreError> {
+    match serde_json::from_str(detail).map_err(|e| StoreError::corrupt("timeline detail", e))? {
+        ComplaintEvent::Routed(d) | ComplaintEvent::Rerouted { decision: d, .. } => Ok(*d),
+        other => Err(StoreError::corrupt(
+            "timeline detail",
+            format!(
+                "a {} event where a decision was expected",
+                other.type_name()
+            ),
+        )),
     }
 }
 

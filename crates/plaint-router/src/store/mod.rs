@@ -233,11 +233,10 @@ impl Store {
 }
 
 /// Every projection table, in creation order.
-pub const PROJECTION_TABLES: [&str; 7] = [
+pub const PROJECTION_TABLES: [&str; 6] = [
     "checkpoint",
     "complaints",
     "timeline",
-    "decisions",
     "ceo_slots",
     "policies",
     "company",

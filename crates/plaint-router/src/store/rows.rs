@@ -5,18 +5,17 @@ use std::collections::HashMap;
 
 use plaint_domain::event::{CeoSlot, CompanyEvent, ComplaintEvent};
 use plaint_domain::lifecycle::Complaint;
-use plaint_domain::{ComplaintId, Decision, Timestamp};
+use plaint_domain::{ComplaintId, Timestamp};
 use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 
 use super::apply::Folded;
 use super::{ComplaintRow, StoreError, name_of, to_db_seq};
 
-/// Timeline, decision and company rows of a batch.
+/// Timeline and company rows of a batch.
 #[derive(Debug, Default)]
 pub(super) struct Writes {
     pub(super) timeline: Timeline,
-    pub(super) decisions: Decisions,
     pub(super) company: Vec<(u64, i64, CompanyEvent)>,
 }
 
@@ -29,7 +28,6 @@ impl Writes {
     ) -> Result<(), StoreError> {
         write_complaints(tx, folded).await?;
         self.timeline.insert(tx).await?;
-        self.decisions.insert(tx).await?;
         for (sequence, at, event) in &self.company {
             write_company_event(tx, *sequence, *at, event).await?;
         }
@@ -44,19 +42,9 @@ pub(super) struct Timeline {
     event_id: Vec<Uuid>,
     event_type: Vec<&'static str>,
     occurred_at: Vec<i64>,
-    /// JSON text: PostgreSQL parses it into `jsonb` itself, so no
-    /// intermediate `serde_json::Value` is built.
+    /// JSON text, stored as it is (a routed event's detail is also where
+    /// its decision is read from).
     detail: Vec<String>,
-}
-
-#[derive(Debug, Default)]
-pub(super) struct Decisions {
-    sequence: Vec<i64>,
-    complaint_id: Vec<Uuid>,
-    route: Vec<String>,
-    decided_at: Vec<i64>,
-    policy_version: Vec<i32>,
-    decision: Vec<String>,
 }
 
 impl Timeline {
@@ -84,7 +72,7 @@ impl Timeline {
         }
         sqlx::query(
             "INSERT INTO timeline (sequence, complaint_id, event_id, event_type, occurred_at, detail) \
-             SELECT * FROM UNNEST($1::bigint[], $2::uuid[], $3::uuid[], $4::text[], $5::bigint[], $6::jsonb[]) \
+             SELECT * FROM UNNEST($1::bigint[], $2::uuid[], $3::uuid[], $4::text[], $5::bigint[], $6::text[]) \
              ON CONFLICT (sequence) DO NOTHING",
         )
         .bind(&self.sequence)
@@ -93,45 +81,6 @@ impl Timeline {
         .bind(&self.event_type)
         .bind(&self.occurred_at)
         .bind(&self.detail)
-        .execute(&mut **tx)
-        .await?;
-        Ok(())
-    }
-}
-
-impl Decisions {
-    pub(super) fn push(
-        &mut self,
-        sequence: u64,
-        id: ComplaintId,
-        d: &Decision,
-    ) -> Result<(), StoreError> {
-        let decision = serde_json::to_string(d).map_err(|e| StoreError::corrupt("decision", e))?;
-        self.sequence.push(to_db_seq(sequence));
-        self.complaint_id.push(id.as_uuid());
-        self.route.push(name_of(&d.route));
-        self.decided_at.push(d.decided_at.as_millis());
-        self.policy_version
-            .push(i32::try_from(d.policy_version).unwrap_or(i32::MAX));
-        self.decision.push(decision);
-        Ok(())
-    }
-
-    async fn insert(&self, tx: &mut Transaction<'static, Postgres>) -> Result<(), StoreError> {
-        if self.sequence.is_empty() {
-            return Ok(());
-        }
-        sqlx::query(
-            "INSERT INTO decisions (sequence, complaint_id, route, decided_at, policy_version, decision) \
-             SELECT * FROM UNNEST($1::bigint[], $2::uuid[], $3::text[], $4::bigint[], $5::int[], $6::jsonb[]) \
-             ON CONFLICT (sequence) DO NOTHING",
-        )
-        .bind(&self.sequence)
-        .bind(&self.complaint_id)
-        .bind(&self.route)
-        .bind(&self.decided_at)
-        .bind(&self.policy_version)
-        .bind(&self.decision)
         .execute(&mut **tx)
         .await?;
         Ok(())
