@@ -229,6 +229,90 @@ async fn two_router_replicas_never_exceed_the_ceo_budget() {
     db.drop_db().await;
 }
 
+/// The cooldown gate of a complaint's decision.
+fn cooldown_gate(r: &rpb::GetComplaintResponse) -> (i32, epb::Gate) {
+    let d = r.decisions.last().expect("a decision");
+    let gate = d
+        .gates
+        .iter()
+        .find(|g| g.kind == epb::GateKind::Cooldown as i32)
+        .expect("cooldown gate")
+        .clone();
+    (d.route, gate)
+}
+
+#[tokio::test]
+async fn a_customer_the_ceo_engaged_stays_in_cooldown_for_this_router_and_the_next() {
+    let db = plaint_testkit::TestDb::create().await;
+    let intake = spawn_intake(&plaint_testkit::shared_nats_url()).await;
+    let mut router = spawn_router(&intake, db.url()).await;
+    let mut policy = RoutingPolicy::default();
+    policy.budget.per_window = 20;
+    policy.max_segment_share_pct = 100;
+    router
+        .admin
+        .publish_policy(rpb::PublishPolicyRequest {
+            policy_json: policy.to_json(),
+            published_by: "test".to_owned(),
+        })
+        .await
+        .expect("policy published");
+    router
+        .admin
+        .set_climate(rpb::SetClimateRequest {
+            climate: epb::Climate::Good as i32,
+            set_by: "test".to_owned(),
+        })
+        .await
+        .expect("climate set");
+    let submit = async |ticket: &str, customer: &str| {
+        intake
+            .client
+            .clone()
+            .submit_complaint(viral("x", ticket, customer))
+            .await
+            .expect("submitted")
+            .into_inner()
+            .complaint_id
+    };
+
+    let first = submit("C-1", "loyal").await;
+    let (route, gate) = cooldown_gate(&decided(&mut router.query, &first).await);
+    assert_eq!(
+        route,
+        epb::Route::Ceo as i32,
+        "a first viral complaint reaches the CEO"
+    );
+    assert!(gate.passed, "no earlier engagement: {gate:?}");
+
+    // The same router: the engagement it just recorded holds the next one back.
+    let second = submit("C-2", "loyal").await;
+    let (route, gate) = cooldown_gate(&decided(&mut router.query, &second).await);
+    assert_ne!(route, epb::Route::Ceo as i32);
+    assert!(!gate.passed, "inside the cooldown: {gate:?}");
+    assert_eq!((gate.observed, gate.limit), (0, 90));
+
+    // A router started afterwards learns the engagement from the log.
+    router.stop().await;
+    let mut router = spawn_router(&intake, db.url()).await;
+    let third = submit("C-3", "loyal").await;
+    let other = submit("C-4", "newcomer").await;
+    let (route, gate) = cooldown_gate(&decided(&mut router.query, &third).await);
+    assert_ne!(route, epb::Route::Ceo as i32);
+    assert!(!gate.passed, "still inside the cooldown: {gate:?}");
+    let (route, gate) = cooldown_gate(&decided(&mut router.query, &other).await);
+    assert_eq!(
+        route,
+        epb::Route::Ceo as i32,
+        "the CEO route itself is open"
+    );
+    assert!(gate.passed, "{gate:?}");
+
+    router.stop().await;
+    intake.finish().await;
+    db.drop_db().await;
+}
+
 async fn all_complaints(query: &mut QueryClient<Channel>) -> Vec<rpb::ComplaintSummary> {
     let mut out = Vec::new();
     let mut token = String::new();

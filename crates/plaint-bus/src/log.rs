@@ -14,6 +14,7 @@ use plaint_proto::{decode_envelope, encode_envelope};
 
 use crate::error::{AppendError, BusError};
 use crate::names::Names;
+use crate::tail::TailItem;
 use crate::trace::TRACEPARENT;
 
 /// Most events one subject may hold: a complaint's history is short; a subject
@@ -241,6 +242,31 @@ impl EventLog {
         after: u64,
     ) -> Result<Vec<StoredEvent>, BusError> {
         read_subject(&self.stream, subject, after + 1).await
+    }
+
+    /// Up to `limit` events on the subjects matching `filter` (wildcards
+    /// allowed) after stream sequence `after`, oldest first, each with its
+    /// subject; one that cannot be decoded comes as its error.
+    pub async fn read_matching_after(
+        &self,
+        filter: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<TailItem>, BusError> {
+        let mut items = Vec::new();
+        let mut seq = after + 1;
+        while items.len() < limit {
+            let Some(m) = next_by_subject(&self.stream, filter, seq).await? else {
+                break;
+            };
+            seq = m.sequence + 1;
+            items.push(TailItem {
+                sequence: m.sequence,
+                subject: m.subject.to_string(),
+                event: decode_stored(m),
+            });
+        }
+        Ok(items)
     }
 
     /// The first event on a subject, if any.

@@ -90,6 +90,11 @@ impl Names {
         format!("{}.ceo.{}", self.prefix, key.simple())
     }
 
+    /// Every customer's CEO engagement subject.
+    pub fn all_ceo_customers(&self) -> String {
+        format!("{}.ceo.*", self.prefix)
+    }
+
     /// Where helpdesk integrations publish; `<kind>` is free for them to choose.
     pub fn inbound_subjects(&self) -> String {
         format!("{}.helpdesk.inbound.>", self.prefix)

@@ -12,6 +12,7 @@ pub mod admin;
 pub mod calibrate;
 pub mod company;
 pub mod config;
+pub mod engagements;
 pub mod projector;
 pub mod query;
 pub mod rebuild;

@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use uuid::Uuid;
 
+use crate::engagements::Known;
 use crate::shared_inputs::{BudgetState, SharedInputs};
 
 /// Attempts to route one complaint when other writers keep moving its subject
@@ -212,10 +213,12 @@ impl Router {
             return Ok(Outcome::Skipped);
         }
         let customer = &complaint.facts.customer;
-        let (inputs, customer_last_ceo) = tokio::try_join!(
-            self.inputs.read_after(began, now),
-            self.last_ceo_engagement(customer.id.as_str(), id),
-        )?;
+        let inputs = self.inputs.read_after(began, now).await?;
+        let engagement_subject = self.log.names().ceo_customer(customer.id.as_str());
+        let customer_last_ceo = match inputs.engagements.of(&engagement_subject) {
+            Known::Last(last) => last.filter(|e| e.complaint_id != Some(id)).map(|e| e.at),
+            Known::ReadTheSubject => self.last_ceo_engagement(customer.id.as_str(), id).await?,
+        };
         let policy = &inputs.policy;
         let now = now();
         if now.window_start(policy.window_ms()) != inputs.window_start {

@@ -1,5 +1,6 @@
 //! The company-side inputs of a decision that every complaint reads alike:
-//! the settings in force and the window's CEO budget.
+//! the settings in force, the window's CEO budget and the customers' last
+//! CEO engagements.
 //!
 //! A decision must see them as the log held them at some moment after the
 //! decision began, never older. Read one by one, that is two requests to the
@@ -18,6 +19,7 @@ use plaint_domain::event::{CeoSlot, CompanyEvent, EventPayload};
 use plaint_domain::{RoutingPolicy, Timestamp};
 
 use crate::company::CompanyView;
+use crate::engagements::Engagements;
 
 /// The inputs as one read found them.
 #[derive(Debug, Clone)]
@@ -30,6 +32,8 @@ pub struct Inputs {
     pub window_start: Timestamp,
     /// The CEO budget of that window.
     pub budget: BudgetState,
+    /// Every customer's last CEO engagement.
+    pub engagements: Engagements,
     /// When the read began.
     read_began: Instant,
 }
@@ -106,11 +110,17 @@ impl SharedInputs {
                 EventPayload::Company(CompanyEvent::CeoSlotReserved(slot)) => Some(slot),
                 _ => None,
             }));
+        let mut engagements = previous
+            .as_ref()
+            .map(|p| p.engagements.clone())
+            .unwrap_or_default();
+        engagements.refresh(&self.log).await?;
         let inputs = Arc::new(Inputs {
             company,
             policy,
             window_start,
             budget,
+            engagements,
             read_began: began,
         });
         *self.latest.lock().unwrap_or_else(PoisonError::into_inner) = Some(Arc::clone(&inputs));
