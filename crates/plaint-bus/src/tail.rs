@@ -73,21 +73,44 @@ impl Tail {
         max: usize,
         linger: Duration,
     ) -> Option<Result<Vec<TailItem>, BusError>> {
-        let first = match self.messages.next().await? {
-            Ok(m) => item(m),
-            Err(e) => return Some(Err(BusError::Unavailable(e.to_string()))),
-        };
+        let first = self.messages.next().await?;
+        Some(self.fill(first, max, linger).await)
+    }
+
+    /// Like [`next_batch`](Self::next_batch), but an empty batch when no
+    /// message came within `first_within`. Unlike a timeout around
+    /// `next_batch`, giving up loses nothing: it happens only before the
+    /// first message is taken.
+    pub async fn next_batch_within(
+        &mut self,
+        max: usize,
+        linger: Duration,
+        first_within: Duration,
+    ) -> Option<Result<Vec<TailItem>, BusError>> {
+        match tokio::time::timeout(first_within, self.messages.next()).await {
+            Err(_) => Some(Ok(Vec::new())),
+            Ok(first) => Some(self.fill(first?, max, linger).await),
+        }
+    }
+
+    async fn fill(
+        &mut self,
+        first: Result<async_nats::jetstream::Message, pull::OrderedError>,
+        max: usize,
+        linger: Duration,
+    ) -> Result<Vec<TailItem>, BusError> {
+        let first = first.map_err(|e| BusError::Unavailable(e.to_string()))?;
         let mut batch = Vec::with_capacity(max.min(1024));
-        batch.push(first);
+        batch.push(item(first));
         let deadline = tokio::time::Instant::now() + linger;
         while batch.len() < max {
             match tokio::time::timeout_at(deadline, self.messages.next()).await {
                 Ok(Some(Ok(m))) => batch.push(item(m)),
-                Ok(Some(Err(e))) => return Some(Err(BusError::Unavailable(e.to_string()))),
+                Ok(Some(Err(e))) => return Err(BusError::Unavailable(e.to_string())),
                 Ok(None) | Err(_) => break,
             }
         }
-        Some(Ok(batch))
+        Ok(batch)
     }
 }
 

@@ -54,7 +54,11 @@ pub struct Engagements {
 
 impl Engagements {
     /// Reads what the engagement subjects received since the last read.
-    pub async fn refresh(&mut self, log: &EventLog) -> Result<(), BusError> {
+    /// `known` is a stream sequence that existed before this call: once
+    /// the read finds nothing more, everything up to it has been read, and
+    /// the next read starts from there (the server looks for a wildcard
+    /// match message by message from where a read starts).
+    pub async fn refresh(&mut self, log: &EventLog, known: u64) -> Result<(), BusError> {
         let filter = log.names().all_ceo_customers();
         while !self.overflowed {
             let items = log
@@ -91,6 +95,7 @@ impl Engagements {
                 }
             }
             if complete {
+                self.read_to = self.read_to.max(known);
                 break;
             }
         }

@@ -13,6 +13,7 @@ pub mod calibrate;
 pub mod company;
 pub mod config;
 pub mod engagements;
+pub mod pairing;
 pub mod projector;
 pub mod query;
 pub mod rebuild;

@@ -5,14 +5,16 @@
 //! (NATS or PostgreSQL restarting, a broken tail) the projector simply reopens
 //! the tail at the checkpoint; batches already applied are skipped by the store.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use plaint_bus::{BusError, EventLog};
+use plaint_bus::{BusError, EventLog, TailItem};
 use plaint_proto::router::ComplaintUpdate;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
+use crate::pairing::Pending;
 use crate::query::complaint_update;
+use crate::routing;
 use crate::store::{Store, StoreError};
 
 /// How long a batch waits for more events after its first.
@@ -76,57 +78,77 @@ async fn follow(
     };
     tracing::info!(from, "projecting the log");
     let mut first = true;
+    let mut pending = Pending::default();
     loop {
+        let wait = pending
+            .hold_left(Instant::now(), routing::now())
+            .unwrap_or(STALL_CHECK);
+        let room = batch.saturating_sub(pending.len()).max(1);
         // Cancelling here drops only messages not yet applied; the checkpoint
         // has not moved past them, so the next start reads them again.
         let next = tokio::select! {
             biased;
             () = stop.cancelled() => return Ok(()),
-            next = tokio::time::timeout(STALL_CHECK, tail.next_batch(batch, LINGER)) => next,
+            next = tail.next_batch_within(room, LINGER, wait) => next,
         };
-        let Ok(next) = next else {
+        let items = next.ok_or(Interrupted::TailEnded)??;
+        if items.is_empty() && pending.is_empty() {
             // Silence is fine while the log has nothing new. When it has, the
             // tail is stuck: its server-side consumer was lost (a NATS
             // restart), which the client would notice only after missed
-            // heartbeats, up to a minute. Reopen it at the checkpoint (a
-            // batch cut short here cannot be applied past a gap).
+            // heartbeats, up to a minute. Reopen it at the checkpoint.
             let last = log.last_sequence().await?;
             if last > store.projected_sequence().await? {
                 return Err(Interrupted::Stalled(last));
             }
             continue;
-        };
-        let items = next.ok_or(Interrupted::TailEnded)??;
-        let started = std::time::Instant::now();
-        let applied = store.apply_batch_after(&items, first).await?;
-        if plaint_runtime::telemetry::traces_enabled() {
-            // One span per event, in the event's own trace, so a trace ends
-            // where the complaint became visible to queries.
-            for item in &items {
-                if let Ok(Some(tp)) = item.event.as_ref().map(|e| e.traceparent.as_deref()) {
-                    let span = tracing::info_span!("projected", sequence = item.sequence);
-                    plaint_runtime::telemetry::set_parent(&span, tp);
-                }
-            }
         }
-        metrics::histogram!("plaint_projection_batch_size").record(items.len() as f64);
-        metrics::histogram!("plaint_projection_apply_seconds")
-            .record(started.elapsed().as_secs_f64());
-        metrics::gauge!("plaint_projection_checkpoint").set(applied.checkpoint as f64);
+        pending.push(items, Instant::now());
+        let full = pending.len() >= batch;
+        let ready = pending.take_ready(Instant::now(), routing::now(), full);
+        if ready.is_empty() {
+            continue;
+        }
+        apply(store, &ready, first, updates).await?;
         first = false;
-        tracing::debug!(
-            checkpoint = applied.checkpoint,
-            applied = applied.applied,
-            skipped = applied.skipped,
-            "batch projected"
-        );
-        if updates.receiver_count() > 0 {
-            for change in &applied.changes {
-                // An error only means nobody is watching right now.
-                let _ = updates.send(complaint_update(change));
+    }
+}
+
+/// Applies one batch and tells the watchers.
+async fn apply(
+    store: &Store,
+    items: &[TailItem],
+    first: bool,
+    updates: &broadcast::Sender<ComplaintUpdate>,
+) -> Result<(), Interrupted> {
+    let started = Instant::now();
+    let applied = store.apply_batch_after(items, first).await?;
+    if plaint_runtime::telemetry::traces_enabled() {
+        // One span per event, in the event's own trace, so a trace ends
+        // where the complaint became visible to queries.
+        for item in items {
+            if let Ok(Some(tp)) = item.event.as_ref().map(|e| e.traceparent.as_deref()) {
+                let span = tracing::info_span!("projected", sequence = item.sequence);
+                plaint_runtime::telemetry::set_parent(&span, tp);
             }
         }
     }
+    metrics::histogram!("plaint_projection_batch_size").record(items.len() as f64);
+    metrics::histogram!("plaint_projection_apply_seconds").record(started.elapsed().as_secs_f64());
+    metrics::gauge!("plaint_projection_checkpoint").set(applied.checkpoint as f64);
+    tracing::debug!(
+        checkpoint = applied.checkpoint,
+        applied = applied.applied,
+        skipped = applied.skipped,
+        "batch projected"
+    );
+    if updates.receiver_count() > 0 {
+        for change in &applied.changes {
+            // An error only means nobody is watching right now.
+            let _ = updates.send(complaint_update(change));
+        }
+    }
+    Ok(())
 }
 
 /// How often the projection lag is measured.

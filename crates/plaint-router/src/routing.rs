@@ -144,6 +144,7 @@ impl Router {
         else {
             return Ok(Outcome::Skipped);
         };
+        self.inputs.saw(sequence);
         let span = tracing::Span::current();
         span.record("complaint_id", tracing::field::display(id));
         if let Some(parent) = traceparent {

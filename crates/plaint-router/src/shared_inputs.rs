@@ -11,6 +11,7 @@
 //! for the next one, so each read serves everyone who queued during the
 //! previous. The budget's compare-and-set still guards every reservation.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
@@ -54,6 +55,8 @@ pub struct SharedInputs {
     latest: Arc<Mutex<Option<Arc<Inputs>>>>,
     /// Held by the one worker reading for everyone.
     reading: Arc<tokio::sync::Mutex<()>>,
+    /// The highest stream sequence the workers have seen.
+    seen: Arc<AtomicU64>,
 }
 
 impl SharedInputs {
@@ -63,7 +66,14 @@ impl SharedInputs {
             log,
             latest: Arc::default(),
             reading: Arc::default(),
+            seen: Arc::default(),
         }
+    }
+
+    /// Records that the log has reached `sequence` (a delivery's), which
+    /// lets the reads of the engagements start from there.
+    pub fn saw(&self, sequence: u64) {
+        self.seen.fetch_max(sequence, Ordering::Relaxed);
     }
 
     /// Inputs read entirely after `since`, for the budget window of `now`
@@ -82,6 +92,7 @@ impl SharedInputs {
             return Ok(inputs);
         }
         let began = Instant::now();
+        let seen = self.seen.load(Ordering::Relaxed);
         let previous = self.latest();
         let mut company = previous
             .as_ref()
@@ -114,7 +125,7 @@ impl SharedInputs {
             .as_ref()
             .map(|p| p.engagements.clone())
             .unwrap_or_default();
-        engagements.refresh(&self.log).await?;
+        engagements.refresh(&self.log, seen).await?;
         let inputs = Arc::new(Inputs {
             company,
             policy,
