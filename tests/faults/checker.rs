@@ -346,7 +346,6 @@ pub(crate) async fn projection_dump(url: &str) -> Vec<String> {
     for (table, order) in [
         ("complaints", "complaint_id"),
         ("timeline", "sequence"),
-        ("decisions", "sequence"),
         ("ceo_slots", "window_start, complaint_id"),
         ("policies", "version"),
         ("company", "key"),
