@@ -4,8 +4,12 @@
 //! to the log per complaint, nearly always answered "none". Engagements are
 //! rare (the CEO budget caps them), so the routing workers of a process keep
 //! the last one of every customer instead. The shared read of the company
-//! inputs brings them up to date with one more request: whatever was
-//! appended to any engagement subject since the previous read.
+//! inputs brings them up to date with one more request (whatever was
+//! appended to any engagement subject since the previous read): every
+//! 200 ms, and whenever a decision that may engage the CEO asks for them
+//! (`shared_inputs::Freshness`). Any other decision's cooldown gate may
+//! miss an engagement of the last 200 ms; its route cannot, since a
+//! cooldown only ever closes the CEO route.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;

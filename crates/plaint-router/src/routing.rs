@@ -24,7 +24,7 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::engagements::Known;
-use crate::shared_inputs::{BudgetState, SharedInputs};
+use crate::shared_inputs::{BudgetState, Freshness, SharedInputs};
 
 /// Attempts to route one complaint when other writers keep moving its subject
 /// or the budget subject.
@@ -166,9 +166,23 @@ impl Router {
             ComplaintEvent::VisibilityChanged(_) => (true, None),
             _ => return Ok(Outcome::Skipped),
         };
-        for _ in 0..ROUTE_ATTEMPTS {
+        for attempt in 0..ROUTE_ATTEMPTS {
+            // A retry (a conflict, or a CEO route) sees every engagement
+            // recorded before it began.
+            let freshness = if attempt == 0 {
+                Freshness::Recent
+            } else {
+                Freshness::AfterSince
+            };
             match self
-                .try_route(id, known.take(), envelope, escalation, traceparent)
+                .try_route(
+                    id,
+                    known.take(),
+                    envelope,
+                    escalation,
+                    freshness,
+                    traceparent,
+                )
                 .await
             {
                 Err(RoutingError::Contended(_)) => {
@@ -188,6 +202,7 @@ impl Router {
         known: Option<(Complaint, u64)>,
         cause: &Envelope,
         escalation: bool,
+        freshness: Freshness,
         traceparent: Option<&str>,
     ) -> Result<Outcome, RoutingError> {
         let began = std::time::Instant::now();
@@ -214,7 +229,7 @@ impl Router {
             return Ok(Outcome::Skipped);
         }
         let customer = &complaint.facts.customer;
-        let inputs = self.inputs.read_after(began, now).await?;
+        let inputs = self.inputs.read_after(began, freshness, now).await?;
         let engagement_subject = self.log.names().ceo_customer(customer.id.as_str());
         let customer_last_ceo = match inputs.engagements.of(&engagement_subject) {
             Known::Last(last) => last.filter(|e| e.complaint_id != Some(id)).map(|e| e.at),

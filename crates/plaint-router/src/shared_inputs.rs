@@ -13,7 +13,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use plaint_bus::{BusError, EventLog};
 use plaint_domain::event::{CeoSlot, CompanyEvent, EventPayload};
@@ -35,6 +35,8 @@ pub struct Inputs {
     pub budget: BudgetState,
     /// Every customer's last CEO engagement.
     pub engagements: Engagements,
+    /// When the read of `engagements` began.
+    engagements_began: Instant,
     /// When the read began.
     read_began: Instant,
 }
@@ -46,6 +48,20 @@ pub struct BudgetState {
     pub slots: Vec<CeoSlot>,
     /// The budget subject's last sequence read; 0 when it is empty.
     pub last_sequence: u64,
+}
+
+/// How often the engagements are read when nothing asks for them fresh.
+pub const ENGAGEMENTS_REFRESH: Duration = Duration::from_millis(200);
+
+/// How fresh a decision needs the customers' engagements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Freshness {
+    /// Read at most [`ENGAGEMENTS_REFRESH`] before the other inputs: enough
+    /// for a decision that does not engage the CEO, where the cooldown only
+    /// adds to the explanation (it can only close the CEO route).
+    Recent,
+    /// Read after the decision began, like the other inputs.
+    AfterSince,
 }
 
 /// Inputs shared by the routing workers of one process; cheap to clone.
@@ -77,18 +93,21 @@ impl SharedInputs {
     }
 
     /// Inputs read entirely after `since`, for the budget window of `now`
-    /// (`now` being read after `since`).
+    /// (`now` being read after `since`). The engagements too when
+    /// `engagements` is [`Freshness::AfterSince`]; otherwise they may be up
+    /// to [`ENGAGEMENTS_REFRESH`] older.
     pub async fn read_after(
         &self,
         since: Instant,
+        freshness: Freshness,
         now: impl Fn() -> Timestamp,
     ) -> Result<Arc<Inputs>, BusError> {
-        if let Some(inputs) = self.latest_after(since) {
+        if let Some(inputs) = self.latest_after(since, freshness) {
             return Ok(inputs);
         }
         let _turn = self.reading.lock().await;
         // Whoever held the turn before may have read for us too.
-        if let Some(inputs) = self.latest_after(since) {
+        if let Some(inputs) = self.latest_after(since, freshness) {
             return Ok(inputs);
         }
         let began = Instant::now();
@@ -121,17 +140,24 @@ impl SharedInputs {
                 EventPayload::Company(CompanyEvent::CeoSlotReserved(slot)) => Some(slot),
                 _ => None,
             }));
-        let mut engagements = previous
+        let (mut engagements, mut engagements_began) = previous
             .as_ref()
-            .map(|p| p.engagements.clone())
-            .unwrap_or_default();
-        engagements.refresh(&self.log, seen).await?;
+            .map(|p| (p.engagements.clone(), p.engagements_began))
+            .unwrap_or_else(|| (Engagements::default(), began));
+        let due = previous.is_none()
+            || freshness == Freshness::AfterSince
+            || began.duration_since(engagements_began) >= ENGAGEMENTS_REFRESH;
+        if due {
+            engagements.refresh(&self.log, seen).await?;
+            engagements_began = began;
+        }
         let inputs = Arc::new(Inputs {
             company,
             policy,
             window_start,
             budget,
             engagements,
+            engagements_began,
             read_began: began,
         });
         *self.latest.lock().unwrap_or_else(PoisonError::into_inner) = Some(Arc::clone(&inputs));
@@ -145,7 +171,10 @@ impl SharedInputs {
             .clone()
     }
 
-    fn latest_after(&self, since: Instant) -> Option<Arc<Inputs>> {
-        self.latest().filter(|i| i.read_began >= since)
+    fn latest_after(&self, since: Instant, freshness: Freshness) -> Option<Arc<Inputs>> {
+        self.latest().filter(|i| {
+            i.read_began >= since
+                && (freshness == Freshness::Recent || i.engagements_began >= since)
+        })
     }
 }
