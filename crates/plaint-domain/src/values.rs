@@ -125,20 +125,25 @@ fn check_range(actual: i128, min: i128, max: i128) -> Result<(), Problem> {
 macro_rules! label {
     ($(#[$doc:meta])* $name:ident, $max:expr, $allowed:expr, $ok:expr) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-        #[serde(try_from = "String", into = "String")]
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+        #[serde(try_from = "String")]
         pub struct $name(String);
 
         impl $name {
             /// Parses a raw value: trimmed, non-empty, at most the limit, allowed characters only.
             pub fn parse(raw: &str) -> Result<Self, Problem> {
+                let trimmed = Self::check(raw)?;
+                Ok(Self(trimmed.to_owned()))
+            }
+
+            fn check(raw: &str) -> Result<&str, Problem> {
                 let trimmed = raw.trim();
                 check_len(trimmed, $max)?;
                 let ok: fn(char) -> bool = $ok;
                 if !trimmed.chars().all(ok) {
                     return Err(Problem::BadCharacters { allowed: $allowed });
                 }
-                Ok(Self(trimmed.to_owned()))
+                Ok(trimmed)
             }
 
             /// The value as text.
@@ -150,7 +155,22 @@ macro_rules! label {
         impl TryFrom<String> for $name {
             type Error = Problem;
             fn try_from(raw: String) -> Result<Self, Problem> {
-                Self::parse(&raw)
+                // Keeps the string it was given when it needs no trimming
+                // (every value read back from the log or a projection).
+                let trimmed = Self::check(&raw)?;
+                if trimmed.len() == raw.len() {
+                    Ok(Self(raw))
+                } else {
+                    Ok(Self(trimmed.to_owned()))
+                }
+            }
+        }
+
+        // By hand rather than `into = "String"`, which would copy the text
+        // every time it is serialized.
+        impl Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(&self.0)
             }
         }
 
@@ -213,13 +233,18 @@ label!(
 );
 
 /// Free text written by a person: UTF-8, at most [`MAX_TEXT_BYTES`]. May be empty.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(try_from = "String")]
 pub struct FreeText(String);
 
 impl FreeText {
     /// Parses text: at most [`MAX_TEXT_BYTES`] bytes, no NUL characters.
     pub fn parse(raw: &str) -> Result<Self, Problem> {
+        Self::check(raw)?;
+        Ok(Self(raw.to_owned()))
+    }
+
+    fn check(raw: &str) -> Result<(), Problem> {
         if raw.len() > MAX_TEXT_BYTES {
             return Err(Problem::TooLong {
                 max: MAX_TEXT_BYTES,
@@ -231,7 +256,7 @@ impl FreeText {
                 allowed: "text without NUL",
             });
         }
-        Ok(Self(raw.to_owned()))
+        Ok(())
     }
 
     /// The text.
@@ -243,7 +268,14 @@ impl FreeText {
 impl TryFrom<String> for FreeText {
     type Error = Problem;
     fn try_from(raw: String) -> Result<Self, Problem> {
-        Self::parse(&raw)
+        Self::check(&raw)?;
+        Ok(Self(raw))
+    }
+}
+
+impl Serialize for FreeText {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
     }
 }
 

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use crate::pairing::Pending;
 use crate::query::complaint_update;
 use crate::routing;
-use crate::store::{Store, StoreError};
+use crate::store::{Changes, Store, StoreError};
 
 /// How long a batch waits for more events after its first.
 pub const LINGER: Duration = Duration::from_millis(5);
@@ -122,7 +122,12 @@ async fn apply(
     updates: &broadcast::Sender<ComplaintUpdate>,
 ) -> Result<(), Interrupted> {
     let started = Instant::now();
-    let applied = store.apply_batch_after(items, first).await?;
+    let changes = if updates.receiver_count() > 0 {
+        Changes::Collect
+    } else {
+        Changes::Skip
+    };
+    let applied = store.apply_batch_after(items, first, changes).await?;
     if plaint_runtime::telemetry::traces_enabled() {
         // One span per event, in the event's own trace, so a trace ends
         // where the complaint became visible to queries.

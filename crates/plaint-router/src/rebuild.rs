@@ -14,7 +14,7 @@ use plaint_bus::{BusError, EventLog};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{AssertSqlSafe, Executor, PgPool};
 
-use crate::store::{PROJECTION_TABLES, Store, StoreError};
+use crate::store::{Changes, PROJECTION_TABLES, Store, StoreError};
 
 /// Events per shadow transaction.
 const BATCH: usize = 500;
@@ -229,7 +229,10 @@ impl Fill<'_> {
                 .next_batch(BATCH, LINGER)
                 .await
                 .ok_or(RebuildError::TailEnded(progress.applied))??;
-            let applied = self.shadow.apply_batch_after(&items, self.first).await?;
+            let applied = self
+                .shadow
+                .apply_batch_after(&items, self.first, Changes::Skip)
+                .await?;
             self.first = false;
             progress.applied = applied.checkpoint;
             let secs = self.started.elapsed().as_secs_f64().max(1e-3);

@@ -45,6 +45,15 @@ pub struct ComplaintChange {
     pub complaint: ComplaintRow,
 }
 
+/// Whether a batch reports each complaint event it applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Changes {
+    /// Fill [`AppliedBatch::changes`] (someone is watching).
+    Collect,
+    /// Leave it empty: building each row costs a few allocations an event.
+    Skip,
+}
+
 /// A complaint being folded within the batch.
 #[derive(Debug)]
 pub(super) struct Folded {
@@ -67,7 +76,7 @@ impl Store {
         err
     )]
     pub async fn apply_batch(&self, items: &[TailItem]) -> Result<AppliedBatch, StoreError> {
-        self.apply_batch_after(items, false).await
+        self.apply_batch_after(items, false, Changes::Collect).await
     }
 
     /// Like [`Store::apply_batch`]; `allow_gap` accepts a batch that does not
@@ -77,6 +86,7 @@ impl Store {
         &self,
         items: &[TailItem],
         allow_gap: bool,
+        changes: Changes,
     ) -> Result<AppliedBatch, StoreError> {
         let mut tx = self.pool.begin().await?;
         let checkpoint = super::lock_checkpoint(&mut tx).await?;
@@ -128,7 +138,7 @@ impl Store {
                     writes
                         .timeline
                         .push(item.sequence, id, envelope.event_id.as_uuid(), event, at);
-                    if let Some(state) = &entry.state {
+                    if let (Some(state), Changes::Collect) = (&entry.state, changes) {
                         out.changes.push(ComplaintChange {
                             sequence: item.sequence,
                             event_type: event.type_name(),
