@@ -10,9 +10,10 @@
 
 use std::time::{Duration, Instant};
 
-use plaint_bus::{BusError, EventLog};
+use plaint_bus::{BusError, EventLog, Tail, TailItem};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{AssertSqlSafe, Executor, PgPool};
+use tokio::sync::mpsc;
 
 use crate::store::{Changes, PROJECTION_TABLES, Store, StoreError};
 
@@ -158,10 +159,9 @@ async fn copy_fill_and_swap(
         target,
         ..Progress::default()
     };
-    let mut tail = log.tail(1).await?;
     let mut fill = Fill {
         shadow: &shadow,
-        tail: &mut tail,
+        batches: ReadAhead::start(log.tail(1).await?),
         first: true,
         started,
     };
@@ -207,10 +207,47 @@ fn ddl(sql: String) -> sqlx::RawSql {
     sqlx::raw_sql(AssertSqlSafe(sql))
 }
 
+/// Batches read and decoded by a task of their own, up to [`READ_AHEAD`]
+/// ahead of the one being applied, so that reading the log overlaps
+/// writing the copy.
+struct ReadAhead {
+    batches: mpsc::Receiver<Result<Vec<TailItem>, BusError>>,
+    reader: tokio::task::JoinHandle<()>,
+}
+
+/// Batches waiting to be applied.
+const READ_AHEAD: usize = 2;
+
+impl ReadAhead {
+    fn start(mut tail: Tail) -> Self {
+        let (tx, batches) = mpsc::channel(READ_AHEAD);
+        let reader = tokio::spawn(async move {
+            while let Some(batch) = tail.next_batch(BATCH, LINGER).await {
+                let broken = batch.is_err();
+                if tx.send(batch).await.is_err() || broken {
+                    return;
+                }
+            }
+        });
+        Self { batches, reader }
+    }
+
+    /// The next batch; `None` when the tail ended.
+    async fn next(&mut self) -> Option<Result<Vec<TailItem>, BusError>> {
+        self.batches.recv().await
+    }
+}
+
+impl Drop for ReadAhead {
+    fn drop(&mut self) {
+        self.reader.abort();
+    }
+}
+
 /// Applies the tail to the copy.
 struct Fill<'a> {
     shadow: &'a Store,
-    tail: &'a mut plaint_bus::Tail,
+    batches: ReadAhead,
     first: bool,
     started: Instant,
 }
@@ -225,8 +262,8 @@ impl Fill<'_> {
     ) -> Result<(), RebuildError> {
         while progress.applied < until {
             let items = self
-                .tail
-                .next_batch(BATCH, LINGER)
+                .batches
+                .next()
                 .await
                 .ok_or(RebuildError::TailEnded(progress.applied))??;
             let applied = self
