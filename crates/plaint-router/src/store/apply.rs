@@ -96,64 +96,7 @@ impl Store {
         }
 
         let mut folded = load_states(&mut tx, &self.states, items, checkpoint).await?;
-        let mut writes = Writes::default();
-        let mut out = AppliedBatch {
-            checkpoint,
-            ..AppliedBatch::default()
-        };
-        for item in items {
-            if item.sequence <= out.checkpoint {
-                out.skipped += 1;
-                continue;
-            }
-            out.checkpoint = item.sequence;
-            let stored = match &item.event {
-                Ok(stored) => stored,
-                Err(e) => {
-                    tracing::warn!(sequence = item.sequence, subject = %item.subject, error = %e,
-                        "skipping an event that cannot be decoded");
-                    out.undecodable += 1;
-                    continue;
-                }
-            };
-            out.applied += 1;
-            let envelope = &stored.envelope;
-            let at = envelope.occurred_at;
-            match &envelope.payload {
-                EventPayload::Complaint(event) => {
-                    let Some(id) = envelope.complaint_id else {
-                        tracing::warn!(
-                            sequence = item.sequence,
-                            "complaint event without a complaint id"
-                        );
-                        continue;
-                    };
-                    let entry = folded.entry(id.as_uuid()).or_insert(Folded {
-                        state: None,
-                        ceo_engaged_at: None,
-                        last_sequence: 0,
-                        dirty: false,
-                    });
-                    fold(entry, id, event, at, item.sequence)?;
-                    writes
-                        .timeline
-                        .push(item.sequence, id, envelope.event_id.as_uuid(), event, at);
-                    if let (Some(state), Changes::Collect) = (&entry.state, changes) {
-                        out.changes.push(ComplaintChange {
-                            sequence: item.sequence,
-                            event_type: event.type_name(),
-                            complaint: ComplaintRow::of(state, entry.ceo_engaged_at, item.sequence),
-                        });
-                    }
-                }
-                EventPayload::Company(event) => {
-                    writes
-                        .company
-                        .push((item.sequence, at.as_millis(), event.clone()));
-                }
-            }
-        }
-
+        let (out, writes) = fold_items(items, checkpoint, &mut folded, changes)?;
         writes.write(&mut tx, &folded).await?;
         if out.checkpoint > checkpoint {
             sqlx::query("UPDATE checkpoint SET last_sequence = $2 WHERE name = $1")
@@ -179,6 +122,76 @@ impl Store {
         tracing::Span::current().record("applied", out.applied);
         Ok(out)
     }
+}
+
+/// Folds the events of `items` after `checkpoint` onto the states in
+/// `folded` (which must hold every complaint they touch that has a row),
+/// gathering the rows to write.
+pub(super) fn fold_items(
+    items: &[TailItem],
+    checkpoint: u64,
+    folded: &mut HashMap<Uuid, Folded>,
+    changes: Changes,
+) -> Result<(AppliedBatch, Writes), StoreError> {
+    let mut writes = Writes::default();
+    let mut out = AppliedBatch {
+        checkpoint,
+        ..AppliedBatch::default()
+    };
+    for item in items {
+        if item.sequence <= out.checkpoint {
+            out.skipped += 1;
+            continue;
+        }
+        out.checkpoint = item.sequence;
+        let stored = match &item.event {
+            Ok(stored) => stored,
+            Err(e) => {
+                tracing::warn!(sequence = item.sequence, subject = %item.subject, error = %e,
+                        "skipping an event that cannot be decoded");
+                out.undecodable += 1;
+                continue;
+            }
+        };
+        out.applied += 1;
+        let envelope = &stored.envelope;
+        let at = envelope.occurred_at;
+        match &envelope.payload {
+            EventPayload::Complaint(event) => {
+                let Some(id) = envelope.complaint_id else {
+                    tracing::warn!(
+                        sequence = item.sequence,
+                        "complaint event without a complaint id"
+                    );
+                    continue;
+                };
+                let entry = folded.entry(id.as_uuid()).or_insert(Folded {
+                    state: None,
+                    ceo_engaged_at: None,
+                    last_sequence: 0,
+                    dirty: false,
+                });
+                fold(entry, id, event, at, item.sequence)?;
+                writes
+                    .timeline
+                    .push(item.sequence, id, envelope.event_id.as_uuid(), event, at);
+                if let (Some(state), Changes::Collect) = (&entry.state, changes) {
+                    out.changes.push(ComplaintChange {
+                        sequence: item.sequence,
+                        event_type: event.type_name(),
+                        complaint: ComplaintRow::of(state, entry.ceo_engaged_at, item.sequence),
+                    });
+                }
+            }
+            EventPayload::Company(event) => {
+                writes
+                    .company
+                    .push((item.sequence, at.as_millis(), event.clone()));
+            }
+        }
+    }
+
+    Ok((out, writes))
 }
 
 /// Loads the state of every complaint the batch's new events touch: from the
