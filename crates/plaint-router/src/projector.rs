@@ -38,8 +38,10 @@ enum Interrupted {
 }
 
 /// Projects the log into `store` until `stop` is cancelled, broadcasting an
-/// update for every complaint event applied. A batch in hand when `stop` comes
-/// is committed before returning.
+/// update for every complaint event applied (to the watchers subscribed when
+/// its batch began). A batch being written when `stop` comes is committed
+/// before returning; events read but not yet written, held ones included,
+/// are read again from the checkpoint by the next start.
 pub async fn run(
     log: EventLog,
     store: Store,

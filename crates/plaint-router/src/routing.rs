@@ -24,7 +24,7 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::engagements::Known;
-use crate::shared_inputs::{BudgetState, Freshness, SharedInputs};
+use crate::shared_inputs::{BudgetState, SharedInputs};
 
 /// Attempts to route one complaint when other writers keep moving its subject
 /// or the budget subject.
@@ -41,6 +41,17 @@ pub fn now() -> Timestamp {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
     Timestamp::from_millis(ms)
+}
+
+/// Where a decision takes the customer's last CEO engagement from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cooldown {
+    /// The engagements this process keeps, up to 200 ms old: enough for a
+    /// decision that does not engage the CEO, since a cooldown can only
+    /// close the CEO route.
+    Kept,
+    /// The customer's engagement subject, read now.
+    ReadTheSubject,
 }
 
 /// What handling one delivery came to.
@@ -167,12 +178,12 @@ impl Router {
             _ => return Ok(Outcome::Skipped),
         };
         for attempt in 0..ROUTE_ATTEMPTS {
-            // A retry (a conflict, or a CEO route) sees every engagement
-            // recorded before it began.
-            let freshness = if attempt == 0 {
-                Freshness::Recent
+            // A retry (a conflict, and so every CEO route) reads the
+            // customer's engagement subject itself.
+            let cooldown = if attempt == 0 {
+                Cooldown::Kept
             } else {
-                Freshness::AfterSince
+                Cooldown::ReadTheSubject
             };
             match self
                 .try_route(
@@ -180,7 +191,7 @@ impl Router {
                     known.take(),
                     envelope,
                     escalation,
-                    freshness,
+                    cooldown,
                     traceparent,
                 )
                 .await
@@ -202,7 +213,7 @@ impl Router {
         known: Option<(Complaint, u64)>,
         cause: &Envelope,
         escalation: bool,
-        freshness: Freshness,
+        cooldown: Cooldown,
         traceparent: Option<&str>,
     ) -> Result<Outcome, RoutingError> {
         let began = std::time::Instant::now();
@@ -229,9 +240,13 @@ impl Router {
             return Ok(Outcome::Skipped);
         }
         let customer = &complaint.facts.customer;
-        let inputs = self.inputs.read_after(began, freshness, now).await?;
+        let inputs = self.inputs.read_after(began, now).await?;
         let engagement_subject = self.log.names().ceo_customer(customer.id.as_str());
-        let customer_last_ceo = match inputs.engagements.of(&engagement_subject) {
+        let kept = match cooldown {
+            Cooldown::Kept => inputs.engagements.of(&engagement_subject),
+            Cooldown::ReadTheSubject => Known::ReadTheSubject,
+        };
+        let customer_last_ceo = match kept {
             Known::Last(last) => last.filter(|e| e.complaint_id != Some(id)).map(|e| e.at),
             Known::ReadTheSubject => self.last_ceo_engagement(customer.id.as_str(), id).await?,
         };

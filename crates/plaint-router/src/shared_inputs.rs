@@ -2,14 +2,16 @@
 //! the settings in force, the window's CEO budget and the customers' last
 //! CEO engagements.
 //!
-//! A decision must see them as the log held them at some moment after the
-//! decision began, never older. Read one by one, that is two requests to the
-//! log per complaint, almost always answered "nothing new". The routing
-//! workers of one process share them instead: a worker asks for inputs read
-//! after a given instant, and workers asking at the same time share one read.
-//! While a read is in flight, every worker that asked after it began waits
-//! for the next one, so each read serves everyone who queued during the
-//! previous. The budget's compare-and-set still guards every reservation.
+//! A decision must see the settings and the budget as the log held them at
+//! some moment after the decision began, never older. Read one by one, that
+//! is two requests to the log per complaint, almost always answered "nothing
+//! new". The routing workers of one process share them instead: a worker
+//! asks for inputs read after a given instant, and workers asking at the
+//! same time share one read. While a read is in flight, every worker that
+//! asked after it began waits for the next one, so each read serves everyone
+//! who queued during the previous. The budget's compare-and-set still guards
+//! every reservation. The engagements are brought up to date by every read
+//! at most every [`ENGAGEMENTS_REFRESH`] (see [`crate::engagements`]).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -50,19 +52,8 @@ pub struct BudgetState {
     pub last_sequence: u64,
 }
 
-/// How often the engagements are read when nothing asks for them fresh.
+/// How often the engagements are read (see [`crate::engagements`]).
 pub const ENGAGEMENTS_REFRESH: Duration = Duration::from_millis(200);
-
-/// How fresh a decision needs the customers' engagements.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Freshness {
-    /// Read at most [`ENGAGEMENTS_REFRESH`] before the other inputs: enough
-    /// for a decision that does not engage the CEO, where the cooldown only
-    /// adds to the explanation (it can only close the CEO route).
-    Recent,
-    /// Read after the decision began, like the other inputs.
-    AfterSince,
-}
 
 /// Inputs shared by the routing workers of one process; cheap to clone.
 #[derive(Debug, Clone)]
@@ -93,21 +84,19 @@ impl SharedInputs {
     }
 
     /// Inputs read entirely after `since`, for the budget window of `now`
-    /// (`now` being read after `since`). The engagements too when
-    /// `engagements` is [`Freshness::AfterSince`]; otherwise they may be up
-    /// to [`ENGAGEMENTS_REFRESH`] older.
+    /// (`now` being read after `since`); the engagements as of a read at
+    /// most [`ENGAGEMENTS_REFRESH`] older.
     pub async fn read_after(
         &self,
         since: Instant,
-        freshness: Freshness,
         now: impl Fn() -> Timestamp,
     ) -> Result<Arc<Inputs>, BusError> {
-        if let Some(inputs) = self.latest_after(since, freshness) {
+        if let Some(inputs) = self.latest_after(since) {
             return Ok(inputs);
         }
         let _turn = self.reading.lock().await;
         // Whoever held the turn before may have read for us too.
-        if let Some(inputs) = self.latest_after(since, freshness) {
+        if let Some(inputs) = self.latest_after(since) {
             return Ok(inputs);
         }
         let began = Instant::now();
@@ -144,9 +133,8 @@ impl SharedInputs {
             .as_ref()
             .map(|p| (p.engagements.clone(), p.engagements_began))
             .unwrap_or_else(|| (Engagements::default(), began));
-        let due = previous.is_none()
-            || freshness == Freshness::AfterSince
-            || began.duration_since(engagements_began) >= ENGAGEMENTS_REFRESH;
+        let due =
+            previous.is_none() || began.duration_since(engagements_began) >= ENGAGEMENTS_REFRESH;
         if due {
             engagements.refresh(&self.log, seen).await?;
             engagements_began = began;
@@ -171,10 +159,7 @@ impl SharedInputs {
             .clone()
     }
 
-    fn latest_after(&self, since: Instant, freshness: Freshness) -> Option<Arc<Inputs>> {
-        self.latest().filter(|i| {
-            i.read_began >= since
-                && (freshness == Freshness::Recent || i.engagements_began >= since)
-        })
+    fn latest_after(&self, since: Instant) -> Option<Arc<Inputs>> {
+        self.latest().filter(|i| i.read_began >= since)
     }
 }
