@@ -8,6 +8,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "../shared/ceo_route.rs"]
+mod ceo_route;
 mod compose;
 mod ctl;
 mod helpers;

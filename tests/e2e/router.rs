@@ -84,28 +84,6 @@ fn viral(
     r
 }
 
-/// A policy with `budget` CEO engagements a window, any share of them for
-/// one segment, and a good climate: viral complaints reach the CEO.
-async fn open_the_ceo_route(admin: &mut AdminClient<Channel>, budget: u32) {
-    let mut policy = RoutingPolicy::default();
-    policy.budget.per_window = budget;
-    policy.max_segment_share_pct = 100;
-    admin
-        .publish_policy(rpb::PublishPolicyRequest {
-            policy_json: policy.to_json(),
-            published_by: "test".to_owned(),
-        })
-        .await
-        .expect("policy published");
-    admin
-        .set_climate(rpb::SetClimateRequest {
-            climate: epb::Climate::Good as i32,
-            set_by: "test".to_owned(),
-        })
-        .await
-        .expect("climate set");
-}
-
 async fn decided(query: &mut QueryClient<Channel>, id: &str) -> rpb::GetComplaintResponse {
     let id = id.to_owned();
     eventually("the complaint is routed and projected", async || {
@@ -187,7 +165,7 @@ async fn two_router_replicas_never_exceed_the_ceo_budget() {
     let mut first = spawn_router(&intake, db.url()).await;
     let second = spawn_router(&intake, db.url()).await;
 
-    open_the_ceo_route(&mut first.admin, BUDGET).await;
+    crate::ceo_route::open_the_ceo_route(&mut first.admin, BUDGET).await;
 
     let mut ids = Vec::new();
     let mut submits = tokio::task::JoinSet::new();
@@ -250,7 +228,7 @@ async fn a_customer_the_ceo_engaged_stays_in_cooldown_for_this_router_and_the_ne
     let db = plaint_testkit::TestDb::create().await;
     let intake = spawn_intake(&plaint_testkit::shared_nats_url()).await;
     let mut router = spawn_router(&intake, db.url()).await;
-    open_the_ceo_route(&mut router.admin, 20).await;
+    crate::ceo_route::open_the_ceo_route(&mut router.admin, 20).await;
     let submit = async |ticket: &str, customer: &str| {
         intake
             .client

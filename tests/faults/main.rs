@@ -10,6 +10,8 @@
 
 mod bad_input;
 mod baseline;
+#[path = "../shared/ceo_route.rs"]
+mod ceo_route;
 mod checker;
 mod cluster;
 mod crash_intake;

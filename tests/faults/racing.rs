@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream;
 use plaint_bus::{EventLog, Names, StreamSettings};
 use plaint_domain::event::{CompanyEvent, ComplaintEvent, EventPayload};
-use plaint_domain::{ComplaintId, Route, RoutingPolicy, Timestamp};
+use plaint_domain::{ComplaintId, Route, Timestamp};
 use plaint_proto::events as epb;
 use plaint_proto::intake::{self as ipb, intake_client::IntakeClient};
 use plaint_proto::router::{self as rpb, admin_client::AdminClient, query_client::QueryClient};
@@ -212,28 +212,6 @@ pub(crate) fn quiet(source: &str, ticket: &str, customer: &str) -> ipb::SubmitCo
     r
 }
 
-/// Publishes a policy with `budget` CEO engagements per window and no segment
-/// share limit, and sets the climate to good.
-pub(crate) async fn small_budget_good_climate(admin: &mut AdminClient<Channel>, budget: u32) {
-    let mut policy = RoutingPolicy::default();
-    policy.budget.per_window = budget;
-    policy.max_segment_share_pct = 100;
-    admin
-        .publish_policy(rpb::PublishPolicyRequest {
-            policy_json: policy.to_json(),
-            published_by: "faults".to_owned(),
-        })
-        .await
-        .expect("policy published");
-    admin
-        .set_climate(rpb::SetClimateRequest {
-            climate: epb::Climate::Good as i32,
-            set_by: "faults".to_owned(),
-        })
-        .await
-        .expect("climate set");
-}
-
 /// What the log says about the decisions of some complaints.
 #[derive(Debug, Default)]
 pub(crate) struct Decisions {
@@ -354,7 +332,7 @@ async fn racing_routers_decide_each_complaint_once_and_never_exceed_the_ceo_budg
     let log = open_log(&nats, &prefix, &replica.stream).await;
     let names = log.names().clone();
 
-    small_budget_good_climate(&mut first.admin(), BUDGET).await;
+    crate::ceo_route::open_the_ceo_route(&mut first.admin(), BUDGET).await;
 
     // First the complaints that will escalate: quiet, so the frontline gets them.
     let load_started = Instant::now();

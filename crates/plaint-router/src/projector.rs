@@ -149,11 +149,10 @@ async fn apply(
         skipped = applied.skipped,
         "batch projected"
     );
-    if updates.receiver_count() > 0 {
-        for change in &applied.changes {
-            // An error only means nobody is watching right now.
-            let _ = updates.send(complaint_update(change));
-        }
+    // Empty unless someone was watching when the batch began.
+    for change in &applied.changes {
+        // An error only means nobody is watching right now.
+        let _ = updates.send(complaint_update(change));
     }
     Ok(())
 }

@@ -248,7 +248,7 @@ impl Router {
         };
         let customer_last_ceo = match kept {
             Known::Last(last) => last.filter(|e| e.complaint_id != Some(id)).map(|e| e.at),
-            Known::ReadTheSubject => self.last_ceo_engagement(customer.id.as_str(), id).await?,
+            Known::ReadTheSubject => self.last_ceo_engagement(&engagement_subject, id).await?,
         };
         let policy = &inputs.policy;
         let now = now();
@@ -312,7 +312,7 @@ impl Router {
         // compare-and-set catches any other slot taken meanwhile).
         let _engaging = if decision.route == Route::Ceo {
             let guard = std::sync::Arc::clone(&self.ceo).lock_owned().await;
-            if self.last_ceo_engagement(customer.id.as_str(), id).await? != customer_last_ceo {
+            if self.last_ceo_engagement(&engagement_subject, id).await? != customer_last_ceo {
                 return Err(RoutingError::Contended(1));
             }
             Some(guard)
@@ -346,13 +346,14 @@ impl Router {
         Ok(Outcome::Routed(decision.route))
     }
 
+    /// The last CEO engagement on a customer's engagement `subject`, unless
+    /// it is this complaint's own.
     async fn last_ceo_engagement(
         &self,
-        customer_id: &str,
+        subject: &str,
         this: ComplaintId,
     ) -> Result<Option<Timestamp>, BusError> {
-        let subject = self.log.names().ceo_customer(customer_id);
-        let last = self.log.last_on_subject(&subject).await?;
+        let last = self.log.last_on_subject(subject).await?;
         Ok(last
             .filter(|e| e.envelope.complaint_id != Some(this))
             .map(|e| e.envelope.occurred_at))

@@ -10,7 +10,7 @@ use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 
 use super::apply::Folded;
-use super::{StoreError, name_of, to_db_seq};
+use super::{ComplaintRow, StoreError, name_of, to_db_seq};
 
 /// Timeline and company rows of a batch.
 #[derive(Debug, Default)]
@@ -155,15 +155,14 @@ async fn write_complaints(
     Ok(())
 }
 
-/// The complaint rows of a batch, column by column, for one `UNNEST` upsert;
-/// the text columns borrow from the folded states.
+/// The complaint rows of a batch, column by column, for one `UNNEST` upsert.
 #[derive(Debug, Default)]
-struct ComplaintColumns<'a> {
+struct ComplaintColumns {
     complaint_id: Vec<Uuid>,
-    source_system: Vec<&'a str>,
-    external_ticket_id: Vec<&'a str>,
-    customer_id: Vec<&'a str>,
-    segment: Vec<&'a str>,
+    source_system: Vec<String>,
+    external_ticket_id: Vec<String>,
+    customer_id: Vec<String>,
+    segment: Vec<String>,
     channel: Vec<String>,
     category: Vec<String>,
     status: Vec<String>,
@@ -171,7 +170,7 @@ struct ComplaintColumns<'a> {
     fulfilment: Vec<Option<String>>,
     fulfilment_step: Vec<Option<String>>,
     priority: Vec<Option<String>>,
-    assignee: Vec<Option<&'a str>>,
+    assignee: Vec<Option<String>>,
     satisfaction: Vec<Option<i32>>,
     received_at: Vec<i64>,
     routed_at: Vec<Option<i64>>,
@@ -181,41 +180,37 @@ struct ComplaintColumns<'a> {
     state: Vec<String>,
 }
 
-impl<'a> ComplaintColumns<'a> {
+impl ComplaintColumns {
     fn push(
         &mut self,
-        state: &'a Complaint,
+        state: &Complaint,
         ceo_engaged_at: Option<Timestamp>,
         last_sequence: u64,
     ) -> Result<(), StoreError> {
         let json = serde_json::to_string(state).map_err(|e| StoreError::corrupt("complaint", e))?;
-        let f = &state.facts;
-        self.complaint_id.push(state.id.as_uuid());
-        self.source_system.push(f.source_system.as_str());
-        self.external_ticket_id.push(f.external_ticket_id.as_str());
-        self.customer_id.push(f.customer.id.as_str());
-        self.segment.push(f.customer.segment.as_str());
-        self.channel.push(name_of(&f.channel));
-        self.category.push(name_of(&f.category));
-        self.status.push(name_of(&state.status));
-        self.route.push(state.route().as_ref().map(name_of));
-        self.fulfilment
-            .push(state.fulfilment.map(|p| name_of(&p.kind)));
+        let row = ComplaintRow::of(state, ceo_engaged_at, last_sequence);
+        self.complaint_id.push(row.complaint_id.as_uuid());
+        self.source_system.push(row.source_system);
+        self.external_ticket_id.push(row.external_ticket_id);
+        self.customer_id.push(row.customer_id);
+        self.segment.push(row.segment);
+        self.channel.push(name_of(&row.channel));
+        self.category.push(name_of(&row.category));
+        self.status.push(name_of(&row.status));
+        self.route.push(row.route.as_ref().map(name_of));
+        self.fulfilment.push(row.fulfilment.as_ref().map(name_of));
         self.fulfilment_step
-            .push(state.fulfilment.map(|p| name_of(&p.step)));
-        self.priority
-            .push(state.decision.as_ref().map(|d| name_of(&d.priority)));
-        self.assignee
-            .push(state.assignee.as_ref().map(|a| a.as_str()));
+            .push(row.fulfilment_step.as_ref().map(name_of));
+        self.priority.push(row.priority.as_ref().map(name_of));
+        self.assignee.push(row.assignee);
         self.satisfaction
-            .push(state.satisfaction.and_then(|s| i32::try_from(s.get()).ok()));
-        self.received_at.push(state.received_at.as_millis());
-        self.routed_at
-            .push(state.routed_at.map(Timestamp::as_millis));
+            .push(row.satisfaction.and_then(|s| i32::try_from(s).ok()));
+        self.received_at.push(row.received_at.as_millis());
+        self.routed_at.push(row.routed_at.map(Timestamp::as_millis));
         self.resolved_at
-            .push(state.resolved_at.map(Timestamp::as_millis));
+            .push(row.resolved_at.map(Timestamp::as_millis));
         self.ceo_engaged_at
-            .push(ceo_engaged_at.map(Timestamp::as_millis));
+            .push(row.ceo_engaged_at.map(Timestamp::as_millis));
         self.last_sequence.push(to_db_seq(last_sequence));
         self.state.push(json);
         Ok(())
