@@ -98,7 +98,7 @@ impl Profile {
             open_share: 0.03,
             open_cap: f64::INFINITY,
             low_rate: 100.0,
-            low_rate_for: Duration::from_secs(3),
+            low_rate_for: Duration::from_secs(10),
             drain_secs: 4.0,
             drain_bounds: (2_000, 30_000),
         }

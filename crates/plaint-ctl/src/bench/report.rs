@@ -352,6 +352,15 @@ impl Report {
             format!("{} R_fetch", ratio(self.drain.rate(), c.r_fetch)),
         ));
         rows.push((
+            "  of which: restart → all routed".into(),
+            format!(
+                "{:.0} complaints/s ({:.2} s)",
+                self.drain.routed_rate(),
+                secs(self.drain.routed)
+            ),
+            format!("{} R_fetch", ratio(self.drain.routed_rate(), c.r_fetch)),
+        ));
+        rows.push((
             "projection rebuild from sequence 1".into(),
             format!(
                 "{:.0} events/s ({} events, {:.2} s)",
@@ -499,6 +508,8 @@ impl Report {
                     "log_messages": self.drain.log_messages,
                     "elapsed_s": finite(secs(self.drain.elapsed)),
                     "startup_s": finite(secs(self.drain.startup)),
+                    "routed_s": finite(secs(self.drain.routed)),
+                    "routed_per_s": finite(self.drain.routed_rate()),
                     "per_s": finite(self.drain.rate()),
                     "ratio_to_r_fetch": finite(self.drain.rate() / c.r_fetch),
                 },

@@ -299,12 +299,19 @@ pub(crate) struct Drain {
     pub(crate) log_messages: u64,
     /// Router spawned to every complaint routed and projected.
     pub(crate) elapsed: Duration,
+    /// Router spawned to every complaint routed (the routing consumer's
+    /// backlog empty), the projection perhaps still behind.
+    pub(crate) routed: Duration,
     pub(crate) startup: Duration,
 }
 
 impl Drain {
     pub(crate) fn rate(&self) -> f64 {
         self.complaints as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    pub(crate) fn routed_rate(&self) -> f64 {
+        self.complaints as f64 / self.routed.as_secs_f64().max(1e-9)
     }
 }
 
@@ -523,6 +530,33 @@ impl Driver {
         }
     }
 
+    /// Waits until the log holds a decision for every complaint (at least
+    /// `decided_at` messages) and the routing consumer has acked them all.
+    async fn wait_routed(
+        &self,
+        services: &mut Services,
+        decided_at: u64,
+    ) -> anyhow::Result<Instant> {
+        let deadline = Instant::now() + CATCH_UP;
+        loop {
+            services.check_alive()?;
+            let s = self.probe.sample().await?;
+            let seen = Instant::now();
+            if s.consumer_backlog == 0 && s.last_sequence >= decided_at {
+                return Ok(seen);
+            }
+            if seen >= deadline {
+                bail!(
+                    "the router did not route the backlog within {CATCH_UP:?}: log at {}, \
+                     routing backlog {}",
+                    s.last_sequence,
+                    s.consumer_backlog
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     /// Closed loop at concurrency 64 with submissions held back while more
     /// than `bound` messages wait for the router: the end-to-end rate the
     /// system sustains with a bounded lag.
@@ -693,11 +727,15 @@ impl Driver {
         let spawned = services.start_router().await?;
         let serving = Instant::now();
         self.reconnect_router(services).await?;
+        let routed = self
+            .wait_routed(services, log_after + filled.submitted)
+            .await?;
         let done = self.wait_caught_up(services).await?;
         Ok(Drain {
             complaints: filled.submitted,
             log_messages: log_after - log_before,
             elapsed: done - spawned,
+            routed: routed - spawned,
             startup: serving - spawned,
         })
     }
