@@ -96,7 +96,8 @@ impl Store {
         }
 
         let mut folded = load_states(&mut tx, &self.states, items, checkpoint).await?;
-        let (out, writes) = fold_items(items, checkpoint, &mut folded, changes)?;
+        let mut writes = self.spare_writes();
+        let out = fold_items(items, checkpoint, &mut folded, changes, &mut writes)?;
         writes.write(&mut tx, &folded).await?;
         if out.checkpoint > checkpoint {
             sqlx::query("UPDATE checkpoint SET last_sequence = $2 WHERE name = $1")
@@ -106,6 +107,7 @@ impl Store {
                 .await?;
         }
         tx.commit().await?;
+        self.keep_writes(writes);
         self.states
             .put_all(folded.into_iter().filter_map(|(id, f)| {
                 let state = f.state?;
@@ -126,14 +128,15 @@ impl Store {
 
 /// Folds the events of `items` after `checkpoint` onto the states in
 /// `folded` (which must hold every complaint they touch that has a row),
-/// gathering the rows to write.
+/// gathering the rows to write into `writes` (cleared first).
 pub(super) fn fold_items(
     items: &[TailItem],
     checkpoint: u64,
     folded: &mut HashMap<Uuid, Folded>,
     changes: Changes,
-) -> Result<(AppliedBatch, Writes), StoreError> {
-    let mut writes = Writes::default();
+    writes: &mut Writes,
+) -> Result<AppliedBatch, StoreError> {
+    writes.clear();
     let mut out = AppliedBatch {
         checkpoint,
         ..AppliedBatch::default()
@@ -174,7 +177,7 @@ pub(super) fn fold_items(
                 fold(entry, id, event, at, item.sequence)?;
                 writes
                     .timeline
-                    .push(item.sequence, id, envelope.event_id.as_uuid(), event, at);
+                    .push(item.sequence, id, envelope.event_id.as_uuid(), event, at)?;
                 if let (Some(state), Changes::Collect) = (&entry.state, changes) {
                     out.changes.push(ComplaintChange {
                         sequence: item.sequence,
@@ -191,7 +194,7 @@ pub(super) fn fold_items(
         }
     }
 
-    Ok((out, writes))
+    Ok(out)
 }
 
 /// Loads the state of every complaint the batch's new events touch: from the

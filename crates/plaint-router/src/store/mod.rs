@@ -111,6 +111,9 @@ pub struct Store {
     progress: Arc<watch::Sender<u64>>,
     /// Complaint states this process wrote last.
     states: Arc<states::StateCache>,
+    /// The last batch's buffers, kept for the next (batches are applied
+    /// one at a time; a second one at once builds its own).
+    spare: Arc<std::sync::Mutex<Option<rows::Writes>>>,
 }
 
 impl Store {
@@ -152,6 +155,7 @@ impl Store {
             pool,
             progress: Arc::new(watch::Sender::new(0)),
             states: Arc::default(),
+            spare: Arc::default(),
         })
     }
 
@@ -161,6 +165,29 @@ impl Store {
             pool,
             progress: Arc::new(watch::Sender::new(0)),
             states: Arc::default(),
+            spare: Arc::default(),
+        }
+    }
+
+    /// The buffers of a batch: the last one's, if nobody holds them.
+    fn spare_writes(&self) -> rows::Writes {
+        self.spare
+            .try_lock()
+            .ok()
+            .and_then(|mut spare| spare.take())
+            .unwrap_or_default()
+    }
+
+    /// Keeps a batch's buffers for the next, unless an outsized batch (long
+    /// histories) grew them past what a usual one needs.
+    fn keep_writes(&self, writes: rows::Writes) {
+        /// A batch of 500 fresh complaints takes about 1.5 MiB.
+        const MAX_KEPT: usize = 8 << 20;
+        if writes.capacity() > MAX_KEPT {
+            return;
+        }
+        if let Ok(mut spare) = self.spare.try_lock() {
+            *spare = Some(writes);
         }
     }
 
