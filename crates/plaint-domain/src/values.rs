@@ -87,17 +87,38 @@ impl ValidationError {
             problem,
         }
     }
+
+    /// The same problem with its field put under `prefix` (`prefix.field`).
+    #[must_use]
+    pub fn within(mut self, prefix: &str) -> Self {
+        if !prefix.is_empty() {
+            self.field = if self.field.is_empty() {
+                prefix.to_owned()
+            } else {
+                format!("{prefix}.{}", self.field)
+            };
+        }
+        self
+    }
 }
 
 /// Attaches a field path to a [`Problem`].
 pub trait AtField<T> {
     /// Names the field the problem belongs to.
     fn at(self, field: &str) -> Result<T, ValidationError>;
+
+    /// Names a field under `prefix`. The path is built only for an error:
+    /// decoding runs for every event the services read.
+    fn at_in(self, prefix: &str, field: &str) -> Result<T, ValidationError>;
 }
 
 impl<T> AtField<T> for Result<T, Problem> {
     fn at(self, field: &str) -> Result<T, ValidationError> {
         self.map_err(|problem| ValidationError::new(field, problem))
+    }
+
+    fn at_in(self, prefix: &str, field: &str) -> Result<T, ValidationError> {
+        self.map_err(|problem| ValidationError::new(field, problem).within(prefix))
     }
 }
 

@@ -10,6 +10,7 @@ use plaint_domain::routing::{
     RoutingPolicy, Tier,
 };
 use plaint_domain::time::{EARLIEST_MS, MAX_FUTURE_SKEW_MS, Timestamp};
+use plaint_domain::values::AtField;
 use plaint_domain::values::{
     ChurnRisk, ComplaintId, CustomerId, EventId, ExternalTicketId, FreeText, Label,
     MAX_CHURN_RISK_PCT, MAX_CUSTOMER_ID_LEN, MAX_EXTERNAL_TICKET_ID_LEN, MAX_LABEL_LEN,
@@ -562,4 +563,22 @@ fn priority_thresholds_must_strictly_descend() {
     assert_refused("priority.p2", |p| p.priority.p2 = p.priority.p1);
     assert_refused("priority.p3", |p| p.priority.p3 = p.priority.p2);
     assert_refused("priority.p1", |p| p.priority.p1 = 10 * MAX_POINTS + 1);
+}
+
+#[test]
+fn a_field_under_a_prefix_is_named_by_its_whole_path() {
+    let bad: Result<(), Problem> = Err(Problem::Missing);
+    let e = bad.clone().at_in("customer", "segment").unwrap_err();
+    assert_eq!(e.field, "customer.segment");
+    assert_eq!(e.problem, Problem::Missing);
+    assert_eq!(bad.at_in("", "segment").unwrap_err().field, "segment");
+    let nested = ValidationError::new("route", Problem::Missing).within("decision");
+    assert_eq!(nested.field, "decision.route");
+    assert_eq!(nested.to_string(), "decision.route is required");
+    assert_eq!(
+        ValidationError::new("route", Problem::Missing)
+            .within("")
+            .field,
+        "route"
+    );
 }

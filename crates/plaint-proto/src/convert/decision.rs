@@ -75,7 +75,7 @@ pub fn decision_from_wire(
         .into_iter()
         .map(|g| {
             Ok(Gate {
-                kind: GateKind::from_wire(g.kind, &format!("{field}.gates.kind"))?,
+                kind: GateKind::from_wire(g.kind, "gates.kind").map_err(|e| e.within(field))?,
                 observed: g.observed,
                 limit: g.limit,
                 passed: g.passed,
@@ -88,23 +88,24 @@ pub fn decision_from_wire(
         .into_iter()
         .map(|w| {
             Ok(WhyNot {
-                route: Route::from_wire(w.route, &format!("{field}.why_not.route"))?,
+                route: Route::from_wire(w.route, "why_not.route").map_err(|e| e.within(field))?,
                 reason: w.reason,
             })
         })
         .collect::<Result<_, ValidationError>>()?;
     Ok(Decision {
-        route: Route::from_wire(d.route, &format!("{field}.route"))?,
-        fulfilment: optional_enum::<FulfilmentKind>(d.fulfilment, &format!("{field}.fulfilment"))?,
-        priority: Priority::from_wire(d.priority, &format!("{field}.priority"))?,
+        route: Route::from_wire(d.route, "route").map_err(|e| e.within(field))?,
+        fulfilment: optional_enum::<FulfilmentKind>(d.fulfilment, "fulfilment")
+            .map_err(|e| e.within(field))?,
+        priority: Priority::from_wire(d.priority, "priority").map_err(|e| e.within(field))?,
         score: d.score,
         ceo_threshold: (d.ceo_threshold != i64::MAX).then_some(d.ceo_threshold),
         contributions,
         gates,
         why_not,
         policy_version: d.policy_version,
-        climate: Climate::from_wire(d.climate, &format!("{field}.climate"))?,
-        stance: StanceAlignment::from_wire(d.stance, &format!("{field}.stance"))?,
+        climate: Climate::from_wire(d.climate, "climate").map_err(|e| e.within(field))?,
+        stance: StanceAlignment::from_wire(d.stance, "stance").map_err(|e| e.within(field))?,
         decided_at: Timestamp::from_millis(d.decided_at_ms),
         budget_window_start: Timestamp::from_millis(d.budget_window_start_ms),
     })

@@ -6,7 +6,7 @@ use plaint_domain::values::{
 };
 use plaint_domain::{Category, Channel, ComplaintFacts, Customer, CustomerTier, Visibility};
 
-use super::{FromWire, ToWire, optional_enum, optional_label, path, text};
+use super::{FromWire, ToWire, optional_enum, optional_label, text};
 use crate::events as pb;
 
 /// Parses the customer block; a missing block is a missing field.
@@ -14,14 +14,16 @@ pub fn customer_from_wire(
     wire: Option<pb::Customer>,
     prefix: &str,
 ) -> Result<Customer, ValidationError> {
-    let field = |f: &str| path(prefix, f);
     let c = wire.ok_or_else(|| ValidationError::new(prefix, Problem::Missing))?;
     Ok(Customer {
-        id: CustomerId::parse(&c.customer_id).at(&field("customer_id"))?,
-        segment: Segment::parse(&c.segment).at(&field("segment"))?,
-        tier: optional_enum::<CustomerTier>(c.tier, &field("tier"))?.unwrap_or_default(),
-        lifetime_value: Money::parse(c.lifetime_value_cents).at(&field("lifetime_value_cents"))?,
-        churn_risk: ChurnRisk::parse(c.churn_risk_pct).at(&field("churn_risk_pct"))?,
+        id: CustomerId::parse(&c.customer_id).at_in(prefix, "customer_id")?,
+        segment: Segment::parse(&c.segment).at_in(prefix, "segment")?,
+        tier: optional_enum::<CustomerTier>(c.tier, "tier")
+            .map_err(|e| e.within(prefix))?
+            .unwrap_or_default(),
+        lifetime_value: Money::parse(c.lifetime_value_cents)
+            .at_in(prefix, "lifetime_value_cents")?,
+        churn_risk: ChurnRisk::parse(c.churn_risk_pct).at_in(prefix, "churn_risk_pct")?,
     })
 }
 
@@ -32,8 +34,8 @@ pub fn visibility_from_wire(
 ) -> Result<Visibility, ValidationError> {
     let v = wire.unwrap_or_default();
     Ok(Visibility {
-        audience_reach: Reach::parse(v.audience_reach).at(&path(prefix, "audience_reach"))?,
-        shares: Reach::parse(v.shares).at(&path(prefix, "shares"))?,
+        audience_reach: Reach::parse(v.audience_reach).at_in(prefix, "audience_reach")?,
+        shares: Reach::parse(v.shares).at_in(prefix, "shares")?,
         media_attention: v.media_attention,
     })
 }

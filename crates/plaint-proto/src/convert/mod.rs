@@ -115,12 +115,3 @@ pub fn optional_label(raw: &str, field: &str) -> Result<Option<Label>, Validatio
 pub fn text(raw: &str, field: &str) -> Result<FreeText, ValidationError> {
     FreeText::parse(raw).at(field)
 }
-
-/// Joins a field path.
-pub(crate) fn path(prefix: &str, field: &str) -> String {
-    if prefix.is_empty() {
-        field.to_owned()
-    } else {
-        format!("{prefix}.{field}")
-    }
-}
