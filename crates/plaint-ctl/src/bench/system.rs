@@ -727,9 +727,10 @@ impl Driver {
         let spawned = services.start_router().await?;
         let serving = Instant::now();
         self.reconnect_router(services).await?;
-        let routed = self
-            .wait_routed(services, log_after + filled.submitted)
-            .await?;
+        // The router was stopped while the backlog filled, so every message
+        // of it is a new complaint, and each needs one decision after it.
+        let received = log_after - log_before;
+        let routed = self.wait_routed(services, log_after + received).await?;
         let done = self.wait_caught_up(services).await?;
         Ok(Drain {
             complaints: filled.submitted,

@@ -180,12 +180,14 @@ impl Store {
 
     /// Keeps a batch's buffers for the next, unless an outsized batch (long
     /// histories) grew them past what a usual one needs.
-    fn keep_writes(&self, writes: rows::Writes) {
+    fn keep_writes(&self, mut writes: rows::Writes) {
         /// A batch of 500 fresh complaints takes about 1.5 MiB.
         const MAX_KEPT: usize = 8 << 20;
         if writes.capacity() > MAX_KEPT {
             return;
         }
+        // Kept empty: nothing of this batch can reach the next.
+        writes.clear();
         if let Ok(mut spare) = self.spare.try_lock() {
             *spare = Some(writes);
         }

@@ -60,6 +60,10 @@ impl JsonDocs {
         self.ends.clear();
     }
 
+    fn len(&self) -> usize {
+        self.ends.len()
+    }
+
     fn capacity(&self) -> usize {
         self.buf.capacity()
     }
@@ -76,7 +80,8 @@ pub(super) struct Writes {
 }
 
 impl Writes {
-    /// Bytes the JSON buffers hold on to.
+    /// Bytes the JSON buffers hold on to (the other columns hold a few
+    /// words a row).
     pub(super) fn capacity(&self) -> usize {
         self.states.capacity() + self.timeline.detail.capacity()
     }
@@ -146,6 +151,12 @@ impl Timeline {
         if self.sequence.is_empty() {
             return Ok(());
         }
+        if self.detail.len() != self.sequence.len() {
+            return Err(StoreError::corrupt(
+                "batch",
+                "timeline details out of step with rows",
+            ));
+        }
         sqlx::query(
             "INSERT INTO timeline (sequence, complaint_id, event_id, event_type, occurred_at, detail) \
              SELECT * FROM UNNEST($1::bigint[], $2::uuid[], $3::uuid[], $4::text[], $5::bigint[], $6::text[]) \
@@ -197,6 +208,7 @@ async fn write_complaints(
     folded: &HashMap<Uuid, Folded>,
     states: &mut JsonDocs,
 ) -> Result<(), StoreError> {
+    states.clear();
     let mut c = ComplaintColumns::default();
     for entry in folded.values().filter(|f| f.dirty) {
         if let Some(state) = &entry.state {
@@ -206,6 +218,14 @@ async fn write_complaints(
     }
     if c.complaint_id.is_empty() {
         return Ok(());
+    }
+    // UNNEST pads a short array with NULLs: a state must never land on
+    // another complaint's row.
+    if states.len() != c.complaint_id.len() {
+        return Err(StoreError::corrupt(
+            "batch",
+            "state documents out of step with rows",
+        ));
     }
     sqlx::query(sqlx::AssertSqlSafe(COMPLAINTS_UPSERT.as_str()))
         .bind(&c.complaint_id)
@@ -360,4 +380,48 @@ async fn set_company(
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::collections::BTreeMap;
+
+    use super::JsonDocs;
+
+    #[test]
+    fn documents_come_back_one_by_one_multibyte_text_included() {
+        let mut docs = JsonDocs::default();
+        docs.push("a", &"queja de ñandú ✓").unwrap();
+        docs.push("b", &vec![1, 2]).unwrap();
+        docs.push("c", &"").unwrap();
+        assert_eq!(
+            docs.texts().unwrap(),
+            vec!["\"queja de ñandú ✓\"", "[1,2]", "\"\""]
+        );
+    }
+
+    #[test]
+    fn a_document_that_fails_leaves_nothing_behind() {
+        let mut docs = JsonDocs::default();
+        docs.push("first", &"kept").unwrap();
+        // JSON object keys must be strings: this fails halfway through.
+        let bad: BTreeMap<Vec<u8>, u8> = BTreeMap::from([(vec![1], 1)]);
+        let e = docs.push("bad", &bad).unwrap_err();
+        assert!(e.to_string().contains("bad"), "{e}");
+        docs.push("last", &7).unwrap();
+        assert_eq!(docs.texts().unwrap(), vec!["\"kept\"", "7"]);
+        assert_eq!(docs.len(), 2);
+    }
+
+    #[test]
+    fn cleared_documents_are_gone_and_the_capacity_stays() {
+        let mut docs = JsonDocs::default();
+        docs.push("a", &"x".repeat(1000)).unwrap();
+        let capacity = docs.capacity();
+        docs.clear();
+        assert!(docs.texts().unwrap().is_empty());
+        assert_eq!(docs.capacity(), capacity);
+    }
 }
