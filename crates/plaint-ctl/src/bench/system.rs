@@ -734,7 +734,7 @@ impl Driver {
         let done = self.wait_caught_up(services).await?;
         Ok(Drain {
             complaints: filled.submitted,
-            log_messages: log_after - log_before,
+            log_messages: received,
             elapsed: done - spawned,
             routed: routed - spawned,
             startup: serving - spawned,

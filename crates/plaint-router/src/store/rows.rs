@@ -60,10 +60,6 @@ impl JsonDocs {
         self.ends.clear();
     }
 
-    fn len(&self) -> usize {
-        self.ends.len()
-    }
-
     fn capacity(&self) -> usize {
         self.buf.capacity()
     }
@@ -76,21 +72,21 @@ impl JsonDocs {
 pub(super) struct Writes {
     pub(super) timeline: Timeline,
     pub(super) company: Vec<(u64, i64, CompanyEvent)>,
-    states: JsonDocs,
+    complaints: ComplaintColumns,
 }
 
 impl Writes {
     /// Bytes the JSON buffers hold on to (the other columns hold a few
     /// words a row).
     pub(super) fn capacity(&self) -> usize {
-        self.states.capacity() + self.timeline.detail.capacity()
+        self.complaints.state.capacity() + self.timeline.detail.capacity()
     }
 
     /// Empties every buffer, keeping their capacity.
     pub(super) fn clear(&mut self) {
         self.timeline.clear();
         self.company.clear();
-        self.states.clear();
+        self.complaints.clear();
     }
 
     /// Writes everything gathered, complaints first.
@@ -99,7 +95,7 @@ impl Writes {
         tx: &mut Transaction<'static, Postgres>,
         folded: &HashMap<Uuid, Folded>,
     ) -> Result<(), StoreError> {
-        write_complaints(tx, folded, &mut self.states).await?;
+        write_complaints(tx, folded, &mut self.complaints).await?;
         self.timeline.insert(tx).await?;
         for (sequence, at, event) in &self.company {
             write_company_event(tx, *sequence, *at, event).await?;
@@ -151,12 +147,6 @@ impl Timeline {
         if self.sequence.is_empty() {
             return Ok(());
         }
-        if self.detail.len() != self.sequence.len() {
-            return Err(StoreError::corrupt(
-                "batch",
-                "timeline details out of step with rows",
-            ));
-        }
         sqlx::query(
             "INSERT INTO timeline (sequence, complaint_id, event_id, event_type, occurred_at, detail) \
              SELECT * FROM UNNEST($1::bigint[], $2::uuid[], $3::uuid[], $4::text[], $5::bigint[], $6::text[]) \
@@ -206,26 +196,16 @@ static COMPLAINTS_UPSERT: std::sync::LazyLock<String> =
 async fn write_complaints(
     tx: &mut Transaction<'static, Postgres>,
     folded: &HashMap<Uuid, Folded>,
-    states: &mut JsonDocs,
+    c: &mut ComplaintColumns,
 ) -> Result<(), StoreError> {
-    states.clear();
-    let mut c = ComplaintColumns::default();
+    c.clear();
     for entry in folded.values().filter(|f| f.dirty) {
         if let Some(state) = &entry.state {
-            states.push("complaint", state)?;
-            c.push(state, entry.ceo_engaged_at, entry.last_sequence);
+            c.push(state, entry.ceo_engaged_at, entry.last_sequence)?;
         }
     }
     if c.complaint_id.is_empty() {
         return Ok(());
-    }
-    // UNNEST pads a short array with NULLs: a state must never land on
-    // another complaint's row.
-    if states.len() != c.complaint_id.len() {
-        return Err(StoreError::corrupt(
-            "batch",
-            "state documents out of step with rows",
-        ));
     }
     sqlx::query(sqlx::AssertSqlSafe(COMPLAINTS_UPSERT.as_str()))
         .bind(&c.complaint_id)
@@ -247,7 +227,7 @@ async fn write_complaints(
         .bind(&c.resolved_at)
         .bind(&c.ceo_engaged_at)
         .bind(&c.last_sequence)
-        .bind(states.texts()?)
+        .bind(c.state.texts()?)
         .execute(&mut **tx)
         .await?;
     Ok(())
@@ -275,11 +255,18 @@ struct ComplaintColumns {
     resolved_at: Vec<Option<i64>>,
     ceo_engaged_at: Vec<Option<i64>>,
     last_sequence: Vec<i64>,
+    state: JsonDocs,
 }
 
 impl ComplaintColumns {
-    /// Every column but the state, which goes to its own buffer.
-    fn push(&mut self, state: &Complaint, ceo_engaged_at: Option<Timestamp>, last_sequence: u64) {
+    /// Adds a row; on an error, nothing of it (the state is written first).
+    fn push(
+        &mut self,
+        state: &Complaint,
+        ceo_engaged_at: Option<Timestamp>,
+        last_sequence: u64,
+    ) -> Result<(), StoreError> {
+        self.state.push("complaint", state)?;
         let row = ComplaintRow::of(state, ceo_engaged_at, last_sequence);
         self.complaint_id.push(row.complaint_id.as_uuid());
         self.source_system.push(row.source_system);
@@ -304,6 +291,18 @@ impl ComplaintColumns {
         self.ceo_engaged_at
             .push(row.ceo_engaged_at.map(Timestamp::as_millis));
         self.last_sequence.push(to_db_seq(last_sequence));
+        Ok(())
+    }
+
+    fn clear(&mut self) {
+        // Only the state buffer is worth keeping: the other columns hold a
+        // few words a row.
+        let mut state = std::mem::take(&mut self.state);
+        state.clear();
+        *self = Self {
+            state,
+            ..Self::default()
+        };
     }
 }
 
@@ -412,7 +411,7 @@ mod tests {
         assert!(e.to_string().contains("bad"), "{e}");
         docs.push("last", &7).unwrap();
         assert_eq!(docs.texts().unwrap(), vec!["\"kept\"", "7"]);
-        assert_eq!(docs.len(), 2);
+        assert_eq!(docs.texts().unwrap().len(), 2);
     }
 
     #[test]
