@@ -766,16 +766,24 @@ pub(crate) fn helpdesk_follow_up_json(id: &ComplaintId, request_id: Uuid, text: 
 
 /// Whether a client should retry a call that ended with `status` (with the
 /// same ids): the service or the log was unreachable, or the call was cut.
+/// A cut connection can come back as INTERNAL: tonic reports a request that
+/// raced a stopping server's GOAWAY as an HTTP/2 error with that code, from
+/// the transport rather than the service.
 pub(crate) fn retryable(status: &Status) -> bool {
-    matches!(
-        status.code(),
-        Code::Unavailable
-            | Code::Unknown
-            | Code::Cancelled
-            | Code::DeadlineExceeded
-            | Code::Aborted
-            | Code::ResourceExhausted
-    )
+    use std::error::Error as _;
+    let from_transport = status
+        .source()
+        .is_some_and(|e| e.downcast_ref::<tonic::transport::Error>().is_some());
+    from_transport
+        || matches!(
+            status.code(),
+            Code::Unavailable
+                | Code::Unknown
+                | Code::Cancelled
+                | Code::DeadlineExceeded
+                | Code::Aborted
+                | Code::ResourceExhausted
+        )
 }
 
 /// A short name for a status code, for histograms.
