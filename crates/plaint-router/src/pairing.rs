@@ -1,14 +1,17 @@
 //! Holding a new complaint's first event back until its decision follows.
 //!
 //! A live complaint's `complaint_received` and `complaint_routed` reach the
-//! projector a few milliseconds apart. Applied in separate batches they make
-//! two versions of the complaint's row, each with an entry in every index,
-//! and the state is serialized and compressed twice. So the projector holds
-//! a fresh `complaint_received` back while nothing else of its complaint has
-//! come, for at most [`HOLD`], and both usually land in one row version.
-//! The checkpoint is a position in the log, so the events after a held one
-//! wait with it. Events older than [`HOLD`] (a backlog, a rebuild, a replay)
-//! are never held: their decisions are not about to come.
+//! projector apart: a few milliseconds at low load, hundreds when the router
+//! works through a queue. Applied in separate batches they make two versions
+//! of the complaint's row, each with an entry in every index, and the state
+//! is serialized and compressed twice: at full load that second version was
+//! a third of PostgreSQL's work. So the projector holds a fresh
+//! `complaint_received` back while nothing else of its complaint has come,
+//! for at most the hold (see [`HOLD`]), and both usually land in one row
+//! version. The checkpoint is a position in the log, so the events after a
+//! held one wait with it, up to the projector's room for them. Events older
+//! than the hold (a backlog, a rebuild, a replay) are never held: their
+//! decisions are not about to come.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -18,74 +21,186 @@ use plaint_domain::Timestamp;
 use plaint_domain::event::{ComplaintEvent, EventPayload};
 use uuid::Uuid;
 
-/// Longest a complaint's first event is held back.
-pub const HOLD: Duration = Duration::from_millis(25);
+/// Longest a complaint's first event is held back: longer than the router
+/// takes at full load, when its queue is a few thousand events deep.
+pub const HOLD: Duration = Duration::from_secs(1);
 
 /// Events read from the tail and not applied yet, in log order.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Pending {
-    items: VecDeque<(Instant, TailItem)>,
+    slots: VecDeque<Slot>,
+    /// How many events each complaint has in `slots`.
+    events_of: HashMap<Uuid, u32>,
+    hold: Duration,
+}
+
+/// One position of the log: its event, or nothing once a batch took the
+/// event ahead (the position still bounds the checkpoint).
+#[derive(Debug)]
+struct Slot {
+    arrived: Instant,
+    sequence: u64,
+    item: Option<TailItem>,
+}
+
+/// Events to apply together, and the stretch of the log they complete.
+#[derive(Debug)]
+pub struct Ready {
+    /// The stretch's events in log order, then the later events of the same
+    /// complaints, taken ahead so that a complaint's first event and its
+    /// decision make one row version however far apart they are.
+    pub items: Vec<TailItem>,
+    /// The stretch's first sequence.
+    pub first: u64,
+    /// Its last: the checkpoint once applied.
+    pub last: u64,
+}
+
+impl Default for Pending {
+    fn default() -> Self {
+        Self::new(HOLD)
+    }
 }
 
 impl Pending {
-    /// Events waiting.
+    /// Nothing pending; first events are held for at most `hold` (zero holds
+    /// nothing, for a projector whose process does not route).
+    pub fn new(hold: Duration) -> Self {
+        Self {
+            slots: VecDeque::new(),
+            events_of: HashMap::new(),
+            hold,
+        }
+    }
+
+    /// Positions waiting (events, and those taken ahead).
     pub fn len(&self) -> usize {
-        self.items.len()
+        self.slots.len()
     }
 
     /// Whether nothing waits.
     pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
+        self.slots.is_empty()
     }
 
     /// Adds events that arrived at `arrived`.
     pub fn push(&mut self, items: Vec<TailItem>, arrived: Instant) {
-        self.items.extend(items.into_iter().map(|i| (arrived, i)));
+        for item in items {
+            if let Some(id) = complaint_of(&item) {
+                *self.events_of.entry(id).or_default() += 1;
+            }
+            self.slots.push_back(Slot {
+                arrived,
+                sequence: item.sequence,
+                item: Some(item),
+            });
+        }
     }
 
-    /// Takes the events that can be applied now: every event before the
-    /// first one held, or all of them when `all`.
-    pub fn take_ready(&mut self, now: Instant, wall: Timestamp, all: bool) -> Vec<TailItem> {
-        let ready = if all {
-            self.items.len()
+    /// Takes a stretch of at most `max` positions that can be applied now:
+    /// those before the first event held, or the oldest whatever they are
+    /// when `force`; with it, the later events of its complaints. `None`
+    /// when the first position is held, or nothing waits.
+    pub fn take_ready(
+        &mut self,
+        now: Instant,
+        wall: Timestamp,
+        force: bool,
+        max: usize,
+    ) -> Option<Ready> {
+        let ready = if force {
+            self.slots.len()
         } else {
-            self.first_held(now, wall).unwrap_or(self.items.len())
+            self.first_held(now, wall).unwrap_or(self.slots.len())
         };
-        self.items.drain(..ready).map(|(_, item)| item).collect()
+        let n = ready.min(max);
+        let first = self.slots.front()?.sequence;
+        let last = self.slots.get(n.checked_sub(1)?)?.sequence;
+        let events_of = &mut self.events_of;
+        let mut items: Vec<TailItem> = self
+            .slots
+            .drain(..n)
+            .filter_map(|slot| slot.item)
+            .inspect(|item| forget(events_of, item))
+            .collect();
+        // The complaints of the stretch with events still waiting: those go
+        // now, ahead of the events between.
+        let mut ahead: HashMap<Uuid, u32> = items
+            .iter()
+            .filter_map(complaint_of)
+            .filter_map(|id| events_of.get(&id).map(|n| (id, *n)))
+            .collect();
+        let mut left: u32 = ahead.values().sum();
+        for slot in &mut self.slots {
+            if left == 0 {
+                break;
+            }
+            let Some(id) = slot.item.as_ref().and_then(complaint_of) else {
+                continue;
+            };
+            if let Some(n) = ahead.get_mut(&id).filter(|n| **n > 0)
+                && let Some(item) = slot.item.take()
+            {
+                *n -= 1;
+                left -= 1;
+                forget(events_of, &item);
+                items.push(item);
+            }
+        }
+        Some(Ready { items, first, last })
     }
 
     /// How long the first event may still be held; `None` when nothing waits.
     pub fn hold_left(&self, now: Instant, wall: Timestamp) -> Option<Duration> {
-        let (arrived, item) = self.items.front()?;
-        Some(remaining(*arrived, item, now, wall))
+        let slot = self.slots.front()?;
+        Some(slot.item.as_ref().map_or(Duration::ZERO, |item| {
+            self.remaining(slot.arrived, item, now, wall)
+        }))
     }
 
     fn first_held(&self, now: Instant, wall: Timestamp) -> Option<usize> {
-        let mut events_of: HashMap<Uuid, u32> = HashMap::new();
-        for (_, item) in &self.items {
-            if let Some(id) = complaint_of(item) {
-                *events_of.entry(id).or_default() += 1;
-            }
-        }
-        self.items.iter().position(|(arrived, item)| {
-            let alone = complaint_of(item).is_some_and(|id| events_of.get(&id) == Some(&1));
-            alone && is_received(item) && !remaining(*arrived, item, now, wall).is_zero()
+        self.slots.iter().position(|slot| {
+            slot.item.as_ref().is_some_and(|item| {
+                let alone =
+                    complaint_of(item).is_some_and(|id| self.events_of.get(&id) == Some(&1));
+                alone
+                    && is_received(item)
+                    && !self.remaining(slot.arrived, item, now, wall).is_zero()
+            })
         })
+    }
+
+    /// How much longer `item` may be held: the hold from when it arrived and
+    /// from when it happened, whichever ends first (a clock ahead of this one
+    /// cannot hold it longer, one behind makes it old).
+    fn remaining(
+        &self,
+        arrived: Instant,
+        item: &TailItem,
+        now: Instant,
+        wall: Timestamp,
+    ) -> Duration {
+        let since_arrival = now.saturating_duration_since(arrived);
+        let since_event = item.event.as_ref().map_or(self.hold, |e| {
+            let ms = wall
+                .as_millis()
+                .saturating_sub(e.envelope.occurred_at.as_millis());
+            Duration::from_millis(u64::try_from(ms).unwrap_or(0))
+        });
+        self.hold.saturating_sub(since_arrival.max(since_event))
     }
 }
 
-/// How much longer `item` may be held: [`HOLD`] from when it arrived and
-/// from when it happened, whichever ends first (a clock ahead of this one
-/// cannot hold it longer, one behind makes it old).
-fn remaining(arrived: Instant, item: &TailItem, now: Instant, wall: Timestamp) -> Duration {
-    let since_arrival = now.saturating_duration_since(arrived);
-    let since_event = item.event.as_ref().map_or(HOLD, |e| {
-        let ms = wall
-            .as_millis()
-            .saturating_sub(e.envelope.occurred_at.as_millis());
-        Duration::from_millis(u64::try_from(ms).unwrap_or(0))
-    });
-    HOLD.saturating_sub(since_arrival.max(since_event))
+/// Counts `item` out of the events waiting.
+fn forget(events_of: &mut HashMap<Uuid, u32>, item: &TailItem) {
+    if let Some(id) = complaint_of(item)
+        && let Some(n) = events_of.get_mut(&id)
+    {
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            events_of.remove(&id);
+        }
+    }
 }
 
 fn complaint_of(item: &TailItem) -> Option<Uuid> {

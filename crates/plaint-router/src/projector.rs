@@ -7,20 +7,24 @@
 
 use std::time::{Duration, Instant};
 
-use plaint_bus::{BusError, EventLog, TailItem};
+use plaint_bus::{BusError, EventLog};
 use plaint_proto::router::ComplaintUpdate;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
-use crate::pairing::Pending;
+use crate::pairing::{Pending, Ready};
 use crate::query::complaint_update;
 use crate::routing;
-use crate::store::{Changes, Store, StoreError};
+use crate::store::{Changes, Span, Store, StoreError};
 
 /// How long a batch waits for more events after its first. Short, because
 /// at low load every complaint waits it out before it is visible; under load
 /// batches fill anyway from what arrives while the previous one is written.
 pub const LINGER: Duration = Duration::from_millis(1);
+/// Events the projector reads ahead while first events are held, in
+/// batches: enough for the router's queue at full load, when a decision
+/// comes a few thousand events after its complaint.
+pub const HELD_BATCHES: usize = 8;
 /// Pause before resuming after a failure.
 pub const RETRY_PAUSE: Duration = Duration::from_millis(500);
 /// How long the tail may stay silent before the projector checks whether the
@@ -48,12 +52,13 @@ pub async fn run(
     log: EventLog,
     store: Store,
     batch: usize,
+    hold: Duration,
     updates: broadcast::Sender<ComplaintUpdate>,
     stop: CancellationToken,
 ) {
     let batch = batch.max(1);
     while !stop.is_cancelled() {
-        match follow(&log, &store, batch, &updates, &stop).await {
+        match follow(&log, &store, batch, hold, &updates, &stop).await {
             Ok(()) => break,
             Err(e) => {
                 tracing::warn!(error = %e, "projection interrupted; resuming from the checkpoint")
@@ -72,6 +77,7 @@ async fn follow(
     log: &EventLog,
     store: &Store,
     batch: usize,
+    hold: Duration,
     updates: &broadcast::Sender<ComplaintUpdate>,
     stop: &CancellationToken,
 ) -> Result<(), Interrupted> {
@@ -82,12 +88,13 @@ async fn follow(
     };
     tracing::info!(from, "projecting the log");
     let mut first = true;
-    let mut pending = Pending::default();
+    let mut pending = Pending::new(hold);
+    let room_for = batch.saturating_mul(HELD_BATCHES);
     loop {
         let wait = pending
             .hold_left(Instant::now(), routing::now())
             .unwrap_or(STALL_CHECK);
-        let room = batch.saturating_sub(pending.len()).max(1);
+        let room = room_for.saturating_sub(pending.len()).clamp(1, batch);
         // Cancelling here drops only messages not yet applied; the checkpoint
         // has not moved past them, so the next start reads them again.
         let next = tokio::select! {
@@ -108,30 +115,38 @@ async fn follow(
             continue;
         }
         pending.push(items, Instant::now());
-        let full = pending.len() >= batch;
-        let ready = pending.take_ready(Instant::now(), routing::now(), full);
-        if ready.is_empty() {
-            continue;
+        loop {
+            let full = pending.len() >= room_for;
+            let Some(ready) = pending.take_ready(Instant::now(), routing::now(), full, batch)
+            else {
+                break;
+            };
+            apply(store, &ready, first, updates).await?;
+            first = false;
         }
-        apply(store, &ready, first, updates).await?;
-        first = false;
     }
 }
 
 /// Applies one batch and tells the watchers.
 async fn apply(
     store: &Store,
-    items: &[TailItem],
+    ready: &Ready,
     first: bool,
     updates: &broadcast::Sender<ComplaintUpdate>,
 ) -> Result<(), Interrupted> {
     let started = Instant::now();
+    let items = &ready.items;
     let changes = if updates.receiver_count() > 0 {
         Changes::Collect
     } else {
         Changes::Skip
     };
-    let applied = store.apply_batch_after(items, first, changes).await?;
+    let span = Span {
+        items,
+        first: ready.first,
+        last: ready.last,
+    };
+    let applied = store.apply_span(span, first, changes).await?;
     if plaint_runtime::telemetry::traces_enabled() {
         // One span per event, in the event's own trace, so a trace ends
         // where the complaint became visible to queries.

@@ -17,7 +17,7 @@ use crate::admin::AdminService;
 use crate::config::Config;
 use crate::query::QueryService;
 use crate::store::Store;
-use crate::{projector, routing};
+use crate::{pairing, projector, routing};
 
 /// How long in-flight work may take after the shutdown signal.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(8);
@@ -142,6 +142,13 @@ impl Application {
                 self.log.clone(),
                 self.store.clone(),
                 self.config.projection_batch,
+                // Nothing to wait for when no decision comes from this
+                // process (another one may route, but then not in step).
+                if self.config.routing {
+                    pairing::HOLD
+                } else {
+                    Duration::ZERO
+                },
                 updates.clone(),
                 stop.clone(),
             )));

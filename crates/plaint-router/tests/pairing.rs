@@ -7,12 +7,35 @@ mod support;
 use std::time::{Duration, Instant};
 
 use plaint_domain::event::ComplaintEvent;
-use plaint_domain::{Category, Channel, RoutingPolicy, Timestamp};
-use plaint_router::pairing::{HOLD, Pending};
+use plaint_domain::{Category, Channel, ComplaintFacts, RoutingPolicy, Timestamp};
+use plaint_router::pairing::{HOLD, Pending, Ready};
 use support::{Log, T0, decide, facts, id_of};
 
-fn sequences(items: &[plaint_bus::TailItem]) -> Vec<u64> {
-    items.iter().map(|i| i.sequence).collect()
+/// No limit on what one call takes.
+const MAX: usize = usize::MAX;
+
+fn sequences(ready: &Option<Ready>) -> Vec<u64> {
+    ready
+        .as_ref()
+        .map(|r| r.items.iter().map(|i| i.sequence).collect())
+        .unwrap_or_default()
+}
+
+fn received(log: &mut Log, ticket: &str) -> (plaint_bus::TailItem, ComplaintFacts) {
+    let f = facts(ticket, "c-1", Channel::Email, Category::ProductDefect);
+    (
+        log.complaint(id_of(&f), T0, ComplaintEvent::Received(Box::new(f.clone()))),
+        f,
+    )
+}
+
+fn routed(log: &mut Log, f: &ComplaintFacts) -> plaint_bus::TailItem {
+    let decision = decide(f, &RoutingPolicy::default(), T0 + 3);
+    log.complaint(id_of(f), T0 + 3, ComplaintEvent::Routed(Box::new(decision)))
+}
+
+fn stretch(ready: &Option<Ready>) -> (u64, u64) {
+    ready.as_ref().map_or((0, 0), |r| (r.first, r.last))
 }
 
 /// A received event and, separately, its decision.
@@ -35,35 +58,78 @@ fn a_fresh_first_event_waits_for_its_decision_and_goes_with_it() {
     let mut pending = Pending::default();
 
     pending.push(vec![received], t);
-    assert!(pending.take_ready(t, wall, false).is_empty(), "held");
+    assert!(pending.take_ready(t, wall, false, MAX).is_none(), "held");
     let left = pending.hold_left(t, wall).expect("something waits");
     assert!(left > Duration::ZERO && left <= HOLD, "{left:?}");
 
     pending.push(vec![routed], t + Duration::from_millis(3));
-    let ready = pending.take_ready(t + Duration::from_millis(3), wall, false);
+    let ready = pending.take_ready(t + Duration::from_millis(3), wall, false, MAX);
     assert_eq!(sequences(&ready), vec![1, 2]);
     assert!(pending.is_empty());
 }
 
 #[test]
-fn events_after_a_held_one_wait_with_it_and_those_before_do_not() {
+fn a_stretch_ends_at_the_first_held_event_and_takes_its_complaints_later_events_along() {
     let mut log = Log::default();
-    let (first, first_routed) = complaint(&mut log, "P-1", T0);
-    let (second, second_routed) = complaint(&mut log, "P-2", T0);
-    let (third, _) = complaint(&mut log, "P-3", T0);
+    let (r1, f1) = received(&mut log, "P-1");
+    let d1 = routed(&mut log, &f1);
+    let (r2, f2) = received(&mut log, "P-2");
+    let (r3, f3) = received(&mut log, "P-3");
+    let d2 = routed(&mut log, &f2);
     let wall = Timestamp::from_millis(T0);
     let t = Instant::now();
     let mut pending = Pending::default();
 
-    // 1 received, 2 its decision, 3 received (alone), 5 received (alone), 4 its decision.
-    pending.push(vec![first, first_routed, second, third, second_routed], t);
-    let ready = pending.take_ready(t, wall, false);
+    // 1 and 3 received with their decisions 2 and 5; 4 received alone.
+    pending.push(vec![r1, d1, r2, r3, d2], t);
+    let ready = pending.take_ready(t, wall, false, MAX);
     assert_eq!(
         sequences(&ready),
-        vec![1, 2, 3],
-        "3 has its decision in hand"
+        vec![1, 2, 3, 5],
+        "3 goes with its decision, taken ahead of 4"
     );
-    assert_eq!(pending.len(), 2, "5 is held, and 4 after it waits");
+    assert_eq!(stretch(&ready), (1, 3), "the stretch ends before 4");
+    assert_eq!(pending.len(), 2, "4 is held; 5's position waits behind it");
+    assert!(pending.take_ready(t, wall, false, MAX).is_none());
+
+    // 6: the decision of 4. The stretch covers 5's empty position.
+    pending.push(vec![routed(&mut log, &f3)], t);
+    let ready = pending.take_ready(t, wall, false, MAX);
+    assert_eq!(sequences(&ready), vec![4, 6]);
+    assert_eq!(stretch(&ready), (4, 6));
+    assert!(pending.is_empty());
+}
+
+#[test]
+fn a_stretch_is_at_most_max_positions_long_and_its_complaints_events_still_follow() {
+    let mut log = Log::default();
+    let (r1, f1) = received(&mut log, "P-1");
+    let (r2, f2) = received(&mut log, "P-2");
+    let d1 = routed(&mut log, &f1);
+    let d2 = routed(&mut log, &f2);
+    let wall = Timestamp::from_millis(T0);
+    let t = Instant::now();
+    let mut pending = Pending::default();
+
+    pending.push(vec![r1, r2, d1, d2], t);
+    let ready = pending.take_ready(t, wall, false, 1);
+    assert_eq!(sequences(&ready), vec![1, 3]);
+    assert_eq!(stretch(&ready), (1, 1));
+    let ready = pending.take_ready(t, wall, false, 2);
+    assert_eq!(
+        sequences(&ready),
+        vec![2, 4],
+        "3's position holds nothing now"
+    );
+    assert_eq!(stretch(&ready), (2, 3));
+    let ready = pending.take_ready(t, wall, false, 2);
+    assert_eq!(
+        sequences(&ready),
+        Vec::<u64>::new(),
+        "only 4's position is left"
+    );
+    assert_eq!(stretch(&ready), (4, 4));
+    assert!(pending.is_empty());
 }
 
 #[test]
@@ -74,7 +140,7 @@ fn an_old_first_event_is_not_held() {
     let t = Instant::now();
     let mut pending = Pending::default();
     pending.push(vec![received], t);
-    assert_eq!(sequences(&pending.take_ready(t, wall, false)), vec![1]);
+    assert_eq!(sequences(&pending.take_ready(t, wall, false, MAX)), vec![1]);
 }
 
 #[test]
@@ -87,15 +153,15 @@ fn the_hold_ends_after_hold_and_a_full_batch_is_never_held() {
     let mut pending = Pending::default();
 
     pending.push(vec![received], t);
-    assert!(pending.take_ready(t + HOLD / 2, wall, false).is_empty());
+    assert!(pending.take_ready(t + HOLD / 2, wall, false, MAX).is_none());
     assert_eq!(pending.hold_left(t + HOLD, wall), Some(Duration::ZERO));
     assert_eq!(
-        sequences(&pending.take_ready(t + HOLD, wall, false)),
+        sequences(&pending.take_ready(t + HOLD, wall, false, MAX)),
         vec![1]
     );
 
     pending.push(vec![other], t);
-    assert_eq!(sequences(&pending.take_ready(t, wall, true)), vec![3]);
+    assert_eq!(sequences(&pending.take_ready(t, wall, true, MAX)), vec![3]);
 }
 
 #[test]
@@ -106,9 +172,9 @@ fn an_event_dated_ahead_of_this_clock_is_held_no_longer_than_hold() {
     let t = Instant::now();
     let mut pending = Pending::default();
     pending.push(vec![received], t);
-    assert!(pending.take_ready(t, wall, false).is_empty());
+    assert!(pending.take_ready(t, wall, false, MAX).is_none());
     assert_eq!(
-        sequences(&pending.take_ready(t + HOLD, wall, false)),
+        sequences(&pending.take_ready(t + HOLD, wall, false, MAX)),
         vec![1]
     );
 }

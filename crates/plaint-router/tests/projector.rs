@@ -38,6 +38,7 @@ fn start(
         log.clone(),
         store.clone(),
         2,
+        plaint_router::pairing::HOLD,
         updates.clone(),
         stop.clone(),
     ));

@@ -14,8 +14,8 @@ use plaint_domain::values::Label;
 use plaint_domain::{
     Category, Channel, Climate, ComplaintId, Route, RoutingPolicy, StanceAlignment, Timestamp,
 };
-use plaint_router::store::{GoodwillGroup, ListFilter};
-use support::{Log, T0, ceo_everything, copy, facts, finish, fresh_store, id_of};
+use plaint_router::store::{Changes, GoodwillGroup, ListFilter, Span, StoreError};
+use support::{Log, T0, ceo_everything, copy, decide, facts, finish, fresh_store, id_of};
 use uuid::Uuid;
 
 #[tokio::test]
@@ -116,6 +116,89 @@ async fn an_overlapping_batch_applies_only_the_new_events() {
     assert_eq!(detail.timeline.len(), 3);
     assert_eq!(detail.decisions.len(), 1);
     assert_eq!(store.projected_sequence().await.unwrap(), 3);
+
+    finish(db, store).await;
+}
+
+#[tokio::test]
+async fn events_taken_ahead_of_the_checkpoint_are_applied_once() {
+    let (db, store) = fresh_store().await;
+    let mut log = Log::default();
+    let policy = RoutingPolicy::default();
+    let a = facts("T-AH-A", "cust-a", Channel::Email, Category::ProductDefect);
+    let b = facts("T-AH-B", "cust-b", Channel::Chat, Category::Service);
+    let received = |log: &mut Log, f: &plaint_domain::ComplaintFacts| {
+        log.complaint(id_of(f), T0, ComplaintEvent::Received(Box::new(f.clone())))
+    };
+    let routed = |log: &mut Log, f: &plaint_domain::ComplaintFacts| {
+        let d = decide(f, &policy, T0 + 5);
+        log.complaint(id_of(f), T0 + 5, ComplaintEvent::Routed(Box::new(d)))
+    };
+    // 1 A received, 2 B received, 3 A routed, 4 B routed.
+    let log_items = [
+        received(&mut log, &a),
+        received(&mut log, &b),
+        routed(&mut log, &a),
+        routed(&mut log, &b),
+    ];
+
+    // The stretch is 1 alone; A's decision (3) comes along, ahead of 2.
+    let ahead: Vec<_> = copy(&log_items[0..1])
+        .into_iter()
+        .chain(copy(&log_items[2..3]))
+        .collect();
+    let span = Span {
+        items: &ahead,
+        first: 1,
+        last: 1,
+    };
+    let applied = store
+        .apply_span(span, false, Changes::Collect)
+        .await
+        .unwrap();
+    assert_eq!(applied.checkpoint, 1, "2 is not applied yet");
+    assert_eq!(applied.applied, 2);
+    let seqs: Vec<u64> = applied.changes.iter().map(|c| c.sequence).collect();
+    assert_eq!(seqs, [1, 3]);
+    let detail = store.get_complaint(id_of(&a)).await.unwrap().unwrap();
+    assert_eq!(detail.complaint.status, Status::Routed);
+    assert_eq!(detail.complaint.last_sequence, 3);
+    assert_eq!(store.projected_sequence().await.unwrap(), 1);
+
+    // Read again from the checkpoint (a restart): 3 is there already.
+    let again = copy(&log_items[1..]);
+    let applied = store.apply_batch(&again).await.unwrap();
+    assert_eq!(applied.checkpoint, 4);
+    assert_eq!((applied.applied, applied.skipped), (2, 1));
+    let seqs: Vec<u64> = applied.changes.iter().map(|c| c.sequence).collect();
+    assert_eq!(seqs, [2, 4], "no second change for 3");
+    let detail = store.get_complaint(id_of(&a)).await.unwrap().unwrap();
+    assert_eq!(detail.timeline.len(), 2, "one timeline entry per event");
+    assert_eq!(detail.decisions.len(), 1);
+    let detail = store.get_complaint(id_of(&b)).await.unwrap().unwrap();
+    assert_eq!(detail.complaint.status, Status::Routed);
+
+    // A stretch that starts after the checkpoint's next sequence is a gap.
+    let later = [routed(&mut log, &a), routed(&mut log, &b)];
+    let span = Span {
+        items: &later[1..],
+        first: 6,
+        last: 6,
+    };
+    let err = store
+        .apply_span(span, false, Changes::Skip)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Gap {
+                checkpoint: 4,
+                got: 6
+            }
+        ),
+        "{err:?}"
+    );
 
     finish(db, store).await;
 }

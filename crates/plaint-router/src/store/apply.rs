@@ -4,7 +4,9 @@
 //! The checkpoint row is locked first, so two projectors (replicas, or a
 //! redelivery after a crash) serialize on it, and every event at or below the
 //! checkpoint is skipped: applying a batch twice changes nothing. Complaint
-//! rows additionally change only when the incoming sequence is newer.
+//! rows additionally change only when the incoming sequence is newer, which
+//! lets a batch carry a complaint's later events ahead of the checkpoint
+//! (see [`Span`]): read again from the checkpoint, they are skipped.
 
 use std::collections::HashMap;
 
@@ -54,6 +56,31 @@ pub enum Changes {
     Skip,
 }
 
+/// A stretch of the log to apply in one transaction.
+#[derive(Debug, Clone, Copy)]
+pub struct Span<'a> {
+    /// The events to apply: the stretch's own, in log order, then later
+    /// events of complaints the stretch has, taken ahead of the rest of the
+    /// log (in log order too). An event the stretch covers may be missing
+    /// from it because an earlier span took it ahead.
+    pub items: &'a [TailItem],
+    /// The first sequence the stretch covers.
+    pub first: u64,
+    /// The last sequence it covers: the checkpoint after it.
+    pub last: u64,
+}
+
+impl<'a> Span<'a> {
+    /// A stretch made of `items` exactly (in log order, none taken ahead).
+    pub fn of(items: &'a [TailItem]) -> Self {
+        Self {
+            items,
+            first: items.first().map_or(0, |i| i.sequence),
+            last: items.last().map_or(0, |i| i.sequence),
+        }
+    }
+}
+
 /// A complaint being folded within the batch.
 #[derive(Debug)]
 pub(super) struct Folded {
@@ -88,16 +115,41 @@ impl Store {
         allow_gap: bool,
         changes: Changes,
     ) -> Result<AppliedBatch, StoreError> {
+        self.apply_span(Span::of(items), allow_gap, changes).await
+    }
+
+    /// Applies a stretch of the log, with the events it carries ahead, and
+    /// moves the checkpoint to its end, in one transaction. `allow_gap` as
+    /// for [`Store::apply_batch_after`].
+    pub async fn apply_span(
+        &self,
+        span: Span<'_>,
+        allow_gap: bool,
+        changes: Changes,
+    ) -> Result<AppliedBatch, StoreError> {
+        let items = span.items;
         let mut tx = self.pool.begin().await?;
         let checkpoint = super::lock_checkpoint(&mut tx).await?;
-        let first = items.iter().map(|i| i.sequence).find(|s| *s > checkpoint);
-        if let Some(got) = first.filter(|f| checkpoint > 0 && *f != checkpoint + 1 && !allow_gap) {
-            return Err(StoreError::Gap { checkpoint, got });
+        // Read again from an older checkpoint, a stretch overlaps what is
+        // applied; it must not start after it.
+        let continues = span.first <= checkpoint + 1 || span.last <= checkpoint;
+        if checkpoint > 0 && !continues && !allow_gap {
+            return Err(StoreError::Gap {
+                checkpoint,
+                got: span.first,
+            });
         }
 
         let mut folded = load_states(&mut tx, &self.states, items, checkpoint).await?;
         let mut writes = self.spare_writes();
-        let out = fold_items(items, checkpoint, &mut folded, changes, &mut writes)?;
+        let out = fold_items(
+            items,
+            checkpoint,
+            span.last,
+            &mut folded,
+            changes,
+            &mut writes,
+        )?;
         writes.write(&mut tx, &folded).await?;
         if out.checkpoint > checkpoint {
             sqlx::query("UPDATE checkpoint SET last_sequence = $2 WHERE name = $1")
@@ -128,25 +180,27 @@ impl Store {
 
 /// Folds the events of `items` after `checkpoint` onto the states in
 /// `folded` (which must hold every complaint they touch that has a row),
-/// gathering the rows to write into `writes` (cleared first).
+/// gathering the rows to write into `writes` (cleared first). The
+/// checkpoint moves to `through`; an event its complaint's row already has
+/// (one carried ahead by an earlier batch) is skipped.
 pub(super) fn fold_items(
     items: &[TailItem],
     checkpoint: u64,
+    through: u64,
     folded: &mut HashMap<Uuid, Folded>,
     changes: Changes,
     writes: &mut Writes,
 ) -> Result<AppliedBatch, StoreError> {
     writes.clear();
     let mut out = AppliedBatch {
-        checkpoint,
+        checkpoint: checkpoint.max(through),
         ..AppliedBatch::default()
     };
     for item in items {
-        if item.sequence <= out.checkpoint {
+        if item.sequence <= checkpoint {
             out.skipped += 1;
             continue;
         }
-        out.checkpoint = item.sequence;
         let stored = match &item.event {
             Ok(stored) => stored,
             Err(e) => {
@@ -156,7 +210,6 @@ pub(super) fn fold_items(
                 continue;
             }
         };
-        out.applied += 1;
         let envelope = &stored.envelope;
         let at = envelope.occurred_at;
         match &envelope.payload {
@@ -174,7 +227,11 @@ pub(super) fn fold_items(
                     last_sequence: 0,
                     dirty: false,
                 });
-                fold(entry, id, event, at, item.sequence)?;
+                if !fold(entry, id, event, at, item.sequence)? {
+                    out.skipped += 1;
+                    continue;
+                }
+                out.applied += 1;
                 writes
                     .timeline
                     .push(item.sequence, id, envelope.event_id.as_uuid(), event, at)?;
@@ -187,6 +244,7 @@ pub(super) fn fold_items(
                 }
             }
             EventPayload::Company(event) => {
+                out.applied += 1;
                 writes
                     .company
                     .push((item.sequence, at.as_millis(), event.clone()));
@@ -272,16 +330,17 @@ async fn load_states(
 }
 
 /// Folds one event into a complaint; an event its history cannot take is
-/// logged and leaves the state as it was.
+/// logged and leaves the state as it was. `false` when the complaint has
+/// the event already.
 fn fold(
     entry: &mut Folded,
     id: ComplaintId,
     event: &ComplaintEvent,
     at: Timestamp,
     sequence: u64,
-) -> Result<(), StoreError> {
+) -> Result<bool, StoreError> {
     if sequence <= entry.last_sequence {
-        return Ok(());
+        return Ok(false);
     }
     match apply(entry.state.clone(), id, event, at) {
         Ok(next) => {
@@ -299,5 +358,5 @@ fn fold(
             tracing::warn!(sequence, complaint_id = %id, error = %e, "event does not fit the complaint's history; state unchanged");
         }
     }
-    Ok(())
+    Ok(true)
 }

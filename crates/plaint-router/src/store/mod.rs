@@ -27,7 +27,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres, Transaction};
 use tokio::sync::watch;
 
-pub use apply::{AppliedBatch, Changes, ComplaintChange};
+pub use apply::{AppliedBatch, Changes, ComplaintChange, Span};
 pub use company::{CompanySettings, PolicyRow};
 pub use complaints::{
     ComplaintDetail, Cursor, CustomerHistory, DecisionRow, ListFilter, ListPage, TimelineRow,
