@@ -11,7 +11,8 @@
 //! version. The checkpoint is a position in the log, so the events after a
 //! held one wait with it, up to the projector's room for them. Events older
 //! than the hold (a backlog, a rebuild, a replay) are never held: their
-//! decisions are not about to come.
+//! decisions are not about to come. Nor are events a query waits for (its
+//! `min_sequence`): reading one's own writes does not wait for the router.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -32,6 +33,8 @@ pub struct Pending {
     /// How many events each complaint has in `slots`.
     events_of: HashMap<Uuid, u32>,
     hold: Duration,
+    /// Events up to this sequence are not held: a query waits for them.
+    released_through: u64,
 }
 
 /// One position of the log: its event, or nothing once a batch took the
@@ -70,6 +73,7 @@ impl Pending {
             slots: VecDeque::new(),
             events_of: HashMap::new(),
             hold,
+            released_through: 0,
         }
     }
 
@@ -81,6 +85,11 @@ impl Pending {
     /// Whether nothing waits.
     pub fn is_empty(&self) -> bool {
         self.slots.is_empty()
+    }
+
+    /// Holds no event up to `sequence` any more: someone waits to read it.
+    pub fn release_through(&mut self, sequence: u64) {
+        self.released_through = self.released_through.max(sequence);
     }
 
     /// Adds events that arrived at `arrived`.
@@ -180,6 +189,9 @@ impl Pending {
         now: Instant,
         wall: Timestamp,
     ) -> Duration {
+        if item.sequence <= self.released_through {
+            return Duration::ZERO;
+        }
         let since_arrival = now.saturating_duration_since(arrived);
         let since_event = item.event.as_ref().map_or(self.hold, |e| {
             let ms = wall

@@ -25,6 +25,8 @@ pub const LINGER: Duration = Duration::from_millis(1);
 /// batches: enough for the router's queue at full load, when a decision
 /// comes a few thousand events after its complaint.
 pub const HELD_BATCHES: usize = 8;
+/// How soon a query waiting for a held event has it released.
+pub const WANTED_CHECK: Duration = Duration::from_millis(10);
 /// Pause before resuming after a failure.
 pub const RETRY_PAUSE: Duration = Duration::from_millis(500);
 /// How long the tail may stay silent before the projector checks whether the
@@ -91,9 +93,12 @@ async fn follow(
     let mut pending = Pending::new(hold);
     let room_for = batch.saturating_mul(HELD_BATCHES);
     loop {
+        pending.release_through(store.wanted_sequence());
+        // While events are held, look now and then whether a query came to
+        // wait for one of them.
         let wait = pending
             .hold_left(Instant::now(), routing::now())
-            .unwrap_or(STALL_CHECK);
+            .map_or(STALL_CHECK, |left| left.min(WANTED_CHECK));
         let room = room_for.saturating_sub(pending.len()).clamp(1, batch);
         // Cancelling here drops only messages not yet applied; the checkpoint
         // has not moved past them, so the next start reads them again.
@@ -103,6 +108,7 @@ async fn follow(
             next = tail.next_batch_within(room, LINGER, wait) => next,
         };
         let items = next.ok_or(Interrupted::TailEnded)??;
+        pending.release_through(store.wanted_sequence());
         if items.is_empty() && pending.is_empty() {
             // Silence is fine while the log has nothing new. When it has, the
             // tail is stuck: its server-side consumer was lost (a NATS

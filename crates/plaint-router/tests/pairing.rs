@@ -178,3 +178,27 @@ fn an_event_dated_ahead_of_this_clock_is_held_no_longer_than_hold() {
         vec![1]
     );
 }
+
+#[test]
+fn an_event_a_query_waits_for_is_not_held() {
+    let mut log = Log::default();
+    let (first, _) = received(&mut log, "P-1");
+    let (second, _) = received(&mut log, "P-2");
+    let wall = Timestamp::from_millis(T0);
+    let t = Instant::now();
+    let mut pending = Pending::default();
+    pending.push(vec![first, second], t);
+    assert!(pending.take_ready(t, wall, false, MAX).is_none());
+
+    pending.release_through(1);
+    assert_eq!(sequences(&pending.take_ready(t, wall, false, MAX)), vec![1]);
+    assert!(
+        pending.take_ready(t, wall, false, MAX).is_none(),
+        "2 is still held"
+    );
+    assert!(
+        pending
+            .hold_left(t, wall)
+            .is_some_and(|left| left > Duration::ZERO)
+    );
+}

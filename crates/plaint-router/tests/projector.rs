@@ -33,12 +33,21 @@ fn start(
     store: &Store,
     updates: &broadcast::Sender<plaint_proto::router::ComplaintUpdate>,
 ) -> (CancellationToken, tokio::task::JoinHandle<()>) {
+    start_holding(log, store, updates, plaint_router::pairing::HOLD)
+}
+
+fn start_holding(
+    log: &EventLog,
+    store: &Store,
+    updates: &broadcast::Sender<plaint_proto::router::ComplaintUpdate>,
+    hold: Duration,
+) -> (CancellationToken, tokio::task::JoinHandle<()>) {
     let stop = CancellationToken::new();
     let task = tokio::spawn(projector::run(
         log.clone(),
         store.clone(),
         2,
-        plaint_router::pairing::HOLD,
+        hold,
         updates.clone(),
         stop.clone(),
     ));
@@ -123,5 +132,46 @@ async fn the_projector_follows_the_log_and_resumes_from_its_checkpoint() {
         .expect("the projector stops when asked")
         .unwrap();
 
+    finish(db, store).await;
+}
+
+#[tokio::test]
+async fn a_held_complaint_is_released_to_a_query_that_waits_for_it() {
+    let nats = NatsServer::start();
+    let log = open_log(&nats).await;
+    let (db, store) = fresh_store().await;
+    let (updates, _watcher) = broadcast::channel(64);
+    // Far longer than the test: only the query can release the event.
+    let (stop, task) = start_holding(&log, &store, &updates, Duration::from_secs(60));
+
+    let f = facts("N-2", "cust-h", Channel::Email, Category::ProductDefect);
+    let id = id_of(&f);
+    let now = plaint_router::routing::now().as_millis();
+    let received = Log::default().complaint(id, now, ComplaintEvent::Received(Box::new(f)));
+    let envelope = &received.event.as_ref().unwrap().envelope;
+    let appended = log
+        .append(&log.names().complaint(&id), envelope, Expect::Empty, None)
+        .await
+        .unwrap();
+
+    // Fresh and alone, it waits for its decision...
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(store.get_complaint(id).await.unwrap().is_none(), "held");
+    // ...unless someone waits to read it.
+    assert!(
+        store
+            .wait_for_sequence(appended.sequence, Duration::from_secs(10))
+            .await
+            .unwrap(),
+        "released to the query"
+    );
+    let detail = store.get_complaint(id).await.unwrap().unwrap();
+    assert_eq!(detail.complaint.status, Status::Received);
+
+    stop.cancel();
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .expect("the projector stops when asked")
+        .unwrap();
     finish(db, store).await;
 }

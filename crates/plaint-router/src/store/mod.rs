@@ -17,6 +17,7 @@ mod rows;
 mod states;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use plaint_domain::lifecycle::{Complaint, FulfilmentStep, Status};
@@ -109,6 +110,9 @@ pub struct Store {
     pool: PgPool,
     /// The highest checkpoint this process has seen, so local waiters wake at once.
     progress: Arc<watch::Sender<u64>>,
+    /// The highest sequence a query of this process has waited for: the
+    /// projector holds no event up to it (see `pairing`).
+    wanted: Arc<AtomicU64>,
     /// Complaint states this process wrote last.
     states: Arc<states::StateCache>,
     /// The last batch's buffers, kept for the next (batches are applied
@@ -154,6 +158,7 @@ impl Store {
         Ok(Store {
             pool,
             progress: Arc::new(watch::Sender::new(0)),
+            wanted: Arc::default(),
             states: Arc::default(),
             spare: Arc::default(),
         })
@@ -164,6 +169,7 @@ impl Store {
         Store {
             pool,
             progress: Arc::new(watch::Sender::new(0)),
+            wanted: Arc::default(),
             states: Arc::default(),
             spare: Arc::default(),
         }
@@ -219,6 +225,7 @@ impl Store {
         timeout: Duration,
     ) -> Result<bool, StoreError> {
         let deadline = tokio::time::Instant::now() + timeout;
+        self.wanted.fetch_max(sequence, Ordering::Relaxed);
         let mut local = self.progress.subscribe();
         let mut pause = POLL_MIN;
         loop {
@@ -238,6 +245,11 @@ impl Store {
             }
             pause = (pause * 2).min(POLL_MAX);
         }
+    }
+
+    /// The highest sequence a query of this process has waited for.
+    pub fn wanted_sequence(&self) -> u64 {
+        self.wanted.load(Ordering::Relaxed)
     }
 
     /// A read-only transaction over one snapshot.
