@@ -87,9 +87,10 @@ impl Pending {
         self.slots.is_empty()
     }
 
-    /// Holds no event up to `sequence` any more: someone waits to read it.
+    /// Holds no event up to `sequence` (someone waits to read it; 0 for
+    /// nobody).
     pub fn release_through(&mut self, sequence: u64) {
-        self.released_through = self.released_through.max(sequence);
+        self.released_through = sequence;
     }
 
     /// Adds events that arrived at `arrived`.
@@ -215,9 +216,14 @@ fn forget(events_of: &mut HashMap<Uuid, u32>, item: &TailItem) {
     }
 }
 
+/// The complaint of a complaint event. Company events that name one (a CEO
+/// engagement) keep their place in the log: they are not complaint rows.
 fn complaint_of(item: &TailItem) -> Option<Uuid> {
-    let stored = item.event.as_ref().ok()?;
-    stored.envelope.complaint_id.map(|id| id.as_uuid())
+    let envelope = &item.event.as_ref().ok()?.envelope;
+    match envelope.payload {
+        EventPayload::Complaint(_) => envelope.complaint_id.map(|id| id.as_uuid()),
+        EventPayload::Company(_) => None,
+    }
 }
 
 fn is_received(item: &TailItem) -> bool {

@@ -6,7 +6,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use plaint_domain::event::ComplaintEvent;
+use plaint_domain::event::{CeoSlot, CompanyEvent, ComplaintEvent, EventPayload};
 use plaint_domain::{Category, Channel, ComplaintFacts, RoutingPolicy, Timestamp};
 use plaint_router::pairing::{HOLD, Pending, Ready};
 use support::{Log, T0, decide, facts, id_of};
@@ -201,4 +201,39 @@ fn an_event_a_query_waits_for_is_not_held() {
             .hold_left(t, wall)
             .is_some_and(|left| left > Duration::ZERO)
     );
+}
+
+#[test]
+fn a_company_event_naming_a_complaint_keeps_its_place() {
+    let mut log = Log::default();
+    let (r1, f1) = received(&mut log, "P-1");
+    let (r2, _) = received(&mut log, "P-2");
+    let d1 = routed(&mut log, &f1);
+    // A CEO engagement carries its complaint's id but is a company event.
+    let slot = CeoSlot {
+        window_start: Timestamp::from_millis(T0),
+        complaint_id: id_of(&f1),
+        customer_id: f1.customer.id.clone(),
+        segment: f1.customer.segment.clone(),
+        used: 0,
+        segment_used: Default::default(),
+    };
+    let engagement = log.item(
+        Some(id_of(&f1)),
+        T0,
+        EventPayload::Company(CompanyEvent::CeoSlotReserved(slot)),
+    );
+    let wall = Timestamp::from_millis(T0);
+    let t = Instant::now();
+    let mut pending = Pending::default();
+    pending.push(vec![r1, r2, d1, engagement], t);
+
+    let ready = pending.take_ready(t, wall, false, MAX);
+    assert_eq!(
+        sequences(&ready),
+        vec![1, 3],
+        "only the decision goes ahead of 2"
+    );
+    assert_eq!(stretch(&ready), (1, 1));
+    assert_eq!(pending.len(), 3);
 }

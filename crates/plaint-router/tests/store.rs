@@ -204,6 +204,67 @@ async fn events_taken_ahead_of_the_checkpoint_are_applied_once() {
 }
 
 #[tokio::test]
+async fn the_first_batch_after_the_tables_were_swapped_is_refused() {
+    let (db, store) = fresh_store().await;
+    let mut log = Log::default();
+    let f = facts("T-SW", "cust-sw", Channel::Email, Category::Billing);
+    let (batch, _) = log.lifecycle(&f, &RoutingPolicy::default(), T0, None);
+    store.apply_batch(&batch[..1]).await.unwrap();
+
+    // What a rebuild's swap does to the name, in short.
+    sqlx::raw_sql(
+        "ALTER TABLE complaints RENAME TO complaints_retired; \
+         CREATE TABLE complaints (LIKE complaints_retired INCLUDING ALL)",
+    )
+    .execute(store.pool())
+    .await
+    .unwrap();
+    let err = store.apply_batch(&copy(&batch[1..])).await.unwrap_err();
+    assert!(matches!(err, StoreError::Swapped), "{err:?}");
+    // The projector reopens at the checkpoint; from then on it goes on.
+    let applied = store.apply_batch(&copy(&batch[1..])).await.unwrap();
+    assert_eq!(applied.checkpoint, 2);
+
+    finish(db, store).await;
+}
+
+#[tokio::test]
+async fn an_event_that_does_not_fit_is_taken_once() {
+    let (db, store) = fresh_store().await;
+    let mut log = Log::default();
+    let f = facts("T-NF", "cust-nf", Channel::Email, Category::Billing);
+    let (mut batch, _) = log.lifecycle(&f, &RoutingPolicy::default(), T0, None);
+    // A second first event: the complaint exists already.
+    batch.push(log.complaint(
+        id_of(&f),
+        T0 + 50,
+        ComplaintEvent::Received(Box::new(f.clone())),
+    ));
+    let applied = store.apply_batch(&batch).await.unwrap();
+    assert_eq!(applied.checkpoint, 3);
+    let row = store.get_complaint(id_of(&f)).await.unwrap().unwrap();
+    assert_eq!(
+        row.complaint.last_sequence, 3,
+        "taken, though it changed nothing"
+    );
+    assert_eq!(row.complaint.status, Status::Routed);
+
+    // Carried ahead once, it is skipped when its stretch comes round.
+    let again = copy(&batch[2..]);
+    let span = Span {
+        items: &again,
+        first: 3,
+        last: 3,
+    };
+    let err = store.apply_span(span, false, Changes::Collect).await;
+    let applied = err.unwrap();
+    assert_eq!((applied.applied, applied.skipped), (0, 1));
+    assert!(applied.changes.is_empty());
+
+    finish(db, store).await;
+}
+
+#[tokio::test]
 async fn an_undecodable_event_is_skipped_but_advances_the_checkpoint() {
     let (db, store) = fresh_store().await;
     let mut log = Log::default();

@@ -9,6 +9,7 @@
 //! (see [`Span`]): read again from the checkpoint, they are skipped.
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 
 use plaint_bus::TailItem;
 use plaint_domain::event::{ComplaintEvent, EventPayload};
@@ -140,6 +141,16 @@ impl Store {
             });
         }
 
+        // The table a rebuild swapped in last; the checkpoint lock held by
+        // this transaction keeps it from changing until the commit.
+        let table: i64 = sqlx::query_scalar("SELECT 'complaints'::regclass::oid::bigint")
+            .fetch_one(&mut *tx)
+            .await?;
+        let before = self.applied_table.swap(table, Ordering::Relaxed);
+        if before != 0 && before != table {
+            return Err(StoreError::Swapped);
+        }
+        self.states.use_table(table);
         let mut folded = load_states(&mut tx, &self.states, items, checkpoint).await?;
         let mut writes = self.spare_writes();
         let out = fold_items(
@@ -276,12 +287,6 @@ async fn load_states(
     if ids.is_empty() {
         return Ok(folded);
     }
-    // The table a rebuild swapped in last; the checkpoint lock held by this
-    // transaction keeps it from changing until the commit.
-    let table: i64 = sqlx::query_scalar("SELECT 'complaints'::regclass::oid::bigint")
-        .fetch_one(&mut **tx)
-        .await?;
-    cache.use_table(table);
     let rows: Vec<(Uuid, i64)> = sqlx::query_as(
         "SELECT complaint_id, last_sequence FROM complaints WHERE complaint_id = ANY($1)",
     )
@@ -356,6 +361,9 @@ fn fold(
         }
         Err(e) => {
             tracing::warn!(sequence, complaint_id = %id, error = %e, "event does not fit the complaint's history; state unchanged");
+            // Taken all the same, so that reading it again skips it.
+            entry.last_sequence = sequence;
+            entry.dirty = true;
         }
     }
     Ok(true)

@@ -81,6 +81,11 @@ pub enum StoreError {
         /// The first sequence of the batch beyond it.
         got: u64,
     },
+    /// A rebuild swapped new tables in since this store's last batch: events
+    /// that batch carried ahead of its checkpoint are not in them. Reopen the
+    /// tail at the checkpoint.
+    #[error("the projection tables were swapped by a rebuild")]
+    Swapped,
 }
 
 impl StoreError {
@@ -110,9 +115,12 @@ pub struct Store {
     pool: PgPool,
     /// The highest checkpoint this process has seen, so local waiters wake at once.
     progress: Arc<watch::Sender<u64>>,
-    /// The highest sequence a query of this process has waited for: the
+    /// The sequence a query of this process waits for, 0 when none: the
     /// projector holds no event up to it (see `pairing`).
     wanted: Arc<AtomicU64>,
+    /// The `complaints` table this store last applied a batch to, 0 before
+    /// the first: a rebuild swapping the tables in is noticed by the next.
+    applied_table: Arc<std::sync::atomic::AtomicI64>,
     /// Complaint states this process wrote last.
     states: Arc<states::StateCache>,
     /// The last batch's buffers, kept for the next (batches are applied
@@ -159,6 +167,7 @@ impl Store {
             pool,
             progress: Arc::new(watch::Sender::new(0)),
             wanted: Arc::default(),
+            applied_table: Arc::default(),
             states: Arc::default(),
             spare: Arc::default(),
         })
@@ -170,6 +179,7 @@ impl Store {
             pool,
             progress: Arc::new(watch::Sender::new(0)),
             wanted: Arc::default(),
+            applied_table: Arc::default(),
             states: Arc::default(),
             spare: Arc::default(),
         }
@@ -226,6 +236,19 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let deadline = tokio::time::Instant::now() + timeout;
         self.wanted.fetch_max(sequence, Ordering::Relaxed);
+        let reached = self.wait_for(sequence, deadline).await;
+        // Another waiter's wish may have replaced this one; only ours goes.
+        let _ = self
+            .wanted
+            .compare_exchange(sequence, 0, Ordering::Relaxed, Ordering::Relaxed);
+        reached
+    }
+
+    async fn wait_for(
+        &self,
+        sequence: u64,
+        deadline: tokio::time::Instant,
+    ) -> Result<bool, StoreError> {
         let mut local = self.progress.subscribe();
         let mut pause = POLL_MIN;
         loop {
@@ -247,7 +270,7 @@ impl Store {
         }
     }
 
-    /// The highest sequence a query of this process has waited for.
+    /// The sequence a query of this process waits for, 0 when none.
     pub fn wanted_sequence(&self) -> u64 {
         self.wanted.load(Ordering::Relaxed)
     }
