@@ -32,6 +32,12 @@ pub struct Pending {
     slots: VecDeque<Slot>,
     /// How many events each complaint has in `slots`.
     events_of: HashMap<Uuid, u32>,
+    rule: HoldRule,
+}
+
+/// Which events are held, and for how long.
+#[derive(Debug)]
+struct HoldRule {
     hold: Duration,
     /// Events up to this sequence are not held: a query waits for them.
     released_through: u64,
@@ -49,14 +55,12 @@ struct Slot {
 /// Events to apply together, and the stretch of the log they complete.
 #[derive(Debug)]
 pub struct Ready {
-    /// The stretch's events in log order, then the later events of the same
-    /// complaints, taken ahead so that a complaint's first event and its
-    /// decision make one row version however far apart they are.
+    /// The stretch's events in log order, then events taken from beyond it
+    /// (see [`Pending::take_ready`]), in log order too.
     pub items: Vec<TailItem>,
-    /// The stretch's first sequence.
-    pub first: u64,
-    /// Its last: the checkpoint once applied.
-    pub last: u64,
+    /// The stretch's first and last sequences (the checkpoint once
+    /// applied); `None` when only events beyond it go.
+    pub stretch: Option<(u64, u64)>,
 }
 
 impl Default for Pending {
@@ -72,8 +76,10 @@ impl Pending {
         Self {
             slots: VecDeque::new(),
             events_of: HashMap::new(),
-            hold,
-            released_through: 0,
+            rule: HoldRule {
+                hold,
+                released_through: 0,
+            },
         }
     }
 
@@ -90,7 +96,7 @@ impl Pending {
     /// Holds no event up to `sequence` (someone waits to read it; 0 for
     /// nobody).
     pub fn release_through(&mut self, sequence: u64) {
-        self.released_through = sequence;
+        self.rule.released_through = sequence;
     }
 
     /// Adds events that arrived at `arrived`.
@@ -107,10 +113,12 @@ impl Pending {
         }
     }
 
-    /// Takes a stretch of at most `max` positions that can be applied now:
-    /// those before the first event held, or the oldest whatever they are
-    /// when `force`; with it, the later events of its complaints. `None`
-    /// when the first position is held, or nothing waits.
+    /// Takes what can be applied now. The stretch: at most `max` positions
+    /// from the first, up to the first event held (whatever they are when
+    /// `force`). With it, the later events of its complaints, and, up to
+    /// `max` events in all, the events of other complaints with nothing
+    /// held, so that one slow decision holds up no one else's. `None` when
+    /// there is nothing.
     pub fn take_ready(
         &mut self,
         now: Instant,
@@ -124,8 +132,10 @@ impl Pending {
             self.first_held(now, wall).unwrap_or(self.slots.len())
         };
         let n = ready.min(max);
-        let first = self.slots.front()?.sequence;
-        let last = self.slots.get(n.checked_sub(1)?)?.sequence;
+        let stretch = match (self.slots.front(), n.checked_sub(1)) {
+            (Some(front), Some(end)) => Some((front.sequence, self.slots.get(end)?.sequence)),
+            _ => None,
+        };
         let events_of = &mut self.events_of;
         let mut items: Vec<TailItem> = self
             .slots
@@ -134,50 +144,74 @@ impl Pending {
             .inspect(|item| forget(events_of, item))
             .collect();
         // The complaints of the stretch with events still waiting: those go
-        // now, ahead of the events between.
-        let mut ahead: HashMap<Uuid, u32> = items
+        // now, whatever the limit, so that each makes one row version.
+        let mut carried: HashMap<Uuid, u32> = items
             .iter()
             .filter_map(complaint_of)
             .filter_map(|id| events_of.get(&id).map(|n| (id, *n)))
             .collect();
-        let mut left: u32 = ahead.values().sum();
+        let mut left: u32 = carried.values().sum();
+        let rule = &self.rule;
         for slot in &mut self.slots {
-            if left == 0 {
+            if left == 0 && items.len() >= max {
                 break;
             }
-            let Some(id) = slot.item.as_ref().and_then(complaint_of) else {
+            let Some(item) = slot.item.as_ref() else {
                 continue;
             };
-            if let Some(n) = ahead.get_mut(&id).filter(|n| **n > 0)
-                && let Some(item) = slot.item.take()
-            {
-                *n -= 1;
-                left -= 1;
+            let Some(id) = complaint_of(item) else {
+                continue;
+            };
+            let take = match carried.get_mut(&id).filter(|n| **n > 0) {
+                Some(n) => {
+                    *n -= 1;
+                    left -= 1;
+                    true
+                }
+                None => items.len() < max && !rule.holds(events_of, slot.arrived, item, now, wall),
+            };
+            if take && let Some(item) = slot.item.take() {
                 forget(events_of, &item);
                 items.push(item);
             }
         }
-        Some(Ready { items, first, last })
+        if stretch.is_none() && items.is_empty() {
+            return None;
+        }
+        Some(Ready { items, stretch })
     }
 
     /// How long the first event may still be held; `None` when nothing waits.
     pub fn hold_left(&self, now: Instant, wall: Timestamp) -> Option<Duration> {
         let slot = self.slots.front()?;
         Some(slot.item.as_ref().map_or(Duration::ZERO, |item| {
-            self.remaining(slot.arrived, item, now, wall)
+            self.rule.remaining(slot.arrived, item, now, wall)
         }))
     }
 
     fn first_held(&self, now: Instant, wall: Timestamp) -> Option<usize> {
         self.slots.iter().position(|slot| {
             slot.item.as_ref().is_some_and(|item| {
-                let alone =
-                    complaint_of(item).is_some_and(|id| self.events_of.get(&id) == Some(&1));
-                alone
-                    && is_received(item)
-                    && !self.remaining(slot.arrived, item, now, wall).is_zero()
+                self.rule
+                    .holds(&self.events_of, slot.arrived, item, now, wall)
             })
         })
+    }
+}
+
+impl HoldRule {
+    /// Whether `item` is held: a complaint's first event, alone so far,
+    /// with hold left.
+    fn holds(
+        &self,
+        events_of: &HashMap<Uuid, u32>,
+        arrived: Instant,
+        item: &TailItem,
+        now: Instant,
+        wall: Timestamp,
+    ) -> bool {
+        let alone = complaint_of(item).is_some_and(|id| events_of.get(&id) == Some(&1));
+        alone && is_received(item) && !self.remaining(arrived, item, now, wall).is_zero()
     }
 
     /// How much longer `item` may be held: the hold from when it arrived and

@@ -149,8 +149,7 @@ async fn apply(
     };
     let span = Span {
         items,
-        first: ready.first,
-        last: ready.last,
+        stretch: ready.stretch,
     };
     let applied = store.apply_span(span, first, changes).await?;
     if plaint_runtime::telemetry::traces_enabled() {

@@ -34,8 +34,8 @@ fn routed(log: &mut Log, f: &ComplaintFacts) -> plaint_bus::TailItem {
     log.complaint(id_of(f), T0 + 3, ComplaintEvent::Routed(Box::new(decision)))
 }
 
-fn stretch(ready: &Option<Ready>) -> (u64, u64) {
-    ready.as_ref().map_or((0, 0), |r| (r.first, r.last))
+fn stretch(ready: &Option<Ready>) -> Option<(u64, u64)> {
+    ready.as_ref().and_then(|r| r.stretch)
 }
 
 /// A received event and, separately, its decision.
@@ -88,7 +88,7 @@ fn a_stretch_ends_at_the_first_held_event_and_takes_its_complaints_later_events_
         vec![1, 2, 3, 5],
         "3 goes with its decision, taken ahead of 4"
     );
-    assert_eq!(stretch(&ready), (1, 3), "the stretch ends before 4");
+    assert_eq!(stretch(&ready), Some((1, 3)), "the stretch ends before 4");
     assert_eq!(pending.len(), 2, "4 is held; 5's position waits behind it");
     assert!(pending.take_ready(t, wall, false, MAX).is_none());
 
@@ -96,7 +96,7 @@ fn a_stretch_ends_at_the_first_held_event_and_takes_its_complaints_later_events_
     pending.push(vec![routed(&mut log, &f3)], t);
     let ready = pending.take_ready(t, wall, false, MAX);
     assert_eq!(sequences(&ready), vec![4, 6]);
-    assert_eq!(stretch(&ready), (4, 6));
+    assert_eq!(stretch(&ready), Some((4, 6)));
     assert!(pending.is_empty());
 }
 
@@ -114,21 +114,21 @@ fn a_stretch_is_at_most_max_positions_long_and_its_complaints_events_still_follo
     pending.push(vec![r1, r2, d1, d2], t);
     let ready = pending.take_ready(t, wall, false, 1);
     assert_eq!(sequences(&ready), vec![1, 3]);
-    assert_eq!(stretch(&ready), (1, 1));
+    assert_eq!(stretch(&ready), Some((1, 1)));
     let ready = pending.take_ready(t, wall, false, 2);
     assert_eq!(
         sequences(&ready),
         vec![2, 4],
         "3's position holds nothing now"
     );
-    assert_eq!(stretch(&ready), (2, 3));
+    assert_eq!(stretch(&ready), Some((2, 3)));
     let ready = pending.take_ready(t, wall, false, 2);
     assert_eq!(
         sequences(&ready),
         Vec::<u64>::new(),
         "only 4's position is left"
     );
-    assert_eq!(stretch(&ready), (4, 4));
+    assert_eq!(stretch(&ready), Some((4, 4)));
     assert!(pending.is_empty());
 }
 
@@ -234,6 +234,39 @@ fn a_company_event_naming_a_complaint_keeps_its_place() {
         vec![1, 3],
         "only the decision goes ahead of 2"
     );
-    assert_eq!(stretch(&ready), (1, 1));
+    assert_eq!(stretch(&ready), Some((1, 1)));
     assert_eq!(pending.len(), 3);
+}
+
+#[test]
+fn a_complaint_behind_a_held_one_goes_without_waiting_for_it() {
+    let mut log = Log::default();
+    let (r1, f1) = received(&mut log, "P-1");
+    let (r2, f2) = received(&mut log, "P-2");
+    let d2 = routed(&mut log, &f2);
+    let climate = log.company(
+        T0,
+        CompanyEvent::ClimateSet {
+            climate: plaint_domain::Climate::Good,
+            set_by: plaint_domain::values::Label::parse("ops").unwrap(),
+        },
+    );
+    let wall = Timestamp::from_millis(T0);
+    let t = Instant::now();
+    let mut pending = Pending::default();
+
+    // 1 held (its decision is slow); 2 and its decision 3 need not wait. The
+    // company event 4 keeps its place behind 1.
+    pending.push(vec![r1, r2, d2, climate], t);
+    let ready = pending.take_ready(t, wall, false, MAX);
+    assert_eq!(sequences(&ready), vec![2, 3]);
+    assert_eq!(stretch(&ready), None, "the checkpoint stays before 1");
+    assert_eq!(pending.len(), 4, "every position still bounds it");
+    assert!(pending.take_ready(t, wall, false, MAX).is_none());
+
+    pending.push(vec![routed(&mut log, &f1)], t);
+    let ready = pending.take_ready(t, wall, false, MAX);
+    assert_eq!(sequences(&ready), vec![1, 4, 5]);
+    assert_eq!(stretch(&ready), Some((1, 5)));
+    assert!(pending.is_empty());
 }

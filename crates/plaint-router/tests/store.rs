@@ -149,8 +149,7 @@ async fn events_taken_ahead_of_the_checkpoint_are_applied_once() {
         .collect();
     let span = Span {
         items: &ahead,
-        first: 1,
-        last: 1,
+        stretch: Some((1, 1)),
     };
     let applied = store
         .apply_span(span, false, Changes::Collect)
@@ -182,8 +181,7 @@ async fn events_taken_ahead_of_the_checkpoint_are_applied_once() {
     let later = [routed(&mut log, &a), routed(&mut log, &b)];
     let span = Span {
         items: &later[1..],
-        first: 6,
-        last: 6,
+        stretch: Some((6, 6)),
     };
     let err = store
         .apply_span(span, false, Changes::Skip)
@@ -253,8 +251,7 @@ async fn an_event_that_does_not_fit_is_taken_once() {
     let again = copy(&batch[2..]);
     let span = Span {
         items: &again,
-        first: 3,
-        last: 3,
+        stretch: Some((3, 3)),
     };
     let err = store.apply_span(span, false, Changes::Collect).await;
     let applied = err.unwrap();

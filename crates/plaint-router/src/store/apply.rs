@@ -61,14 +61,14 @@ pub enum Changes {
 #[derive(Debug, Clone, Copy)]
 pub struct Span<'a> {
     /// The events to apply: the stretch's own, in log order, then later
-    /// events of complaints the stretch has, taken ahead of the rest of the
-    /// log (in log order too). An event the stretch covers may be missing
-    /// from it because an earlier span took it ahead.
+    /// complaint events taken ahead of the rest of the log (in log order
+    /// too, and never ahead of an earlier event of their complaint). An
+    /// event the stretch covers may be missing from it because an earlier
+    /// span took it ahead.
     pub items: &'a [TailItem],
-    /// The first sequence the stretch covers.
-    pub first: u64,
-    /// The last sequence it covers: the checkpoint after it.
-    pub last: u64,
+    /// The first and last sequences the stretch covers: the checkpoint moves
+    /// to the last. `None`: it covers none, only events taken ahead.
+    pub stretch: Option<(u64, u64)>,
 }
 
 impl<'a> Span<'a> {
@@ -76,8 +76,10 @@ impl<'a> Span<'a> {
     pub fn of(items: &'a [TailItem]) -> Self {
         Self {
             items,
-            first: items.first().map_or(0, |i| i.sequence),
-            last: items.last().map_or(0, |i| i.sequence),
+            stretch: items
+                .first()
+                .zip(items.last())
+                .map(|(f, l)| (f.sequence, l.sequence)),
         }
     }
 }
@@ -133,11 +135,14 @@ impl Store {
         let checkpoint = super::lock_checkpoint(&mut tx).await?;
         // Read again from an older checkpoint, a stretch overlaps what is
         // applied; it must not start after it.
-        let continues = span.first <= checkpoint + 1 || span.last <= checkpoint;
-        if checkpoint > 0 && !continues && !allow_gap {
+        if let Some((first, _)) = span.stretch
+            && checkpoint > 0
+            && first > checkpoint + 1
+            && !allow_gap
+        {
             return Err(StoreError::Gap {
                 checkpoint,
-                got: span.first,
+                got: first,
             });
         }
 
@@ -156,7 +161,7 @@ impl Store {
         let out = fold_items(
             items,
             checkpoint,
-            span.last,
+            span.stretch.map_or(0, |(_, last)| last),
             &mut folded,
             changes,
             &mut writes,
