@@ -54,6 +54,14 @@ fn start_holding(
     (stop, task)
 }
 
+async fn stop_projector(stop: CancellationToken, task: tokio::task::JoinHandle<()>) {
+    stop.cancel();
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .expect("the projector stops when asked")
+        .unwrap();
+}
+
 #[tokio::test]
 async fn the_projector_follows_the_log_and_resumes_from_its_checkpoint() {
     let nats = NatsServer::start();
@@ -96,11 +104,7 @@ async fn the_projector_follows_the_log_and_resumes_from_its_checkpoint() {
     }
     assert_eq!(seen, ["complaint_received", "complaint_routed", "resolved"]);
 
-    stop.cancel();
-    tokio::time::timeout(Duration::from_secs(5), task)
-        .await
-        .expect("the projector stops when asked")
-        .unwrap();
+    stop_projector(stop, task).await;
 
     // Appended while no projector runs: the next one starts at the checkpoint.
     let mut later = Log { next: 3 };
@@ -126,11 +130,7 @@ async fn the_projector_follows_the_log_and_resumes_from_its_checkpoint() {
     let detail = store.get_complaint(id).await.unwrap().unwrap();
     assert_eq!(detail.complaint.status, Status::Reopened);
     assert_eq!(detail.timeline.len(), 4);
-    stop.cancel();
-    tokio::time::timeout(Duration::from_secs(5), task)
-        .await
-        .expect("the projector stops when asked")
-        .unwrap();
+    stop_projector(stop, task).await;
 
     finish(db, store).await;
 }
@@ -168,10 +168,6 @@ async fn a_held_complaint_is_released_to_a_query_that_waits_for_it() {
     let detail = store.get_complaint(id).await.unwrap().unwrap();
     assert_eq!(detail.complaint.status, Status::Received);
 
-    stop.cancel();
-    tokio::time::timeout(Duration::from_secs(5), task)
-        .await
-        .expect("the projector stops when asked")
-        .unwrap();
+    stop_projector(stop, task).await;
     finish(db, store).await;
 }
