@@ -210,8 +210,10 @@ impl HoldRule {
         now: Instant,
         wall: Timestamp,
     ) -> bool {
-        let alone = complaint_of(item).is_some_and(|id| events_of.get(&id) == Some(&1));
-        alone && is_received(item) && !self.remaining(arrived, item, now, wall).is_zero()
+        // Cheapest test first: most positions are not first events.
+        is_received(item)
+            && complaint_of(item).is_some_and(|id| events_of.get(&id) == Some(&1))
+            && !self.remaining(arrived, item, now, wall).is_zero()
     }
 
     /// How much longer `item` may be held: the hold from when it arrived and

@@ -93,7 +93,6 @@ async fn follow(
     let mut pending = Pending::new(hold);
     let room_for = batch.saturating_mul(HELD_BATCHES);
     loop {
-        pending.release_through(store.wanted_sequence());
         // While events are held, look now and then whether a query came to
         // wait for one of them.
         let wait = pending

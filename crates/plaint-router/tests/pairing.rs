@@ -21,17 +21,17 @@ fn sequences(ready: &Option<Ready>) -> Vec<u64> {
         .unwrap_or_default()
 }
 
-fn received(log: &mut Log, ticket: &str) -> (plaint_bus::TailItem, ComplaintFacts) {
+fn received(log: &mut Log, ticket: &str, at: i64) -> (plaint_bus::TailItem, ComplaintFacts) {
     let f = facts(ticket, "c-1", Channel::Email, Category::ProductDefect);
     (
-        log.complaint(id_of(&f), T0, ComplaintEvent::Received(Box::new(f.clone()))),
+        log.complaint(id_of(&f), at, ComplaintEvent::Received(Box::new(f.clone()))),
         f,
     )
 }
 
-fn routed(log: &mut Log, f: &ComplaintFacts) -> plaint_bus::TailItem {
-    let decision = decide(f, &RoutingPolicy::default(), T0 + 3);
-    log.complaint(id_of(f), T0 + 3, ComplaintEvent::Routed(Box::new(decision)))
+fn routed(log: &mut Log, f: &ComplaintFacts, at: i64) -> plaint_bus::TailItem {
+    let decision = decide(f, &RoutingPolicy::default(), at);
+    log.complaint(id_of(f), at, ComplaintEvent::Routed(Box::new(decision)))
 }
 
 fn stretch(ready: &Option<Ready>) -> Option<(u64, u64)> {
@@ -40,13 +40,8 @@ fn stretch(ready: &Option<Ready>) -> Option<(u64, u64)> {
 
 /// A received event and, separately, its decision.
 fn complaint(log: &mut Log, ticket: &str, at: i64) -> (plaint_bus::TailItem, plaint_bus::TailItem) {
-    let f = facts(ticket, "c-1", Channel::Email, Category::ProductDefect);
-    let id = id_of(&f);
-    let decision = decide(&f, &RoutingPolicy::default(), at + 3);
-    (
-        log.complaint(id, at, ComplaintEvent::Received(Box::new(f))),
-        log.complaint(id, at + 3, ComplaintEvent::Routed(Box::new(decision))),
-    )
+    let (received, f) = received(log, ticket, at);
+    (received, routed(log, &f, at + 3))
 }
 
 #[test]
@@ -71,11 +66,11 @@ fn a_fresh_first_event_waits_for_its_decision_and_goes_with_it() {
 #[test]
 fn a_stretch_ends_at_the_first_held_event_and_takes_its_complaints_later_events_along() {
     let mut log = Log::default();
-    let (r1, f1) = received(&mut log, "P-1");
-    let d1 = routed(&mut log, &f1);
-    let (r2, f2) = received(&mut log, "P-2");
-    let (r3, f3) = received(&mut log, "P-3");
-    let d2 = routed(&mut log, &f2);
+    let (r1, f1) = received(&mut log, "P-1", T0);
+    let d1 = routed(&mut log, &f1, T0 + 3);
+    let (r2, f2) = received(&mut log, "P-2", T0);
+    let (r3, f3) = received(&mut log, "P-3", T0);
+    let d2 = routed(&mut log, &f2, T0 + 3);
     let wall = Timestamp::from_millis(T0);
     let t = Instant::now();
     let mut pending = Pending::default();
@@ -93,7 +88,7 @@ fn a_stretch_ends_at_the_first_held_event_and_takes_its_complaints_later_events_
     assert!(pending.take_ready(t, wall, false, MAX).is_none());
 
     // 6: the decision of 4. The stretch covers 5's empty position.
-    pending.push(vec![routed(&mut log, &f3)], t);
+    pending.push(vec![routed(&mut log, &f3, T0 + 3)], t);
     let ready = pending.take_ready(t, wall, false, MAX);
     assert_eq!(sequences(&ready), vec![4, 6]);
     assert_eq!(stretch(&ready), Some((4, 6)));
@@ -103,10 +98,10 @@ fn a_stretch_ends_at_the_first_held_event_and_takes_its_complaints_later_events_
 #[test]
 fn a_stretch_is_at_most_max_positions_long_and_its_complaints_events_still_follow() {
     let mut log = Log::default();
-    let (r1, f1) = received(&mut log, "P-1");
-    let (r2, f2) = received(&mut log, "P-2");
-    let d1 = routed(&mut log, &f1);
-    let d2 = routed(&mut log, &f2);
+    let (r1, f1) = received(&mut log, "P-1", T0);
+    let (r2, f2) = received(&mut log, "P-2", T0);
+    let d1 = routed(&mut log, &f1, T0 + 3);
+    let d2 = routed(&mut log, &f2, T0 + 3);
     let wall = Timestamp::from_millis(T0);
     let t = Instant::now();
     let mut pending = Pending::default();
@@ -182,8 +177,8 @@ fn an_event_dated_ahead_of_this_clock_is_held_no_longer_than_hold() {
 #[test]
 fn an_event_a_query_waits_for_is_not_held() {
     let mut log = Log::default();
-    let (first, _) = received(&mut log, "P-1");
-    let (second, _) = received(&mut log, "P-2");
+    let (first, _) = received(&mut log, "P-1", T0);
+    let (second, _) = received(&mut log, "P-2", T0);
     let wall = Timestamp::from_millis(T0);
     let t = Instant::now();
     let mut pending = Pending::default();
@@ -206,9 +201,9 @@ fn an_event_a_query_waits_for_is_not_held() {
 #[test]
 fn a_company_event_naming_a_complaint_keeps_its_place() {
     let mut log = Log::default();
-    let (r1, f1) = received(&mut log, "P-1");
-    let (r2, _) = received(&mut log, "P-2");
-    let d1 = routed(&mut log, &f1);
+    let (r1, f1) = received(&mut log, "P-1", T0);
+    let (r2, _) = received(&mut log, "P-2", T0);
+    let d1 = routed(&mut log, &f1, T0 + 3);
     // A CEO engagement carries its complaint's id but is a company event.
     let slot = CeoSlot {
         window_start: Timestamp::from_millis(T0),
@@ -241,9 +236,9 @@ fn a_company_event_naming_a_complaint_keeps_its_place() {
 #[test]
 fn a_complaint_behind_a_held_one_goes_without_waiting_for_it() {
     let mut log = Log::default();
-    let (r1, f1) = received(&mut log, "P-1");
-    let (r2, f2) = received(&mut log, "P-2");
-    let d2 = routed(&mut log, &f2);
+    let (r1, f1) = received(&mut log, "P-1", T0);
+    let (r2, f2) = received(&mut log, "P-2", T0);
+    let d2 = routed(&mut log, &f2, T0 + 3);
     let climate = log.company(
         T0,
         CompanyEvent::ClimateSet {
@@ -264,7 +259,7 @@ fn a_complaint_behind_a_held_one_goes_without_waiting_for_it() {
     assert_eq!(pending.len(), 4, "every position still bounds it");
     assert!(pending.take_ready(t, wall, false, MAX).is_none());
 
-    pending.push(vec![routed(&mut log, &f1)], t);
+    pending.push(vec![routed(&mut log, &f1, T0 + 3)], t);
     let ready = pending.take_ready(t, wall, false, MAX);
     assert_eq!(sequences(&ready), vec![1, 4, 5]);
     assert_eq!(stretch(&ready), Some((1, 5)));

@@ -17,7 +17,7 @@ mod rows;
 mod states;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 use plaint_domain::lifecycle::{Complaint, FulfilmentStep, Status};
@@ -120,7 +120,7 @@ pub struct Store {
     wanted: Arc<AtomicU64>,
     /// The `complaints` table this store last applied a batch to, 0 before
     /// the first: a rebuild swapping the tables in is noticed by the next.
-    applied_table: Arc<std::sync::atomic::AtomicI64>,
+    applied_table: Arc<AtomicI64>,
     /// Complaint states this process wrote last.
     states: Arc<states::StateCache>,
     /// The last batch's buffers, kept for the next (batches are applied
@@ -163,14 +163,7 @@ impl Store {
     /// Wraps an existing pool and runs the migrations.
     pub async fn with_pool(pool: PgPool) -> Result<Store, StoreError> {
         MIGRATOR.run(&pool).await?;
-        Ok(Store {
-            pool,
-            progress: Arc::new(watch::Sender::new(0)),
-            wanted: Arc::default(),
-            applied_table: Arc::default(),
-            states: Arc::default(),
-            spare: Arc::default(),
-        })
+        Ok(Store::without_migrations(pool))
     }
 
     /// Wraps a pool whose tables exist already (a rebuild's copy).
