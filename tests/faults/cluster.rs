@@ -226,20 +226,35 @@ async fn server_compat_an_r3_cluster_loses_a_node_under_load_and_loses_nothing()
         },
     )
     .await;
-    // The projection caught up on the surviving nodes.
+    // The projection caught up on the surviving nodes. Like routing, it may
+    // sit out a few of the client's 5 s request timeouts while the stream's
+    // leadership moves (its tail is reopened, its stall check asks the log's
+    // end): the server's own wait is at most 10 s, so ask again.
     let last = log.last_sequence().await.expect("last sequence");
-    let projected = first
-        .query()
-        .get_complaint(rpb::GetComplaintRequest {
-            complaint_id: ids[TOTAL - 1].to_string(),
-            consistency: Some(rpb::Consistency {
-                min_sequence: last,
-                timeout_ms: 20_000,
-            }),
-        })
-        .await
-        .expect("the projection reached the end of the log")
-        .into_inner();
+    let mut query = first.query();
+    let query_ref = &mut query;
+    let last_id = ids[TOTAL - 1].to_string();
+    let projected = eventually(
+        "the projection reached the end of the log",
+        Duration::from_secs(30),
+        async || {
+            let asked = query_ref
+                .get_complaint(rpb::GetComplaintRequest {
+                    complaint_id: last_id.clone(),
+                    consistency: Some(rpb::Consistency {
+                        min_sequence: last,
+                        timeout_ms: 5_000,
+                    }),
+                })
+                .await;
+            match asked {
+                Ok(answer) => Some(answer.into_inner()),
+                Err(status) if status.code() == Code::DeadlineExceeded => None,
+                Err(status) => panic!("the projection query failed: {status:?}"),
+            }
+        },
+    )
+    .await;
     assert_eq!(projected.decisions.len(), 1);
 
     // The killed node comes back and catches up: every replica current.
