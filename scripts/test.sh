@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
-# The one test command: ensures NATS and PostgreSQL, then runs the whole suite twice over:
-#   pass 1: every test, with tests' own servers running Debian's nats-server (2.9.x);
-#   pass 2: the tests named *server_compat*, with the current nats-server release.
-# Extra arguments go to both cargo invocations (e.g. `scripts/test.sh --no-capture`).
+# The one test command: ensures NATS and PostgreSQL (scripts/ensure-deps.sh), then runs the
+# whole suite; tests that start their own NATS servers run the pinned release.
+# Extra arguments go to the test runner (e.g. `scripts/test.sh --no-capture`).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -11,7 +10,7 @@ scripts/ensure-deps.sh
 source .local/env
 
 export PLAINT_TEST_DATABASE_URL="${PLAINT_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
-export PLAINT_TEST_NATS_URL="${PLAINT_TEST_NATS_URL:-nats://127.0.0.1:4222}"
+export PLAINT_TEST_NATS_URL="${PLAINT_TEST_NATS_URL:-$PLAINT_NATS_URL}"
 
 # Test databases of failed tests are kept for inspection; drop those older than an hour
 # (younger ones may belong to a run still going on).
@@ -31,21 +30,10 @@ cargo build --workspace --bins
 PLAINT_SERVICE_BIN_DIR="$(cd "${CARGO_TARGET_DIR:-target}/debug" && pwd)"
 export PLAINT_SERVICE_BIN_DIR
 
-status=0
+echo "==> all tests against $("$PLAINT_NATS_SERVER" --version)"
+export PLAINT_NATS_SERVER
 if cargo nextest --version >/dev/null 2>&1; then
-  echo "==> pass 1: all tests against $("$PLAINT_NATS_SERVER_SYSTEM" --version)"
-  PLAINT_NATS_SERVER="$PLAINT_NATS_SERVER_SYSTEM" \
-    cargo nextest run --workspace --no-fail-fast "$@" || status=1
-  echo "==> pass 2: server_compat tests against $("$PLAINT_NATS_SERVER_CURRENT" --version)"
-  PLAINT_NATS_SERVER="$PLAINT_NATS_SERVER_CURRENT" \
-    cargo nextest run --workspace --no-fail-fast --no-tests=warn -E 'test(/server_compat/)' "$@" ||
-    status=1
+  exec cargo nextest run --workspace --no-fail-fast "$@"
 else
-  echo "==> pass 1: all tests against $("$PLAINT_NATS_SERVER_SYSTEM" --version)"
-  PLAINT_NATS_SERVER="$PLAINT_NATS_SERVER_SYSTEM" \
-    cargo test --workspace --tests --no-fail-fast "$@" || status=1
-  echo "==> pass 2: server_compat tests against $("$PLAINT_NATS_SERVER_CURRENT" --version)"
-  PLAINT_NATS_SERVER="$PLAINT_NATS_SERVER_CURRENT" \
-    cargo test --workspace --tests --no-fail-fast "$@" -- server_compat || status=1
+  exec cargo test --workspace --tests --no-fail-fast "$@"
 fi
-exit "$status"

@@ -48,7 +48,7 @@ async fn stream_leader(js: &jetstream::Context, stream: &str) -> Option<String> 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn server_compat_an_r3_cluster_loses_a_node_under_load_and_loses_nothing() {
+async fn an_r3_cluster_loses_a_node_under_load_and_loses_nothing() {
     let started = Instant::now();
     let mut cluster = NatsCluster::start(3);
     let urls = cluster.urls();
