@@ -58,6 +58,8 @@ pub(crate) fn test_config(nats_url: &str) -> Config {
 pub(crate) struct TestIntake {
     /// Where it listens.
     pub(crate) addr: SocketAddr,
+    /// Where its metrics endpoint listens.
+    pub(crate) metrics_addr: SocketAddr,
     /// The `Intake` client.
     pub(crate) client: IntakeClient<Channel>,
     /// The `IntakeAdmin` client.
@@ -91,7 +93,7 @@ pub(crate) async fn spawn_intake_with(config: Config) -> TestIntake {
     let app = within("Application::build", Application::build(config))
         .await
         .expect("intake builds");
-    let addr = app.local_addr();
+    let (addr, metrics_addr) = (app.local_addr(), app.metrics_addr());
     let (shutdown, stopped) = oneshot::channel::<()>();
     // A dropped sender (a test that panicked) stops the service as well.
     let task = tokio::spawn(app.run_until_stopped(async move {
@@ -121,6 +123,7 @@ pub(crate) async fn spawn_intake_with(config: Config) -> TestIntake {
     let inbound = Inbound::connect(&nats_url, &prefix).await;
     TestIntake {
         addr,
+        metrics_addr,
         client,
         admin,
         channel,
@@ -377,4 +380,82 @@ pub(crate) fn assert_invalid_field(status: &Status, field: &str) {
         "no violation for {field} in {:?}",
         bad.field_violations
     );
+}
+
+/// The services a server's reflection lists, sorted.
+pub(crate) async fn list_services(channel: tonic::transport::Channel) -> Vec<String> {
+    use tokio_stream::StreamExt;
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut answers = ServerReflectionClient::new(channel)
+        .server_reflection_info(tokio_stream::iter([request]))
+        .await
+        .expect("reflection answers")
+        .into_inner();
+    let answer = tokio::time::timeout(WAIT, answers.next())
+        .await
+        .expect("reflection answered in time")
+        .expect("one answer")
+        .expect("a list");
+    let Some(MessageResponse::ListServicesResponse(list)) = answer.message_response else {
+        panic!("not a service list: {answer:?}");
+    };
+    let mut names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    names.sort();
+    names
+}
+
+/// What reflection must list for a server of `services`: those, health and
+/// reflection itself, sorted.
+pub(crate) fn expected_listing(services: &[&str]) -> Vec<String> {
+    let mut names: Vec<String> = services
+        .iter()
+        .chain(&[
+            "grpc.health.v1.Health",
+            "grpc.reflection.v1.ServerReflection",
+            "grpc.reflection.v1alpha.ServerReflection",
+        ])
+        .map(|s| (*s).to_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Health says SERVING for the server as a whole and for each of `served`,
+/// and knows nothing of the services served `elsewhere`.
+pub(crate) async fn assert_health(
+    channel: tonic::transport::Channel,
+    served: &[&str],
+    elsewhere: &[&str],
+) {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+
+    let mut health = HealthClient::new(channel);
+    for service in std::iter::once(&"").chain(served) {
+        let answer = health
+            .check(HealthCheckRequest {
+                service: (*service).to_owned(),
+            })
+            .await
+            .unwrap_or_else(|e| panic!("health of {service:?}: {e}"))
+            .into_inner();
+        assert_eq!(answer.status(), ServingStatus::Serving, "{service:?}");
+    }
+    for service in elsewhere {
+        let refused = health
+            .check(HealthCheckRequest {
+                service: (*service).to_owned(),
+            })
+            .await
+            .expect_err("not served here");
+        assert_eq!(refused.code(), tonic::Code::NotFound, "{service}");
+    }
 }

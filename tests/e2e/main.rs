@@ -16,3 +16,5 @@ mod helpers;
 mod intake;
 mod operability;
 mod router;
+#[path = "../shared/scrape.rs"]
+mod scrape;

@@ -1,50 +1,21 @@
-//! What an SRE meets: the metrics endpoint, and the compose file checked
-//! mechanically (no Docker engine runs where the tests do).
+//! What an SRE meets: the metrics endpoint and its labels.
 
-use std::net::SocketAddr;
+use plaint_testkit::shared_nats_url;
 
-use plaint_intake::{Application, Config};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::oneshot;
-
-use crate::helpers::{submit_request, within};
-
-/// `GET /metrics` over a plain connection.
-async fn scrape(addr: SocketAddr) -> String {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    stream
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-        .await
-        .expect("request");
-    let mut body = String::new();
-    stream.read_to_string(&mut body).await.expect("response");
-    body
-}
+use crate::helpers::{spawn_intake, submit_request, within};
+use crate::scrape::scrape;
 
 #[tokio::test]
 async fn the_metrics_endpoint_counts_requests_and_writes() {
-    let config = Config::for_tests(
-        &plaint_testkit::shared_nats_url(),
-        &plaint_testkit::unique_prefix(),
-    );
-    let app = within("intake builds", Application::build(config))
-        .await
-        .expect("builds");
-    let (grpc, metrics) = (app.local_addr(), app.metrics_addr());
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(app.run_until_stopped(async move {
-        let _ = stopped.await;
-    }));
-    let mut client =
-        plaint_proto::intake::intake_client::IntakeClient::connect(format!("http://{grpc}"))
-            .await
-            .expect("connect");
-    client
+    let intake = spawn_intake(&shared_nats_url()).await;
+    intake
+        .client
+        .clone()
         .submit_complaint(submit_request("metrics", "M-1"))
         .await
         .expect("submitted");
 
-    let body = within("scrape", scrape(metrics)).await;
+    let body = within("scrape", scrape(intake.metrics_addr)).await;
     assert!(body.starts_with("HTTP/1.1 200"), "{body}");
     assert!(body.contains("plaint_intake_writes_total"), "{body}");
     assert!(
@@ -55,10 +26,41 @@ async fn the_metrics_endpoint_counts_requests_and_writes() {
         body.contains("plaint_grpc_request_seconds_bucket"),
         "{body}"
     );
+    intake.finish().await;
+}
 
-    let _ = stop.send(());
-    within("intake stops", task)
-        .await
-        .expect("join")
-        .expect("ran");
+/// A client calling paths the server does not have mints no time series:
+/// every such call is labelled `unknown`.
+#[tokio::test]
+async fn calls_to_unknown_methods_are_labelled_unknown() {
+    let intake = spawn_intake(&shared_nats_url()).await;
+    let mut grpc_client = tonic::client::Grpc::new(intake.channel.clone());
+    for minted in [
+        "/plaint.intake.v1.Intake/MintedMethod7",
+        "/minted.Service9/Call",
+        "/plaint.router.v1.Query/GetComplaint",
+    ] {
+        grpc_client.ready().await.expect("ready");
+        let answer = grpc_client
+            .unary::<_, plaint_proto::intake::ListDeadLettersResponse, _>(
+                tonic::Request::new(plaint_proto::intake::ListDeadLettersRequest::default()),
+                http::uri::PathAndQuery::from_static(minted),
+                tonic_prost::ProstCodec::default(),
+            )
+            .await
+            .expect_err("no such method here");
+        assert_eq!(answer.code(), tonic::Code::Unimplemented, "{minted}");
+    }
+
+    let body = within("scrape", scrape(intake.metrics_addr)).await;
+    assert!(
+        body.contains(
+            "plaint_grpc_requests_total{service=\"unknown\",method=\"unknown\",code=\"12\"} 3"
+        ),
+        "{body}"
+    );
+    for minted in ["MintedMethod7", "minted.Service9", "plaint.router.v1.Query"] {
+        assert!(!body.contains(minted), "{minted} became a label:\n{body}");
+    }
+    intake.finish().await;
 }

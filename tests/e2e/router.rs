@@ -9,11 +9,15 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tonic::transport::{Channel, Endpoint};
 
-use crate::helpers::{TestIntake, eventually, spawn_intake, submit_request, within, written_id};
+use crate::helpers::{
+    TestIntake, assert_health, eventually, expected_listing, list_services, spawn_intake,
+    submit_request, within, written_id,
+};
 
 /// A running router and its clients.
 pub(crate) struct TestRouter {
     pub(crate) addr: std::net::SocketAddr,
+    pub(crate) channel: Channel,
     pub(crate) query: QueryClient<Channel>,
     pub(crate) admin: AdminClient<Channel>,
     shutdown: Option<oneshot::Sender<()>>,
@@ -44,6 +48,7 @@ pub(crate) async fn spawn_router(intake: &TestIntake, database_url: &str) -> Tes
     .expect("connect to the router");
     TestRouter {
         addr,
+        channel: channel.clone(),
         query: QueryClient::new(channel.clone()),
         admin: AdminClient::new(channel),
         shutdown: Some(shutdown),
@@ -98,6 +103,22 @@ async fn decided(query: &mut QueryClient<Channel>, id: &str) -> rpb::GetComplain
         (!r.decisions.is_empty()).then_some(r)
     })
     .await
+}
+
+#[tokio::test]
+async fn health_and_reflection_tell_only_what_the_router_serves() {
+    let db = plaint_testkit::TestDb::create().await;
+    let intake = spawn_intake(&plaint_testkit::shared_nats_url()).await;
+    let router = spawn_router(&intake, db.url()).await;
+    let served = ["plaint.router.v1.Query", "plaint.router.v1.Admin"];
+    let elsewhere = ["plaint.intake.v1.Intake", "plaint.intake.v1.IntakeAdmin"];
+    assert_health(router.channel.clone(), &served, &elsewhere).await;
+    assert_eq!(
+        list_services(router.channel.clone()).await,
+        expected_listing(&served)
+    );
+    router.stop().await;
+    intake.finish().await;
 }
 
 #[tokio::test]

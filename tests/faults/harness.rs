@@ -175,6 +175,45 @@ pub(crate) fn free_port() -> u16 {
         .expect("a free port")
 }
 
+/// A watch of `service`'s health at `addr`, once it has said SERVING.
+pub(crate) async fn watch_serving(
+    addr: SocketAddr,
+    service: &str,
+) -> tonic::Streaming<tonic_health::pb::HealthCheckResponse> {
+    let channel = Endpoint::from_shared(format!("http://{addr}"))
+        .expect("endpoint")
+        .connect()
+        .await
+        .expect("connect");
+    let mut watch = HealthClient::new(channel)
+        .watch(HealthCheckRequest {
+            service: service.to_owned(),
+        })
+        .await
+        .expect("Health.Watch")
+        .into_inner();
+    let first = watch.message().await.expect("watch").expect("a status");
+    assert_eq!(first.status, ServingStatus::Serving as i32, "{service}");
+    watch
+}
+
+/// Waits at most `limit` for the watch to report NOT_SERVING; `true` if it did.
+pub(crate) async fn reports_not_serving(
+    watch: &mut tonic::Streaming<tonic_health::pb::HealthCheckResponse>,
+    limit: Duration,
+) -> bool {
+    tokio::time::timeout(limit, async {
+        while let Ok(Some(m)) = watch.message().await {
+            if m.status == ServingStatus::NotServing as i32 {
+                return true;
+            }
+        }
+        false
+    })
+    .await
+    .unwrap_or(false)
+}
+
 // ---------------------------------------------------------------------------
 // A service process
 // ---------------------------------------------------------------------------

@@ -22,4 +22,7 @@ mod duplicates;
 mod harness;
 mod poison;
 mod racing;
+#[path = "../shared/scrape.rs"]
+mod scrape;
 mod shutdown;
+mod supervision;

@@ -8,12 +8,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tonic::transport::Endpoint;
-use tonic_health::pb::health_check_response::ServingStatus;
-use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
-
 use crate::checker::{History, figures, observe, wait_converged};
-use crate::harness::{INTAKE_SERVICE, Load, LoadSpec, Options, QUERY_SERVICE, Service, System};
+use crate::harness::{
+    INTAKE_SERVICE, Load, LoadSpec, Options, QUERY_SERVICE, Service, System, reports_not_serving,
+    watch_serving,
+};
 
 /// The exit bound after SIGTERM.
 const EXIT_WITHIN: Duration = Duration::from_secs(10);
@@ -21,34 +20,14 @@ const EXIT_WITHIN: Duration = Duration::from_secs(10);
 /// Sends SIGTERM while watching the health service; returns how long until
 /// NOT_SERVING was reported and until the process exited.
 async fn graceful_stop(service: &mut Service, health_service: &str) -> (Duration, Duration) {
-    let channel = Endpoint::from_shared(format!("http://{}", service.addr()))
-        .expect("endpoint")
-        .connect()
-        .await
-        .expect("connect");
-    let mut watch = HealthClient::new(channel)
-        .watch(HealthCheckRequest {
-            service: health_service.to_owned(),
-        })
-        .await
-        .expect("Health.Watch")
-        .into_inner();
-    let first = watch.message().await.expect("watch").expect("a status");
-    assert_eq!(first.status, ServingStatus::Serving as i32);
+    let mut watch = watch_serving(service.addr(), health_service).await;
     service.terminate();
     let signalled = Instant::now();
-    let not_serving = tokio::time::timeout(Duration::from_secs(5), async {
-        while let Ok(Some(m)) = watch.message().await {
-            if m.status == ServingStatus::NotServing as i32 {
-                return Some(signalled.elapsed());
-            }
-        }
-        None
-    })
-    .await
-    .ok()
-    .flatten()
-    .expect("NOT_SERVING is reported after SIGTERM");
+    assert!(
+        reports_not_serving(&mut watch, Duration::from_secs(5)).await,
+        "NOT_SERVING is reported after SIGTERM"
+    );
+    let not_serving = signalled.elapsed();
     // A watcher must not hold the shutdown up.
     drop(watch);
     let (status, _) = service

@@ -3,6 +3,7 @@
 //! At-least-once: a delivery is acked only after its effect is stored, so a
 //! crash before the ack means a redelivery, and handlers are idempotent.
 
+use std::future::Future;
 use std::time::Duration;
 
 use async_nats::jetstream::AckKind;
@@ -11,8 +12,11 @@ use async_nats::jetstream::stream::Stream;
 use bytes::Bytes;
 use futures::StreamExt;
 
+use tokio_util::sync::CancellationToken;
+
 use crate::error::BusError;
 use crate::log::{EventLog, header_pairs};
+use crate::retry::{Backoff, BudgetSpent, RetryPolicy};
 use crate::trace::TRACEPARENT;
 
 /// How a durable consumer is set up.
@@ -303,4 +307,93 @@ impl EventLog {
             .map_err(|e| BusError::JetStream(e.to_string()))?;
         open(&stream, settings).await
     }
+}
+
+/// A consumer gave up: the log stayed unreachable past its retry budget.
+#[derive(Debug, thiserror::Error)]
+#[error("the {what} gave up: {spent}")]
+pub struct GaveUp {
+    /// Which consumer.
+    pub what: &'static str,
+    /// How long it kept failing.
+    pub spent: BudgetSpent,
+    /// The last failure.
+    #[source]
+    pub last: BusError,
+}
+
+/// What a service consumes with [`consume_until_stopped`].
+pub trait Consume: Send {
+    /// Opens the flow of deliveries, again after it broke.
+    fn open(&mut self) -> impl Future<Output = Result<Deliveries, BusError>> + Send;
+    /// Handles one delivery: acks, naks or terminates it.
+    fn handle(&mut self, delivery: Delivery) -> impl Future<Output = ()> + Send;
+}
+
+/// The loop every consumer of the services runs until `stop` is cancelled:
+/// opens the flow, hands each delivery to the consumer in order, reopens a
+/// flow that broke, and pauses between failures by `policy`. A stopping
+/// consumer finishes the pull in hand, so nothing this process was given
+/// waits out the ack wait before its successor gets it. `Err` once the log
+/// has been unreachable for longer than the policy's budget.
+pub async fn consume_until_stopped(
+    what: &'static str,
+    consumer: &mut impl Consume,
+    policy: RetryPolicy,
+    stop: &CancellationToken,
+) -> Result<(), GaveUp> {
+    let mut backoff = Backoff::new(policy);
+    while !stop.is_cancelled() {
+        let mut deliveries = match consumer.open().await {
+            Ok(d) => d,
+            Err(e) => {
+                pause_after(what, &mut backoff, e, stop).await?;
+                continue;
+            }
+        };
+        backoff.succeeded();
+        loop {
+            let next = tokio::select! {
+                () = stop.cancelled() => break,
+                n = deliveries.next() => n,
+            };
+            match next {
+                Some(Ok(d)) => consumer.handle(d).await,
+                // The flow is broken now; the next turn reopens it.
+                Some(Err(e)) => pause_after(what, &mut backoff, e, stop).await?,
+                None => break,
+            }
+        }
+        if stop.is_cancelled() {
+            while let Some(Ok(d)) = deliveries.next_in_pull().await {
+                consumer.handle(d).await;
+            }
+        }
+    }
+    tracing::info!(consumer = what, "consumer stopped");
+    Ok(())
+}
+
+async fn pause_after(
+    what: &'static str,
+    backoff: &mut Backoff,
+    e: BusError,
+    stop: &CancellationToken,
+) -> Result<(), GaveUp> {
+    let pause = match backoff.failed() {
+        Ok(pause) => pause,
+        Err(spent) => {
+            return Err(GaveUp {
+                what,
+                spent,
+                last: e,
+            });
+        }
+    };
+    tracing::warn!(consumer = what, error = %e, ?pause, "consumer interrupted; retrying");
+    tokio::select! {
+        () = stop.cancelled() => {}
+        () = tokio::time::sleep(pause) => {}
+    }
+    Ok(())
 }

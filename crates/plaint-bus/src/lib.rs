@@ -4,7 +4,8 @@
 //! - [`Names`]: every stream, subject and consumer name, under one prefix;
 //! - [`EventLog`]: provisioning, appends with `Nats-Msg-Id` and
 //!   `Nats-Expected-Last-Subject-Sequence`, and reads by subject;
-//! - [`consumer`]: durable pull consumers and the deliveries they yield;
+//! - [`consumer`]: durable pull consumers, the deliveries they yield, and the
+//!   one loop every service consumes with ([`retry`]: its retry policy);
 //! - [`trace`]: W3C `traceparent` in message headers.
 
 pub mod calibrate;
@@ -15,11 +16,14 @@ mod history;
 mod log;
 mod names;
 mod publish;
+pub mod retry;
 pub mod tail;
 pub mod trace;
 
 pub use async_nats::HeaderMap;
-pub use consumer::{ConsumerSettings, Deliveries, Delivery};
+pub use consumer::{
+    Consume, ConsumerSettings, Deliveries, Delivery, GaveUp, consume_until_stopped,
+};
 pub use error::{AppendError, BusError};
 pub use helpdesk::{DEAD_LETTER_REASON, DEAD_LETTER_SUBJECT, DeadLetters, Helpdesk, Requeue};
 pub use history::History;
@@ -29,6 +33,7 @@ pub use log::{
 };
 pub use names::Names;
 pub use publish::RawPublisher;
+pub use retry::{Backoff, RetryPolicy};
 pub use tail::{Tail, TailItem};
 
 /// Connects to NATS with the options every service uses: a client name,

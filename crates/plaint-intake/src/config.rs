@@ -49,6 +49,9 @@ pub struct Config {
     /// Log format: json or pretty.
     #[arg(long, env = "LOG_FORMAT", default_value = "json")]
     pub log_format: String,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub supervision: plaint_runtime::server::Supervision,
 }
 
 impl Config {
@@ -68,6 +71,7 @@ impl Config {
             helpdesk: true,
             helpdesk_max_deliver: 5,
             log_format: "pretty".to_owned(),
+            supervision: Default::default(),
         }
     }
 }

@@ -71,6 +71,9 @@ pub struct Config {
     /// Log format: json or pretty.
     #[arg(long, env = "LOG_FORMAT", default_value = "json")]
     pub log_format: String,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub supervision: plaint_runtime::server::Supervision,
 }
 
 impl Config {
@@ -94,6 +97,7 @@ impl Config {
             projection_async_commit: true,
             max_consistency_wait_ms: 10_000,
             log_format: "pretty".to_owned(),
+            supervision: Default::default(),
         }
     }
 }

@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use plaint_bus::{BusError, EventLog};
+use plaint_bus::{Backoff, BusError, EventLog, RetryPolicy};
 use plaint_proto::router::ComplaintUpdate;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
@@ -27,8 +27,6 @@ pub const LINGER: Duration = Duration::from_millis(1);
 pub const HELD_BATCHES: usize = 8;
 /// How soon a query waiting for a held event has it released.
 pub const WANTED_CHECK: Duration = Duration::from_millis(10);
-/// Pause before resuming after a failure.
-pub const RETRY_PAUSE: Duration = Duration::from_millis(500);
 /// How long the tail may stay silent before the projector checks whether the
 /// log has moved on without it.
 pub const STALL_CHECK: Duration = Duration::from_secs(3);
@@ -49,29 +47,41 @@ enum Interrupted {
 /// update for every complaint event applied (to the watchers subscribed when
 /// its batch began). A batch being written when `stop` comes is committed
 /// before returning; events read but not yet written, held ones included,
-/// are read again from the checkpoint by the next start.
+/// are read again from the checkpoint by the next start. Resumes from the
+/// checkpoint after each interruption, pausing by `retry`; `Err` once
+/// interruptions have followed one another for longer than its budget.
 pub async fn run(
     log: EventLog,
     store: Store,
     batch: usize,
     hold: Duration,
+    retry: RetryPolicy,
     updates: broadcast::Sender<ComplaintUpdate>,
     stop: CancellationToken,
-) {
+) -> anyhow::Result<()> {
     let batch = batch.max(1);
+    let mut backoff = Backoff::new(retry);
     while !stop.is_cancelled() {
-        match follow(&log, &store, batch, hold, &updates, &stop).await {
+        let e = match follow(&log, &store, batch, hold, &mut backoff, &updates, &stop).await {
             Ok(()) => break,
-            Err(e) => {
-                tracing::warn!(error = %e, "projection interrupted; resuming from the checkpoint")
+            Err(e) => e,
+        };
+        let pause = match backoff.failed() {
+            Ok(pause) => pause,
+            Err(spent) => {
+                return Err(
+                    anyhow::Error::new(e).context(format!("the projector gave up: {spent}"))
+                );
             }
-        }
+        };
+        tracing::warn!(error = %e, ?pause, "projection interrupted; resuming from the checkpoint");
         tokio::select! {
             () = stop.cancelled() => break,
-            () = tokio::time::sleep(RETRY_PAUSE) => {}
+            () = tokio::time::sleep(pause) => {}
         }
     }
     tracing::info!("projector stopped");
+    Ok(())
 }
 
 /// Follows the log from the checkpoint; `Ok` only when stopped.
@@ -80,6 +90,7 @@ async fn follow(
     store: &Store,
     batch: usize,
     hold: Duration,
+    backoff: &mut Backoff,
     updates: &broadcast::Sender<ComplaintUpdate>,
     stop: &CancellationToken,
 ) -> Result<(), Interrupted> {
@@ -89,6 +100,7 @@ async fn follow(
         tail = log.tail(from) => tail?,
     };
     tracing::info!(from, "projecting the log");
+    backoff.succeeded();
     let mut first = true;
     let mut pending = Pending::new(hold);
     let room_for = batch.saturating_mul(HELD_BATCHES);
@@ -183,7 +195,11 @@ const LAG_INTERVAL: Duration = Duration::from_secs(2);
 
 /// Publishes `plaint_log_last_sequence` and `plaint_projection_lag_events`
 /// (log events not yet in the projections) until `stop` is cancelled.
-pub async fn measure_lag(log: EventLog, store: Store, stop: CancellationToken) {
+pub async fn measure_lag(
+    log: EventLog,
+    store: Store,
+    stop: CancellationToken,
+) -> anyhow::Result<()> {
     loop {
         if let (Ok(last), Ok(projected)) =
             (log.last_sequence().await, store.projected_sequence().await)
@@ -193,7 +209,7 @@ pub async fn measure_lag(log: EventLog, store: Store, stop: CancellationToken) {
                 .set(last.saturating_sub(projected) as f64);
         }
         tokio::select! {
-            () = stop.cancelled() => return,
+            () = stop.cancelled() => return Ok(()),
             () = tokio::time::sleep(LAG_INTERVAL) => {}
         }
     }

@@ -9,8 +9,8 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use plaint_bus::{
-    AppendError, BusError, ConsumerSettings, DeadLetters, Delivery, EventLog, Expect, History,
-    trace,
+    AppendError, BusError, Consume, ConsumerSettings, DeadLetters, Deliveries, Delivery, EventLog,
+    Expect, GaveUp, History, RetryPolicy, consume_until_stopped, trace,
 };
 use plaint_domain::event::{CeoSlot, CompanyEvent, ComplaintEvent, Envelope, EventPayload};
 use plaint_domain::lifecycle::apply;
@@ -72,6 +72,17 @@ pub enum RoutingError {
     /// Other writers kept moving the subjects.
     #[error("gave up after {0} conflicting attempts")]
     Contended(u32),
+    /// The lifecycle refused the decision for a reason routing does not
+    /// expect: retrying cannot change it.
+    #[error("the lifecycle refused the decision: {0}")]
+    Refused(#[source] DomainError),
+}
+
+impl RoutingError {
+    /// Whether another delivery could succeed where this one failed.
+    fn is_retryable(&self) -> bool {
+        !matches!(self, RoutingError::Refused(_))
+    }
 }
 
 impl From<AppendError> for RoutingError {
@@ -297,15 +308,7 @@ impl Router {
             &Command::RecordDecision(Box::new(decision.clone())),
         ) {
             Ok(events) => events,
-            Err(
-                DomainError::RouteUnchanged { .. }
-                | DomainError::AlreadyResolved { .. }
-                | DomainError::Withdrawn { .. },
-            ) => return Ok(Outcome::Skipped),
-            Err(e) => {
-                tracing::warn!(error = %e, "decision refused by the lifecycle");
-                return Ok(Outcome::Skipped);
-            }
+            Err(e) => return refusal(e),
         };
         // A sibling may have engaged the CEO for this customer since the
         // cooldown was read: decide again if so (the budget's own
@@ -478,6 +481,19 @@ impl Router {
     }
 }
 
+/// What a refusal of the decision by the lifecycle comes to: nothing to do
+/// for the refusals a decision meets in normal operation (the route did not
+/// change, the complaint was closed meanwhile), an error for any other, so
+/// that the event is dead-lettered with its reason instead of acked.
+fn refusal(e: DomainError) -> Result<Outcome, RoutingError> {
+    match e {
+        DomainError::RouteUnchanged { .. }
+        | DomainError::AlreadyResolved { .. }
+        | DomainError::Withdrawn { .. } => Ok(Outcome::Skipped),
+        other => Err(RoutingError::Refused(other)),
+    }
+}
+
 fn span_id() -> u64 {
     (Uuid::new_v4().as_u128() as u64) | 1
 }
@@ -500,17 +516,20 @@ fn company_envelope(
 }
 
 /// Consumes the complaint subjects until `stop` is cancelled; finishes the
-/// delivery in hand first. Reopens the consumer by itself when it breaks.
+/// deliveries in hand first. Reopens the consumer by itself when it breaks;
+/// `Err` when NATS stays unreachable past the retry budget.
 ///
-/// A poison event never stalls the consumer: one that cannot be decoded is
-/// dead-lettered and terminated at once; one whose handling keeps failing is
-/// retried, and dead-lettered and terminated at its `max_deliver`-th delivery.
+/// A poison event never stalls the consumer: one that cannot be decoded, or
+/// whose decision the lifecycle refuses, is dead-lettered and terminated at
+/// once; one whose handling keeps failing is retried, and dead-lettered and
+/// terminated at its `max_deliver`-th delivery.
 pub async fn run(
     log: EventLog,
     dead_letters: DeadLetters,
     settings: ConsumerSettings,
+    retry: RetryPolicy,
     stop: CancellationToken,
-) {
+) -> Result<(), GaveUp> {
     let router = Router::new(log.clone());
     let mut queues = Vec::with_capacity(ROUTING_WORKERS);
     let mut workers = Vec::with_capacity(ROUTING_WORKERS);
@@ -526,55 +545,50 @@ pub async fn run(
             }
         }));
     }
-    while !stop.is_cancelled() {
-        let mut deliveries = match log.consume(&settings).await {
-            Ok(d) => d,
-            Err(e) => {
-                tracing::warn!(error = %e, "routing consumer unavailable, retrying");
-                tokio::select! {
-                    () = stop.cancelled() => break,
-                    () = tokio::time::sleep(Duration::from_secs(1)) => continue,
-                }
-            }
-        };
-        loop {
-            let next = tokio::select! {
-                () = stop.cancelled() => break,
-                n = deliveries.next() => n,
-            };
-            match next {
-                Some(Ok(d)) => {
-                    let queue = &queues[worker_of(d.subject())];
-                    if let Err(tokio::sync::mpsc::error::SendError(d)) = queue.send(d).await {
-                        tracing::error!("a routing worker is gone; routing in the consumer");
-                        process(&mut router.sibling(), &dead_letters, &settings, &d).await;
-                    }
-                }
-                Some(Err(e)) => {
-                    tracing::warn!(error = %e, "routing delivery failed");
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
-                None => break,
-            }
-        }
-        // Stopping: finish the pull in hand (at most one batch, at most
-        // PULL_EXPIRES more), so nothing this process was given is left to
-        // be redelivered to its successor after the ack wait.
-        if stop.is_cancelled() {
-            while let Some(Ok(d)) = deliveries.next_in_pull().await {
-                let queue = &queues[worker_of(d.subject())];
-                if let Err(tokio::sync::mpsc::error::SendError(d)) = queue.send(d).await {
-                    process(&mut router.sibling(), &dead_letters, &settings, &d).await;
-                }
-            }
-        }
-    }
+    let mut door = Door {
+        log,
+        dead_letters,
+        settings,
+        router,
+        queues,
+    };
+    let consumed = consume_until_stopped("routing consumer", &mut door, retry, &stop).await;
     // The deliveries in hand are finished; the rest will be redelivered.
-    drop(queues);
+    drop(door);
     for w in workers {
         let _ = w.await;
     }
-    tracing::info!("routing consumer stopped");
+    consumed
+}
+
+/// The routing consumer's side of the consumer loop: deliveries go to the
+/// worker of their complaint.
+struct Door {
+    log: EventLog,
+    dead_letters: DeadLetters,
+    settings: ConsumerSettings,
+    router: Router,
+    queues: Vec<tokio::sync::mpsc::Sender<Delivery>>,
+}
+
+impl Consume for Door {
+    async fn open(&mut self) -> Result<Deliveries, BusError> {
+        self.log.consume(&self.settings).await
+    }
+
+    async fn handle(&mut self, d: Delivery) {
+        let queue = &self.queues[worker_of(d.subject())];
+        if let Err(tokio::sync::mpsc::error::SendError(d)) = queue.send(d).await {
+            tracing::error!("a routing worker is gone; routing in the consumer");
+            process(
+                &mut self.router.sibling(),
+                &self.dead_letters,
+                &self.settings,
+                &d,
+            )
+            .await;
+        }
+    }
 }
 
 /// The event types that can lead to a decision (see [`Router::handle`]).
@@ -626,6 +640,9 @@ async fn process(
                 tracing::warn!(error = %e, "ack failed; the redelivery will find the decision made");
             }
         }
+        Err(e) if !e.is_retryable() => {
+            give_up(dead_letters, d, &format!("routing failed for good: {e}")).await;
+        }
         Err(e) if d.delivered >= settings.max_deliver => {
             let reason = format!("routing gave up after {} deliveries: {e}", d.delivered);
             give_up(dead_letters, d, &reason).await;
@@ -661,5 +678,49 @@ async fn give_up(dead_letters: &DeadLetters, d: &Delivery, reason: &str) {
             tracing::error!(error = %e, "cannot store dead letter; will retry");
             let _ = d.nak(Duration::from_secs(1)).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use plaint_domain::lifecycle::Status;
+
+    use super::*;
+
+    #[test]
+    fn refusals_of_normal_operation_are_skipped() {
+        for e in [
+            DomainError::AlreadyResolved {
+                command: "record_decision",
+            },
+            DomainError::Withdrawn {
+                command: "record_decision",
+            },
+        ] {
+            assert!(matches!(refusal(e), Ok(Outcome::Skipped)));
+        }
+    }
+
+    #[test]
+    fn an_unexpected_refusal_is_an_error_no_retry_can_mend() {
+        let e = DomainError::InvalidTransition {
+            command: "record_decision",
+            status: Status::Received,
+        };
+        let outcome = refusal(e);
+        assert!(
+            matches!(&outcome, Err(RoutingError::Refused(_))),
+            "{outcome:?}"
+        );
+        if let Err(e) = outcome {
+            assert!(!e.is_retryable());
+            assert!(e.to_string().contains("refused the decision"), "{e}");
+        }
+    }
+
+    #[test]
+    fn infrastructure_errors_are_retried() {
+        assert!(RoutingError::Contended(3).is_retryable());
+        assert!(RoutingError::Bus(BusError::Unavailable("down".into())).is_retryable());
     }
 }

@@ -6,12 +6,12 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context;
-use plaint_bus::{ConsumerSettings, DeadLetters, EventLog, Names, StreamSettings};
+use plaint_bus::{ConsumerSettings, DeadLetters, EventLog, Names, RetryPolicy, StreamSettings};
 use plaint_proto::router::{admin_server::AdminServer, query_server::QueryServer};
+use plaint_runtime::server::{GrpcServer, Listeners};
+use plaint_runtime::tasks::Tasks;
 use tokio::net::TcpListener;
 use tokio::sync::broadcast;
-use tokio_util::sync::CancellationToken;
-use tonic::transport::server::TcpIncoming;
 
 use crate::admin::AdminService;
 use crate::config::Config;
@@ -19,8 +19,6 @@ use crate::query::QueryService;
 use crate::store::Store;
 use crate::{pairing, projector, routing};
 
-/// How long in-flight work may take after the shutdown signal.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(8);
 /// Updates buffered for watchers before the slowest is told it missed some.
 const WATCH_BUFFER: usize = 1024;
 
@@ -84,9 +82,7 @@ impl Application {
 
     /// The address of the Prometheus endpoint.
     pub fn metrics_addr(&self) -> SocketAddr {
-        self.metrics_listener
-            .local_addr()
-            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+        plaint_runtime::server::bound_addr(&self.metrics_listener)
     }
 
     /// The address the gRPC server listens on.
@@ -95,63 +91,56 @@ impl Application {
     }
 
     /// Serves until `shutdown` resolves: then reports NOT_SERVING, stops
-    /// taking work, finishes the decision and the projection batch in hand,
-    /// and flushes NATS.
+    /// taking work, finishes the decisions and the projection batch in hand,
+    /// and flushes NATS. `Err` when the routing consumer or the projector
+    /// failed (see [`plaint_runtime::server::GrpcServer::run`]).
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let (health, health_service) = tonic_health::server::health_reporter();
-        health.set_serving::<QueryServer<QueryService>>().await;
-        health.set_serving::<AdminServer<AdminService>>().await;
-        let reflection_v1 = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(plaint_proto::FILE_DESCRIPTOR_SET)
-            .build_v1()?;
-        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(plaint_proto::FILE_DESCRIPTOR_SET)
-            .build_v1alpha()?;
-
         let (updates, _) = broadcast::channel(WATCH_BUFFER);
-        let stop = CancellationToken::new();
-        let metrics_stop = stop.clone();
-        let metrics_server = tokio::spawn(plaint_runtime::metrics::serve(
-            self.metrics_listener,
-            async move { metrics_stop.cancelled().await },
-        ));
-        let mut tasks = Vec::new();
+        let retry = RetryPolicy::default().with_budget(self.config.supervision.retry_budget());
+        let mut tasks = Tasks::new();
         if self.config.routing {
             let names = self.log.names();
             let settings = ConsumerSettings::new(
                 names.consumer(&self.config.routing_consumer),
                 names.all_complaints(),
             );
-            tasks.push(tokio::spawn(routing::run(
+            let (log, dead_letters, stop) = (
                 self.log.clone(),
                 self.dead_letters.clone(),
-                settings,
-                stop.clone(),
-            )));
+                tasks.stop_token(),
+            );
+            tasks.spawn("routing consumer", async move {
+                routing::run(log, dead_letters, settings, retry, stop).await?;
+                Ok(())
+            });
         }
         if self.config.projections {
-            tasks.push(tokio::spawn(projector::measure_lag(
-                self.log.clone(),
-                self.store.clone(),
-                stop.clone(),
-            )));
-            tasks.push(tokio::spawn(projector::run(
-                self.log.clone(),
-                self.store.clone(),
-                self.config.projection_batch,
-                // Nothing to wait for when no decision comes from this
-                // process (another one may route, but then not in step).
-                if self.config.routing {
-                    pairing::HOLD
-                } else {
-                    Duration::ZERO
-                },
-                updates.clone(),
-                stop.clone(),
-            )));
+            tasks.spawn(
+                "projection lag",
+                projector::measure_lag(self.log.clone(), self.store.clone(), tasks.stop_token()),
+            );
+            // Nothing to wait for when no decision comes from this process
+            // (another one may route, but then not in step).
+            let hold = if self.config.routing {
+                pairing::HOLD
+            } else {
+                Duration::ZERO
+            };
+            tasks.spawn(
+                "projector",
+                projector::run(
+                    self.log.clone(),
+                    self.store.clone(),
+                    self.config.projection_batch,
+                    hold,
+                    retry,
+                    updates.clone(),
+                    tasks.stop_token(),
+                ),
+            );
         }
 
         let max = self.config.max_message_bytes;
@@ -161,7 +150,7 @@ impl Application {
                 updates,
                 Duration::from_millis(self.config.max_consistency_wait_ms),
             )
-            .with_stop(stop.clone()),
+            .with_stop(tasks.stop_token()),
         )
         .max_decoding_message_size(max)
         .max_encoding_message_size(max);
@@ -170,58 +159,23 @@ impl Application {
                 .max_decoding_message_size(max)
                 .max_encoding_message_size(max);
 
-        let signalled = CancellationToken::new();
-        let server_shutdown = {
-            let signalled = signalled.clone();
-            let health = health.clone();
-            async move {
-                shutdown.await;
-                health.set_not_serving::<QueryServer<QueryService>>().await;
-                health.set_not_serving::<AdminServer<AdminService>>().await;
-                signalled.cancel();
-            }
+        let listeners = Listeners {
+            grpc: self.listener,
+            metrics: self.metrics_listener,
         };
-        let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));
-        let server = tokio::spawn(
-            tonic::transport::Server::builder()
-                .layer(plaint_runtime::metrics::GrpcMetricsLayer)
-                .add_service(health_service)
-                .add_service(reflection_v1)
-                .add_service(reflection_v1alpha)
-                .add_service(query)
-                .add_service(admin)
-                .serve_with_incoming_shutdown(incoming, server_shutdown),
-        );
-
-        // A server that fails before the signal must not wait for it.
-        let mut server = server;
-        let early = tokio::select! {
-            () = signalled.cancelled() => None,
-            result = &mut server => Some(result),
-        };
-        stop.cancel();
-        if let Some(result) = early {
-            return match result {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(e)) => Err(e).context("gRPC server failed"),
-                Err(e) => Err(e).context("gRPC server task failed"),
-            };
-        }
-        let drain = async {
-            for task in tasks {
-                let _ = task.await;
-            }
-            let served = server.await;
-            let _ = metrics_server.await;
-            let _ = self.client.flush().await;
-            served
-        };
-        match tokio::time::timeout(SHUTDOWN_GRACE, drain).await {
-            Ok(Ok(Ok(()))) => tracing::info!("router stopped cleanly"),
-            Ok(Ok(Err(e))) => return Err(e).context("gRPC server failed"),
-            Ok(Err(e)) => return Err(e).context("gRPC server task failed"),
-            Err(_) => tracing::warn!("in-flight work did not finish within the grace period"),
-        }
-        Ok(())
+        let client = self.client;
+        GrpcServer::new("plaint-router", plaint_proto::FILE_DESCRIPTOR_SET)
+            .serve(query)
+            .serve(admin)
+            .run(
+                listeners,
+                tasks,
+                self.config.supervision,
+                shutdown,
+                async move {
+                    let _ = client.flush().await;
+                },
+            )
+            .await
     }
 }

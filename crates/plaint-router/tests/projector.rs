@@ -7,13 +7,13 @@ mod support;
 
 use std::time::Duration;
 
-use plaint_bus::{EventLog, Expect, Names, StreamSettings};
+use plaint_bus::{EventLog, Expect, Names, RetryPolicy, StreamSettings};
 use plaint_domain::event::ComplaintEvent;
 use plaint_domain::lifecycle::Status;
 use plaint_domain::{Category, Channel, RoutingPolicy};
 use plaint_router::projector;
 use plaint_router::store::Store;
-use plaint_testkit::NatsServer;
+use plaint_testkit::{NatsServer, PgServer};
 use support::{Log, T0, facts, finish, fresh_store, id_of};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
@@ -32,7 +32,10 @@ fn start(
     log: &EventLog,
     store: &Store,
     updates: &broadcast::Sender<plaint_proto::router::ComplaintUpdate>,
-) -> (CancellationToken, tokio::task::JoinHandle<()>) {
+) -> (
+    CancellationToken,
+    tokio::task::JoinHandle<anyhow::Result<()>>,
+) {
     start_holding(log, store, updates, plaint_router::pairing::HOLD)
 }
 
@@ -41,24 +44,32 @@ fn start_holding(
     store: &Store,
     updates: &broadcast::Sender<plaint_proto::router::ComplaintUpdate>,
     hold: Duration,
-) -> (CancellationToken, tokio::task::JoinHandle<()>) {
+) -> (
+    CancellationToken,
+    tokio::task::JoinHandle<anyhow::Result<()>>,
+) {
     let stop = CancellationToken::new();
     let task = tokio::spawn(projector::run(
         log.clone(),
         store.clone(),
         2,
         hold,
+        RetryPolicy::default(),
         updates.clone(),
         stop.clone(),
     ));
     (stop, task)
 }
 
-async fn stop_projector(stop: CancellationToken, task: tokio::task::JoinHandle<()>) {
+async fn stop_projector(
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+) {
     stop.cancel();
     tokio::time::timeout(Duration::from_secs(5), task)
         .await
         .expect("the projector stops when asked")
+        .unwrap()
         .unwrap();
 }
 
@@ -170,4 +181,45 @@ async fn a_held_complaint_is_released_to_a_query_that_waits_for_it() {
 
     stop_projector(stop, task).await;
     finish(db, store).await;
+}
+
+/// A projector whose database stays unreachable past its retry budget gives
+/// up with the cause, instead of retrying in silence for ever.
+#[tokio::test]
+async fn the_projector_gives_up_when_the_database_stays_away_past_the_budget() {
+    let nats = NatsServer::start();
+    let log = open_log(&nats).await;
+    let mut pg = PgServer::start();
+    let store = Store::connect(&pg.url(), 2).await.unwrap();
+    let (updates, _) = broadcast::channel(16);
+    let stop = CancellationToken::new();
+    let retry = RetryPolicy {
+        pause: Duration::from_millis(50),
+        max_pause: Duration::from_millis(200),
+        budget: Duration::from_secs(1),
+    };
+    let task = tokio::spawn(projector::run(
+        log.clone(),
+        store.clone(),
+        2,
+        Duration::ZERO,
+        retry,
+        updates,
+        stop.clone(),
+    ));
+    // Following the log, then the database goes for good.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!task.is_finished(), "the projector runs while all is well");
+    pg.stop();
+    // The budget, plus one attempt that may wait out the pool's acquire
+    // timeout (5 s), plus slack.
+    let ended = tokio::time::timeout(Duration::from_secs(30), task)
+        .await
+        .expect("the projector gives up within its budget and one attempt")
+        .unwrap();
+    let e = ended.expect_err("giving up is an error");
+    let text = format!("{e:#}");
+    assert!(text.contains("gave up"), "{text}");
+    assert!(text.contains("retry budget of 1s"), "{text}");
+    assert!(!stop.is_cancelled());
 }

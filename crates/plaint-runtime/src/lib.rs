@@ -3,5 +3,7 @@
 pub mod allocator;
 pub mod health;
 pub mod metrics;
+pub mod server;
 pub mod shutdown;
+pub mod tasks;
 pub mod telemetry;

@@ -1,18 +1,10 @@
 //! Running the service: restarts, health, reflection and shutdown.
 
-use plaint_testkit::{NatsServer, shared_nats_url};
-use tokio_stream::StreamExt;
-use tonic_health::pb::health_check_response::ServingStatus;
-use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
-use tonic_reflection::pb::v1::ServerReflectionRequest;
-use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
-use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
-use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
-
 use crate::helpers::{
-    Inbound, WAIT, count, eventually, spawn_intake, spawn_intake_with, submit_json, submit_request,
-    test_config, ticket_id,
+    Inbound, WAIT, assert_health, count, eventually, expected_listing, list_services, spawn_intake,
+    spawn_intake_with, submit_json, submit_request, test_config, ticket_id,
 };
+use plaint_testkit::{NatsServer, shared_nats_url};
 
 const WHILE_DOWN: usize = 50;
 
@@ -61,43 +53,15 @@ async fn messages_published_while_intake_is_down_are_processed_once_after_it_sta
 }
 
 #[tokio::test]
-async fn health_reports_serving_and_reflection_lists_both_services() {
+async fn health_and_reflection_tell_only_what_intake_serves() {
     let intake = spawn_intake(&shared_nats_url()).await;
-
-    let mut health = HealthClient::new(intake.channel.clone());
-    for service in ["plaint.intake.v1.Intake", "plaint.intake.v1.IntakeAdmin"] {
-        let answer = health
-            .check(HealthCheckRequest {
-                service: service.to_owned(),
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        assert_eq!(answer.status(), ServingStatus::Serving, "{service}");
-    }
-
-    let mut reflection = ServerReflectionClient::new(intake.channel.clone());
-    let request = ServerReflectionRequest {
-        host: String::new(),
-        message_request: Some(MessageRequest::ListServices(String::new())),
-    };
-    let mut answers = reflection
-        .server_reflection_info(tokio_stream::iter([request]))
-        .await
-        .unwrap()
-        .into_inner();
-    let answer = tokio::time::timeout(WAIT, answers.next())
-        .await
-        .expect("reflection answered in time")
-        .expect("one answer")
-        .unwrap();
-    let Some(MessageResponse::ListServicesResponse(list)) = answer.message_response else {
-        panic!("not a service list: {answer:?}");
-    };
-    let names: Vec<&str> = list.service.iter().map(|s| s.name.as_str()).collect();
-    for service in ["plaint.intake.v1.Intake", "plaint.intake.v1.IntakeAdmin"] {
-        assert!(names.contains(&service), "{service} not in {names:?}");
-    }
+    let served = ["plaint.intake.v1.Intake", "plaint.intake.v1.IntakeAdmin"];
+    let elsewhere = ["plaint.router.v1.Query", "plaint.router.v1.Admin"];
+    assert_health(intake.channel.clone(), &served, &elsewhere).await;
+    assert_eq!(
+        list_services(intake.channel.clone()).await,
+        expected_listing(&served)
+    );
     intake.finish().await;
 }
 

@@ -8,7 +8,10 @@ pub mod json;
 
 use std::time::Duration;
 
-use plaint_bus::{ConsumerSettings, Delivery, Helpdesk};
+use plaint_bus::{
+    BusError, Consume, ConsumerSettings, Deliveries, Delivery, GaveUp, Helpdesk, RetryPolicy,
+    consume_until_stopped,
+};
 use plaint_domain::values::{Problem, ValidationError};
 use prost::Message;
 use tokio_util::sync::CancellationToken;
@@ -28,6 +31,8 @@ pub struct HelpdeskSettings {
     pub consumer: ConsumerSettings,
     /// Largest payload accepted, in bytes.
     pub max_payload_bytes: usize,
+    /// How the consumer retries while NATS is unreachable.
+    pub retry: RetryPolicy,
 }
 
 /// Decodes a payload by its content type, or by its first byte when none is given.
@@ -65,47 +70,37 @@ pub fn parse_payload(
 }
 
 /// Consumes helpdesk messages until `stop` is cancelled; finishes the message
-/// in hand first. Reconnects by itself when the consumer flow breaks.
+/// in hand first. Reopens the consumer by itself when its flow breaks; `Err`
+/// when NATS stays unreachable past the retry budget.
 pub async fn run(
     core: Intake,
     helpdesk: Helpdesk,
     settings: HelpdeskSettings,
     stop: CancellationToken,
-) {
-    while !stop.is_cancelled() {
-        let mut deliveries = match helpdesk.consume(&settings.consumer).await {
-            Ok(d) => d,
-            Err(e) => {
-                tracing::warn!(error = %e, "helpdesk consumer unavailable, retrying");
-                tokio::select! {
-                    () = stop.cancelled() => break,
-                    () = tokio::time::sleep(Duration::from_secs(1)) => continue,
-                }
-            }
-        };
-        loop {
-            let next = tokio::select! {
-                () = stop.cancelled() => break,
-                n = deliveries.next() => n,
-            };
-            match next {
-                Some(Ok(d)) => process(&core, &helpdesk, &settings, d).await,
-                Some(Err(e)) => {
-                    tracing::warn!(error = %e, "helpdesk delivery failed");
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
-                None => break,
-            }
-        }
-        // Stopping: finish the pull in hand, so no message this process was
-        // given waits out the ack wait before its successor gets it.
-        if stop.is_cancelled() {
-            while let Some(Ok(d)) = deliveries.next_in_pull().await {
-                process(&core, &helpdesk, &settings, d).await;
-            }
-        }
+) -> Result<(), GaveUp> {
+    let retry = settings.retry;
+    let mut door = Door {
+        core,
+        helpdesk,
+        settings,
+    };
+    consume_until_stopped("helpdesk consumer", &mut door, retry, &stop).await
+}
+
+struct Door {
+    core: Intake,
+    helpdesk: Helpdesk,
+    settings: HelpdeskSettings,
+}
+
+impl Consume for Door {
+    async fn open(&mut self) -> Result<Deliveries, BusError> {
+        self.helpdesk.consume(&self.settings.consumer).await
     }
-    tracing::info!("helpdesk consumer stopped");
+
+    async fn handle(&mut self, delivery: Delivery) {
+        process(&self.core, &self.helpdesk, &self.settings, delivery).await;
+    }
 }
 
 #[tracing::instrument(skip_all, fields(inbound_sequence = d.stream_sequence, delivered = d.delivered))]
