@@ -8,6 +8,7 @@
 
 mod decide;
 mod policy;
+pub mod simulate;
 
 use serde::{Deserialize, Serialize};
 

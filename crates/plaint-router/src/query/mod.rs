@@ -24,7 +24,7 @@ use tonic::{Request, Response, Status};
 use crate::store::Store;
 pub use error::QueryError;
 pub use reports::GOODWILL_TOTAL_KEY;
-pub use simulate::{DEFAULT_MAX_CHANGES, MAX_CHANGES, MAX_SIMULATED, SimulatedChange, Simulation};
+pub use simulate::MAX_SIMULATED;
 pub use watch::{WATCH_CHANNEL_CAPACITY, WatchStream};
 pub use wire::{complaint_update, summary};
 

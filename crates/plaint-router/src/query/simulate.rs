@@ -1,17 +1,9 @@
-//! Replaying past complaints under a candidate policy.
-//!
-//! Each complaint is decided again with the candidate, at the time and under
-//! the climate and stance its actual decision recorded. The budget, segment
-//! and cooldown counters are the candidate's own, counted over the replay in
-//! received order, so the replay shows how the candidate's budget would hold.
-
-use std::collections::{BTreeMap, HashMap};
+//! `SimulatePolicy`: past complaints streamed from the projections through
+//! the domain's [`Simulation`].
 
 use futures::StreamExt;
-use plaint_domain::lifecycle::Complaint;
-use plaint_domain::{
-    Decision, Route, RoutingContext, RoutingFacts, RoutingPolicy, Timestamp, decide_route,
-};
+use plaint_domain::routing::simulate::Simulation;
+use plaint_domain::{RoutingPolicy, Timestamp};
 use plaint_proto::ToWire;
 use plaint_proto::convert::decision_to_wire;
 use plaint_proto::router as pb;
@@ -20,113 +12,6 @@ use super::{QueryError, wire};
 
 /// Most complaints one simulation replays.
 pub const MAX_SIMULATED: u32 = 100_000;
-/// Changes listed when the caller asks for none in particular.
-pub const DEFAULT_MAX_CHANGES: u32 = 100;
-/// Most changes one answer lists.
-pub const MAX_CHANGES: u32 = 1_000;
-
-/// A complaint whose route would change.
-#[derive(Debug, Clone)]
-pub struct SimulatedChange {
-    /// The complaint.
-    pub complaint: Complaint,
-    /// What was decided.
-    pub actual: Decision,
-    /// What the candidate decides.
-    pub simulated: Decision,
-}
-
-/// A simulation in progress and its result.
-#[derive(Debug)]
-pub struct Simulation {
-    policy: RoutingPolicy,
-    max_changes: usize,
-    /// CEO engagements per window start, in total and per segment.
-    windows: HashMap<i64, (u32, HashMap<String, u32>)>,
-    /// Each customer's latest simulated CEO engagement.
-    last_ceo: HashMap<String, Timestamp>,
-    /// Complaints replayed.
-    pub complaints: u64,
-    /// Per route: (actual, simulated).
-    pub distribution: BTreeMap<Route, (u64, u64)>,
-    /// The first changes, in replay order.
-    pub changes: Vec<SimulatedChange>,
-    /// How many complaints change route.
-    pub changed_total: u64,
-    /// Most CEO engagements the candidate takes in one window.
-    pub peak_window_ceo: u32,
-}
-
-impl Simulation {
-    /// A simulation of `policy`, listing at most `max_changes` changes (0 → default, capped).
-    pub fn new(policy: RoutingPolicy, max_changes: u32) -> Self {
-        let max_changes = match max_changes {
-            0 => DEFAULT_MAX_CHANGES,
-            n => n.min(MAX_CHANGES),
-        };
-        Simulation {
-            policy,
-            max_changes: max_changes as usize,
-            windows: HashMap::new(),
-            last_ceo: HashMap::new(),
-            complaints: 0,
-            distribution: Route::ALL.iter().map(|r| (*r, (0, 0))).collect(),
-            changes: Vec::new(),
-            changed_total: 0,
-            peak_window_ceo: 0,
-        }
-    }
-
-    /// The candidate's budget per window.
-    pub fn budget(&self) -> u32 {
-        self.policy.budget.per_window
-    }
-
-    /// Replays one complaint against its actual first decision.
-    pub fn add(&mut self, complaint: Complaint, actual: Decision) {
-        let now = actual.decided_at;
-        let window = now.window_start(self.policy.window_ms()).as_millis();
-        let customer = &complaint.facts.customer;
-        let segment = customer.segment.as_str();
-        let (budget_used, segment_used) = self
-            .windows
-            .get(&window)
-            .map_or((0, 0), |(n, s)| (*n, s.get(segment).copied().unwrap_or(0)));
-        let ctx = RoutingContext {
-            policy: &self.policy,
-            climate: actual.climate,
-            stance: actual.stance,
-            budget_used,
-            segment_used,
-            customer_last_ceo: self.last_ceo.get(customer.id.as_str()).copied(),
-            now,
-        };
-        // The first decision saw the complaint as it was received.
-        let facts = RoutingFacts::of(&complaint.facts, complaint.facts.visibility);
-        let simulated = decide_route(&facts, &ctx);
-
-        if simulated.route == Route::Ceo {
-            let (n, per_segment) = self.windows.entry(window).or_default();
-            *n += 1;
-            *per_segment.entry(segment.to_owned()).or_default() += 1;
-            self.peak_window_ceo = self.peak_window_ceo.max(*n);
-            self.last_ceo.insert(customer.id.as_str().to_owned(), now);
-        }
-        self.complaints += 1;
-        self.distribution.entry(actual.route).or_default().0 += 1;
-        self.distribution.entry(simulated.route).or_default().1 += 1;
-        if simulated.route != actual.route {
-            self.changed_total += 1;
-            if self.changes.len() < self.max_changes {
-                self.changes.push(SimulatedChange {
-                    complaint,
-                    actual,
-                    simulated,
-                });
-            }
-        }
-    }
-}
 
 impl super::QueryService {
     /// Replays the range under the candidate; appends nothing.
