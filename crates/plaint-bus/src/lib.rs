@@ -7,7 +7,6 @@
 //! - [`consumer`]: durable pull consumers and the deliveries they yield;
 //! - [`trace`]: W3C `traceparent` in message headers.
 
-pub mod calibrate;
 pub mod consumer;
 mod error;
 mod helpdesk;
