@@ -30,6 +30,7 @@ use clap::Args;
 use plaint_bus::{EventLog, Names, StreamSettings};
 use serde_json::Value;
 
+pub use calibration::complaints_table_sql;
 pub use report::Report;
 
 use calibration::Calibration;

@@ -4,6 +4,8 @@
 mod nats;
 mod postgres;
 
+pub use postgres::complaints_table_sql;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

@@ -18,8 +18,9 @@ use sqlx::postgres::PgPoolOptions;
 use sqlx::{AssertSqlSafe, Connection, PgConnection, PgPool};
 use uuid::Uuid;
 
-/// Creates `table` shaped as the router's `complaints`.
-fn create_table_sql(table: &str) -> String {
+/// Creates `table` shaped as the router's `complaints`. Public so that the
+/// workspace's tests can hold it to the router's migrations.
+pub fn complaints_table_sql(table: &str) -> String {
     format!(
         "CREATE TABLE {table} (
              complaint_id       uuid    PRIMARY KEY,
@@ -201,7 +202,7 @@ pub(crate) async fn upsert_complaints(
 ) -> Result<Upserts, sqlx::Error> {
     let pool: PgPool = PgPoolOptions::new().max_connections(1).connect(url).await?;
     let table = format!("calib_{}", Uuid::new_v4().simple());
-    sqlx::raw_sql(AssertSqlSafe(create_table_sql(&table)))
+    sqlx::raw_sql(AssertSqlSafe(complaints_table_sql(&table)))
         .execute(&pool)
         .await?;
     let result = async {
