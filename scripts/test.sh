@@ -23,7 +23,7 @@ psql -w -d "$PLAINT_TEST_DATABASE_URL" -Atq -c "
     psql -w -d "$PLAINT_TEST_DATABASE_URL" -q -c "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)"
   done
 
-# The quick bench test (crates/plaint-ctl/tests/bench_quick.rs) runs the service binaries
+# The quick bench test (crates/plaint-bench/tests/bench_quick.rs) runs the service binaries
 # as separate processes: build them first (nothing to do when they are up to date).
 cargo build --workspace --bins
 # The fault-injection tests (tests/faults) run them too, from here (unset, they build them).

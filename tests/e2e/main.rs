@@ -8,6 +8,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod bench;
 #[path = "../shared/ceo_route.rs"]
 mod ceo_route;
 mod compose;

@@ -1,5 +1,6 @@
-//! The event log on NATS JetStream. This is the only crate that knows
-//! async-nats: services see subjects, envelopes, sequences and deliveries.
+//! The event log on NATS JetStream. This is the only crate of the services
+//! that knows async-nats: they see subjects, envelopes, sequences and
+//! deliveries.
 //!
 //! - [`Names`]: every stream, subject and consumer name, under one prefix;
 //! - [`EventLog`]: provisioning, appends with `Nats-Msg-Id` and
@@ -8,7 +9,6 @@
 //!   one loop every service consumes with ([`retry`]: its retry policy);
 //! - [`trace`]: W3C `traceparent` in message headers.
 
-pub mod calibrate;
 pub mod consumer;
 mod error;
 mod helpdesk;

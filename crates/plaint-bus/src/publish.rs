@@ -1,5 +1,5 @@
 //! Raw JetStream publishing for tools: pipelined, with a bounded window of
-//! unacknowledged publishes, for load generators and calibration.
+//! unacknowledged publishes, for load generators (the demo's helpdesk half).
 
 use std::collections::VecDeque;
 
@@ -10,7 +10,7 @@ use bytes::Bytes;
 use crate::error::BusError;
 
 /// Publishes onto streams without the event-log conventions (helpdesk
-/// messages, calibration payloads).
+/// messages).
 #[derive(Debug, Clone)]
 pub struct RawPublisher {
     js: Context,

@@ -21,8 +21,8 @@ use tokio::task::JoinSet;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::DemoArgs;
-use crate::generate::{Complaint, Lifecycle, generate};
 use crate::report;
+use plaint_bench::generate::{Complaint, Lifecycle, generate};
 
 /// Clients of both services.
 #[derive(Debug, Clone)]
@@ -42,7 +42,7 @@ async fn connect(what: &str, url: &str) -> anyhow::Result<Channel> {
         .with_context(|| format!("cannot connect to the {what} at {url} (is it running?)"))
 }
 
-pub(crate) fn now_ms() -> i64 {
+fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))

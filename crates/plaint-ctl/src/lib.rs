@@ -3,9 +3,7 @@
 //! them through their lifecycle, and reports the routes, the CEO budget, the
 //! goodwill stock and a few decisions with their explanations.
 
-pub mod bench;
 mod demo;
-mod generate;
 pub mod ops;
 mod render;
 mod report;
@@ -31,7 +29,7 @@ pub enum Command {
     Demo(DemoArgs),
     /// Measure the raw limits of this machine, then the whole system against
     /// them, behind a correctness gate (see BENCHMARKS.md).
-    Bench(bench::BenchArgs),
+    Bench(plaint_bench::BenchArgs),
     /// Everyday operations: complaints, dead letters, policies, climate, stance, rebuilds.
     #[command(flatten)]
     Ops(ops::Ops),
@@ -62,7 +60,7 @@ pub struct DemoArgs {
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Demo(args) => demo::run(args, &cli.target).await,
-        Command::Bench(args) => bench::run(args, cli.target.json).await,
+        Command::Bench(args) => plaint_bench::run(args, cli.target.json).await,
         Command::Ops(ops) => ops::run(cli.target, ops).await,
     }
 }

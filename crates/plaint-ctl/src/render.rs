@@ -8,7 +8,10 @@ use plaint_proto::events::{
 use plaint_proto::router::{ComplaintSummary, Status};
 use serde_json::{Value, json};
 
-use crate::generate::short;
+/// An enum's short name: `CHANNEL_PUBLIC_SOCIAL` -> `PUBLIC_SOCIAL`.
+pub(crate) fn short<'a>(full: &'a str, prefix: &str) -> &'a str {
+    full.strip_prefix(prefix).unwrap_or(full)
+}
 
 /// The short name of a route (`CEO`), or `UNSPECIFIED`.
 pub(crate) fn route_name(raw: i32) -> &'static str {

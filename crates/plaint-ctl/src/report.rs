@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use crate::DemoArgs;
 use crate::demo::{Clients, RunStats};
-use crate::generate::short;
+use crate::render::short;
 use crate::render::{decision_json, print_complaint, print_decision, route_name, status_name};
 
 /// Everything the summary shows.

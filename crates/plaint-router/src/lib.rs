@@ -9,7 +9,6 @@
 //! - [`query`] and [`admin`]: the gRPC APIs.
 
 pub mod admin;
-pub mod calibrate;
 pub mod company;
 pub mod config;
 pub mod engagements;

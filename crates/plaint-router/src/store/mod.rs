@@ -34,7 +34,6 @@ pub use complaints::{
     ComplaintDetail, Cursor, CustomerHistory, DecisionRow, ListFilter, ListPage, TimelineRow,
 };
 pub use reports::{CeoBudgetUse, GoodwillGroup, QueueGroup, QueueStats};
-pub(crate) use rows::complaint_upsert_sql;
 
 /// The embedded migrations (`crates/plaint-router/migrations`).
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");

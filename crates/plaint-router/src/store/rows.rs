@@ -164,11 +164,11 @@ impl Timeline {
     }
 }
 
-/// Upserts every complaint the batch changed, one row each, newer sequences only.
 /// The projector's complaint upsert into `table`: one row per complaint from
-/// column arrays, changing a row only for a newer sequence. The calibration
-/// measures this same statement.
-pub(crate) fn complaint_upsert_sql(table: &str) -> String {
+/// column arrays, changing a row only for a newer sequence. The bench's
+/// PostgreSQL calibration (plaint-bench) sends a copy of this statement to a
+/// copy of this table, to measure what it costs: change them together.
+fn complaint_upsert_sql(table: &str) -> String {
     format!(
         "INSERT INTO {table} (complaint_id, source_system, external_ticket_id, customer_id, \
              segment, channel, category, status, route, fulfilment, fulfilment_step, priority, \
@@ -193,6 +193,7 @@ pub(crate) fn complaint_upsert_sql(table: &str) -> String {
 static COMPLAINTS_UPSERT: std::sync::LazyLock<String> =
     std::sync::LazyLock::new(|| complaint_upsert_sql("complaints"));
 
+/// Upserts every complaint the batch changed, one row each, newer sequences only.
 async fn write_complaints(
     tx: &mut Transaction<'static, Postgres>,
     folded: &HashMap<Uuid, Folded>,

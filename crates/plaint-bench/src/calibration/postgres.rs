@@ -1,10 +1,16 @@
-//! Calibration primitives for `plaint-ctl bench`: a database of the bench's
-//! own, and the raw write limits of PostgreSQL for a projection-sized row, so
-//! that the router's figures can be read as ratios to them.
+//! The raw write limits of PostgreSQL for a projection-sized row, so that
+//! the router's figures can be read as ratios to them.
 //!
-//! The upserts go to a copy of the `complaints` table (same columns, same
-//! indexes, same `UNNEST` upsert as the projector's), created and dropped
-//! around each measurement.
+//! The upserts go to a table of the bench's own, created and dropped around
+//! each measurement. The bench does not use the router's code, so it cannot
+//! run the router's migrations; it creates the table as those migrations
+//! leave `complaints` instead: the same columns and types (the state
+//! document as text, compressed with lz4 where the server has it), the same
+//! primary key and indexes, and the same `UNNEST` upsert the projector
+//! sends. What PostgreSQL does per row (parse, compress, write the heap and
+//! six indexes, commit) is then what it does for the projection, which is
+//! what makes the ratio fair. A change to the `complaints` table or to the
+//! projector's upsert belongs here too.
 
 use std::time::{Duration, Instant};
 
@@ -12,94 +18,83 @@ use sqlx::postgres::PgPoolOptions;
 use sqlx::{AssertSqlSafe, Connection, PgConnection, PgPool};
 use uuid::Uuid;
 
-use crate::store::{Store, StoreError};
-
-/// A database created for one bench run, dropped by [`BenchDatabase::drop_db`].
-#[derive(Debug, Clone)]
-pub struct BenchDatabase {
-    admin_url: String,
-    name: String,
-    url: String,
+/// Creates `table` shaped as the router's `complaints`. Public so that the
+/// workspace's tests can hold it to the router's migrations.
+pub fn complaints_table_sql(table: &str) -> String {
+    format!(
+        "CREATE TABLE {table} (
+             complaint_id       uuid    PRIMARY KEY,
+             source_system      text    NOT NULL,
+             external_ticket_id text    NOT NULL,
+             customer_id        text    NOT NULL,
+             segment            text    NOT NULL,
+             channel            text    NOT NULL,
+             category           text    NOT NULL,
+             status             text    NOT NULL,
+             route              text,
+             fulfilment         text,
+             fulfilment_step    text,
+             priority           text,
+             assignee           text,
+             satisfaction       integer,
+             received_at        bigint  NOT NULL,
+             routed_at          bigint,
+             resolved_at        bigint,
+             ceo_engaged_at     bigint,
+             ceo_engaged        boolean GENERATED ALWAYS AS (ceo_engaged_at IS NOT NULL) STORED,
+             last_sequence      bigint  NOT NULL,
+             state              text    NOT NULL
+         );
+         CREATE INDEX {table}_received ON {table} (received_at DESC, complaint_id DESC);
+         CREATE INDEX {table}_route ON {table} (route, received_at DESC, complaint_id DESC);
+         CREATE INDEX {table}_status ON {table} (status, received_at DESC, complaint_id DESC);
+         CREATE INDEX {table}_channel ON {table} (channel, received_at DESC, complaint_id DESC);
+         CREATE INDEX {table}_customer ON {table} (customer_id, received_at DESC, complaint_id DESC);
+         CREATE INDEX {table}_resolved ON {table} (resolved_at) WHERE status = 'RESOLVED';
+         DO $$
+         BEGIN
+             ALTER TABLE {table} ALTER COLUMN state SET COMPRESSION lz4;
+         EXCEPTION WHEN feature_not_supported THEN
+             NULL;
+         END
+         $$;"
+    )
 }
 
-/// `url` with its database (the path) replaced by `name`.
-fn with_database(url: &str, name: &str) -> Result<String, StoreError> {
-    let bad = || StoreError::Corrupt {
-        what: "database URL",
-        reason: format!("{url:?} is not a postgres://host/database URL"),
-    };
-    let after_scheme = url.find("://").ok_or_else(bad)? + 3;
-    let rest = &url[after_scheme..];
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    let query = tail.find('?').map_or("", |q| &tail[q..]);
-    Ok(format!("{}{authority}/{name}{query}", &url[..after_scheme]))
-}
-
-impl BenchDatabase {
-    /// Creates an empty database `<prefix>_<hex>` through the server at
-    /// `admin_url` (a URL of any existing database there, e.g. `postgres`).
-    pub async fn create(admin_url: &str, prefix: &str) -> Result<Self, StoreError> {
-        let name = format!("{prefix}_{}", Uuid::new_v4().simple());
-        if !name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-        {
-            return Err(StoreError::Corrupt {
-                what: "database name",
-                reason: format!("{name:?} must be lower-case letters, digits and '_'"),
-            });
-        }
-        let url = with_database(admin_url, &name)?;
-        let mut conn = PgConnection::connect(admin_url).await?;
-        // The name was checked above: it needs no quoting beyond this.
-        sqlx::raw_sql(AssertSqlSafe(format!(r#"CREATE DATABASE "{name}""#)))
-            .execute(&mut conn)
-            .await?;
-        conn.close().await?;
-        Ok(Self {
-            admin_url: admin_url.to_owned(),
-            name,
-            url,
-        })
-    }
-
-    /// Its connection URL.
-    pub fn url(&self) -> &str {
-        &self.url
-    }
-
-    /// Its name.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// Drops it, terminating connections still open to it.
-    pub async fn drop_db(self) -> Result<(), StoreError> {
-        let mut conn = PgConnection::connect(&self.admin_url).await?;
-        sqlx::raw_sql(AssertSqlSafe(format!(
-            r#"DROP DATABASE IF EXISTS "{}" WITH (FORCE)"#,
-            self.name
-        )))
-        .execute(&mut conn)
-        .await?;
-        conn.close().await?;
-        Ok(())
-    }
+/// The projector's upsert of a batch of complaint rows, into `table`.
+fn upsert_sql(table: &str) -> String {
+    format!(
+        "INSERT INTO {table} (complaint_id, source_system, external_ticket_id, customer_id, \
+             segment, channel, category, status, route, fulfilment, fulfilment_step, priority, \
+             assignee, satisfaction, received_at, routed_at, resolved_at, ceo_engaged_at, \
+             last_sequence, state) \
+         SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], \
+             $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], \
+             $13::text[], $14::int[], $15::bigint[], $16::bigint[], $17::bigint[], $18::bigint[], \
+             $19::bigint[], $20::text[]) \
+         ON CONFLICT (complaint_id) DO UPDATE SET \
+             status = EXCLUDED.status, route = EXCLUDED.route, fulfilment = EXCLUDED.fulfilment, \
+             fulfilment_step = EXCLUDED.fulfilment_step, priority = EXCLUDED.priority, \
+             assignee = EXCLUDED.assignee, satisfaction = EXCLUDED.satisfaction, \
+             routed_at = EXCLUDED.routed_at, resolved_at = EXCLUDED.resolved_at, \
+             ceo_engaged_at = EXCLUDED.ceo_engaged_at, last_sequence = EXCLUDED.last_sequence, \
+             state = EXCLUDED.state \
+         WHERE {table}.last_sequence < EXCLUDED.last_sequence"
+    )
 }
 
 /// Rows upserted in how long.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct Upserts {
+pub(crate) struct Upserts {
     /// Rows written.
-    pub rows: u64,
+    pub(crate) rows: u64,
     /// Wall time, first statement to last commit.
-    pub elapsed: Duration,
+    pub(crate) elapsed: Duration,
 }
 
 impl Upserts {
     /// Rows per second.
-    pub fn rate(&self) -> f64 {
+    pub(crate) fn rate(&self) -> f64 {
         self.rows as f64 / self.elapsed.as_secs_f64().max(1e-9)
     }
 }
@@ -197,26 +192,22 @@ async fn upsert(conn: &mut PgConnection, sql: &str, c: &Columns) -> Result<(), s
 
 /// Upserts projection-sized complaint rows over one connection, `batch` rows
 /// per transaction (1 = one row per transaction), until `duration` has passed
-/// or `max` rows were written, into a fresh copy of `complaints` in the
-/// database at `url` (migrated first when needed), dropped afterwards.
-/// Building the rows is not timed.
-pub async fn upsert_complaints(
+/// or `max` rows were written, into a fresh table shaped as `complaints` in
+/// the database at `url`, dropped afterwards. Building the rows is not timed.
+pub(crate) async fn upsert_complaints(
     url: &str,
     batch: u64,
     duration: Duration,
     max: u64,
-) -> Result<Upserts, StoreError> {
+) -> Result<Upserts, sqlx::Error> {
     let pool: PgPool = PgPoolOptions::new().max_connections(1).connect(url).await?;
-    Store::with_pool(pool.clone()).await?;
     let table = format!("calib_{}", Uuid::new_v4().simple());
-    sqlx::raw_sql(AssertSqlSafe(format!(
-        "CREATE TABLE {table} (LIKE complaints INCLUDING ALL)"
-    )))
-    .execute(&pool)
-    .await?;
+    sqlx::raw_sql(AssertSqlSafe(complaints_table_sql(&table)))
+        .execute(&pool)
+        .await?;
     let result = async {
         let mut conn = pool.acquire().await?;
-        let sql = crate::store::complaint_upsert_sql(&table);
+        let sql = upsert_sql(&table);
         let batch = batch.max(1);
         // Rows are built ahead, a second's worth at a time, outside the timing.
         let mut rows = 0u64;
@@ -235,7 +226,7 @@ pub async fn upsert_complaints(
                 rows += batch;
             }
         }
-        Ok::<Upserts, StoreError>(Upserts { rows, elapsed })
+        Ok::<Upserts, sqlx::Error>(Upserts { rows, elapsed })
     }
     .await;
     let _ = sqlx::raw_sql(AssertSqlSafe(format!("DROP TABLE IF EXISTS {table}")))
@@ -243,28 +234,4 @@ pub async fn upsert_complaints(
         .await;
     pool.close().await;
     result
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_database_of_a_url_is_replaced() {
-        let cases = [
-            (
-                "postgres://postgres@127.0.0.1:5432/postgres",
-                "postgres://postgres@127.0.0.1:5432/b1",
-            ),
-            (
-                "postgres://u:p@h/db?sslmode=disable",
-                "postgres://u:p@h/b1?sslmode=disable",
-            ),
-            ("postgres://h:5432", "postgres://h:5432/b1"),
-        ];
-        for (from, to) in cases {
-            assert_eq!(with_database(from, "b1").ok().as_deref(), Some(to));
-        }
-        assert!(with_database("nonsense", "b1").is_err());
-    }
 }

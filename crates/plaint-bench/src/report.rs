@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::Gate;
-use super::calibration::Calibration;
-use super::procs::Usage;
-use super::stats::{Latency, finite};
-use super::system::{ClosedLoop, Drain, OpenLoop, Rebuild, Throughput, secs};
+use crate::Gate;
+use crate::calibration::Calibration;
+use crate::procs::Usage;
+use crate::stats::{Latency, finite};
+use crate::system::{ClosedLoop, Drain, OpenLoop, Rebuild, Throughput, secs};
 
 /// Where the run ran.
 #[derive(Debug, Clone, Default)]

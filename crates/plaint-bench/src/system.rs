@@ -6,10 +6,9 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
-use plaint_bus::calibrate::{Probe, ProbeSample};
 use plaint_bus::{EventLog, Names, StreamSettings};
 use plaint_proto::events::Route;
 use plaint_proto::intake::SubmitComplaintRequest;
@@ -23,9 +22,18 @@ use plaint_proto::router::{
 use tokio::task::JoinSet;
 use tonic::transport::Channel;
 
-use super::procs::{self, Proc, Usage, free_port};
-use super::stats::{Latency, ms};
 use crate::generate::generate;
+use crate::observe::{Probe, ProbeSample};
+use crate::procs::{self, Proc, Usage, free_port};
+use crate::stats::{Latency, ms};
+
+/// Milliseconds since the Unix epoch, as the services stamp events.
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
 
 /// How long the projection may take to catch up after a phase.
 const CATCH_UP: Duration = Duration::from_secs(90);
@@ -347,7 +355,7 @@ impl Driver {
         let names = Names::new(&services.prefix, &services.stream).map_err(anyhow::Error::msg)?;
         let durable = names.consumer("router");
         let log = EventLog::open(client.clone(), names, &StreamSettings::default()).await?;
-        let probe = Probe::new(&log, &durable).await?;
+        let probe = Probe::new(&client, log.names().stream(), &durable).await?;
         Ok((
             Self {
                 intake,
@@ -634,7 +642,7 @@ impl Driver {
                     let now = Instant::now();
                     let mut seen = seen.lock().unwrap_or_else(|e| e.into_inner());
                     seen.entry(c.complaint_id)
-                        .or_insert((now, crate::demo::now_ms() - c.routed_at_ms));
+                        .or_insert((now, now_ms() - c.routed_at_ms));
                 }
             })
         };

@@ -1,4 +1,5 @@
-//! A seeded, deterministic generator of realistic complaints (no I/O).
+//! A seeded, deterministic generator of realistic complaints (no I/O): the
+//! load the bench submits, and the one `plaint-ctl demo` submits.
 
 use plaint_proto::events::{Category, Channel, Customer, CustomerTier, Visibility};
 use plaint_proto::intake::SubmitComplaintRequest;
@@ -61,29 +62,38 @@ impl Rng {
 
 /// What the demo does with a gRPC-submitted complaint after it is routed.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Lifecycle {
+pub struct Lifecycle {
     /// Satisfaction to resolve with on the frontline / reverse-logistics paths (5..=10).
-    pub(crate) satisfaction: u32,
+    pub satisfaction: u32,
     /// Satisfaction for a CEO resolution (9 or 10).
-    pub(crate) ceo_satisfaction: u32,
+    pub ceo_satisfaction: u32,
 }
 
 /// One generated complaint.
 #[derive(Debug, Clone)]
-pub(crate) struct Complaint {
-    pub(crate) source_system: &'static str,
-    pub(crate) external_ticket_id: String,
-    pub(crate) customer: Customer,
-    pub(crate) channel: Channel,
-    pub(crate) category: Category,
-    pub(crate) visibility: Visibility,
-    pub(crate) product_idea: bool,
-    pub(crate) item_sku: String,
-    pub(crate) summary: String,
+pub struct Complaint {
+    /// `demo-grpc` or `demo-helpdesk`, after the door it goes through.
+    pub source_system: &'static str,
+    /// Unique per seed and position: `D<seed>-<n>`.
+    pub external_ticket_id: String,
+    /// Drawn from a pool of about a third as many customers as complaints.
+    pub customer: Customer,
+    /// Where the customer complained.
+    pub channel: Channel,
+    /// What about.
+    pub category: Category,
+    /// Reach, shares and media attention, in keeping with the channel.
+    pub visibility: Visibility,
+    /// Whether it carries a product idea.
+    pub product_idea: bool,
+    /// The item concerned, for the categories that name one; empty otherwise.
+    pub item_sku: String,
+    /// A short free text in the customer's words.
+    pub summary: String,
     /// Submitted over the NATS helpdesk door instead of gRPC.
-    pub(crate) via_helpdesk: bool,
+    pub via_helpdesk: bool,
     /// Set for the gRPC complaints the demo walks through their lifecycle.
-    pub(crate) lifecycle: Option<Lifecycle>,
+    pub lifecycle: Option<Lifecycle>,
 }
 
 const SEGMENTS: &[(&str, u64)] = &[("consumer", 70), ("smb", 22), ("enterprise", 8)];
@@ -260,7 +270,7 @@ fn make_visibility(rng: &mut Rng, channel: Channel) -> Visibility {
 }
 
 /// Generates `count` complaints from `seed`; the same inputs give the same output.
-pub(crate) fn generate(seed: u64, count: usize) -> Vec<Complaint> {
+pub fn generate(seed: u64, count: usize) -> Vec<Complaint> {
     let mut rng = Rng::new(seed);
     let customers: Vec<Customer> = (0..(count / 3).max(1))
         .map(|i| make_customer(&mut rng, seed, i))
@@ -307,13 +317,13 @@ pub(crate) fn generate(seed: u64, count: usize) -> Vec<Complaint> {
 }
 
 /// An enum's short name: `CHANNEL_PUBLIC_SOCIAL` -> `PUBLIC_SOCIAL`.
-pub(crate) fn short<'a>(full: &'a str, prefix: &str) -> &'a str {
+fn short<'a>(full: &'a str, prefix: &str) -> &'a str {
     full.strip_prefix(prefix).unwrap_or(full)
 }
 
 impl Complaint {
     /// The gRPC form.
-    pub(crate) fn to_request(&self) -> SubmitComplaintRequest {
+    pub fn to_request(&self) -> SubmitComplaintRequest {
         SubmitComplaintRequest {
             source_system: self.source_system.to_owned(),
             external_ticket_id: self.external_ticket_id.clone(),
@@ -329,7 +339,7 @@ impl Complaint {
     }
 
     /// The helpdesk JSON form.
-    pub(crate) fn to_helpdesk_json(&self) -> Value {
+    pub fn to_helpdesk_json(&self) -> Value {
         let tier = CustomerTier::try_from(self.customer.tier).unwrap_or(CustomerTier::Standard);
         json!({
             "type": "submit",

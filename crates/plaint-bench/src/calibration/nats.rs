@@ -1,49 +1,43 @@
-//! Calibration primitives for `plaint-ctl bench`: the raw limits of the NATS
-//! server the event log runs on, measured with the same client, the same
-//! stream settings and the same consumer path as the services, so that the
-//! system's figures can be read as ratios to them.
+//! The raw limits of the NATS server the event log runs on, measured with
+//! the same client, the same stream settings and the same consumer path as
+//! the services, so that the system's figures can be read as ratios to them.
 //!
 //! Every measurement runs on a stream of its own (`<prefix>_CALIB_<n>`,
 //! subjects `<prefix>.calib.<n>.>`), deleted afterwards; nothing touches the
-//! event log. [`audit`] reads the event log itself, for the bench's
-//! correctness gate.
+//! event log.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::context::PublishAckFuture;
 use async_nats::jetstream::message::PublishMessage;
-use async_nats::jetstream::stream::{Config, DiscardPolicy, StorageType, Stream};
+use async_nats::jetstream::stream::{Config, DiscardPolicy, StorageType};
 use async_nats::jetstream::{self, Context};
 use bytes::Bytes;
-use plaint_domain::event::{ComplaintEvent, EventPayload};
-use plaint_proto::encode_envelope;
+use plaint_bus::{BusError, ConsumerSettings, EventLog, Names, StreamSettings};
 use uuid::Uuid;
-
-use crate::consumer::{self, ConsumerSettings};
-use crate::error::BusError;
-use crate::log::EventLog;
 
 /// How many operations completed in how long.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct Throughput {
+pub(crate) struct Throughput {
     /// Operations completed (messages stored, fetched and acked).
-    pub count: u64,
+    pub(crate) count: u64,
     /// Wall time they took, first send to last acknowledgement.
-    pub elapsed: Duration,
+    pub(crate) elapsed: Duration,
 }
 
 impl Throughput {
     /// Operations per second.
-    pub fn rate(&self) -> f64 {
+    pub(crate) fn rate(&self) -> f64 {
         self.count as f64 / self.elapsed.as_secs_f64().max(1e-9)
     }
 }
 
 /// The calibration client: a JetStream context and a name prefix.
 #[derive(Debug)]
-pub struct Calibrator {
+pub(crate) struct Calibrator {
+    client: async_nats::Client,
     js: Context,
     prefix: String,
     runs: AtomicU32,
@@ -54,7 +48,6 @@ struct Scratch<'a> {
     js: &'a Context,
     name: String,
     subject_root: String,
-    stream: Stream,
 }
 
 impl Scratch<'_> {
@@ -82,21 +75,21 @@ fn payload(bytes: usize) -> Bytes {
 impl Calibrator {
     /// A calibrator over `client`; `prefix` must be subject- and stream-safe
     /// (ASCII letters, digits, `-`, `_`).
-    pub fn new(client: async_nats::Client, prefix: &str) -> Self {
+    pub(crate) fn new(client: async_nats::Client, prefix: &str) -> Self {
         Self {
-            js: jetstream::new(client),
+            js: jetstream::new(client.clone()),
+            client,
             prefix: prefix.to_owned(),
             runs: AtomicU32::new(0),
         }
     }
 
     /// A fresh file-backed stream with the event log's settings.
-    async fn scratch(&self) -> Result<Scratch<'_>, BusError> {
+    async fn scratch(&self) -> anyhow::Result<Scratch<'_>> {
         let n = self.runs.fetch_add(1, Ordering::Relaxed);
         let name = format!("{}_CALIB_{n}", self.prefix);
         let subject_root = format!("{}.calib.{n}", self.prefix);
-        let stream = self
-            .js
+        self.js
             .create_stream(Config {
                 name: name.clone(),
                 subjects: vec![format!("{subject_root}.>")],
@@ -114,20 +107,19 @@ impl Calibrator {
             js: &self.js,
             name,
             subject_root,
-            stream,
         })
     }
 
     /// Pipelined publishes of `bytes`-byte messages to one subject, at most
     /// `window` unacknowledged, until `duration` has passed or `max` were
     /// sent; the time includes waiting for the last acknowledgements.
-    pub async fn publish_pipelined(
+    pub(crate) async fn publish_pipelined(
         &self,
         bytes: usize,
         window: usize,
         duration: Duration,
         max: u64,
-    ) -> Result<Throughput, BusError> {
+    ) -> anyhow::Result<Throughput> {
         let scratch = self.scratch().await?;
         let subject = format!("{}.one", scratch.subject_root);
         let body = payload(bytes);
@@ -166,12 +158,12 @@ impl Calibrator {
     /// Publishes one `bytes`-byte message at a time, each awaited before the
     /// next, until `duration` has passed or `max` were sent. Returns every
     /// round trip, in order.
-    pub async fn publish_round_trips(
+    pub(crate) async fn publish_round_trips(
         &self,
         bytes: usize,
         duration: Duration,
         max: u64,
-    ) -> Result<Vec<Duration>, BusError> {
+    ) -> anyhow::Result<Vec<Duration>> {
         let scratch = self.scratch().await?;
         let subject = format!("{}.one", scratch.subject_root);
         let body = payload(bytes);
@@ -198,14 +190,14 @@ impl Calibrator {
     /// Pipelined publishes as the event log appends them: a message id for
     /// deduplication and the subject's expected last sequence, round-robin
     /// over `subjects` subjects, at most `window` unacknowledged.
-    pub async fn publish_expected(
+    pub(crate) async fn publish_expected(
         &self,
         bytes: usize,
         window: usize,
         subjects: usize,
         duration: Duration,
         max: u64,
-    ) -> Result<Throughput, BusError> {
+    ) -> anyhow::Result<Throughput> {
         let scratch = self.scratch().await?;
         let names: Vec<String> = (0..subjects.max(1))
             .map(|i| format!("{}.s{i}", scratch.subject_root))
@@ -254,7 +246,11 @@ impl Calibrator {
     /// it through a durable pull consumer set up as the router's (explicit
     /// acks, same batch and ack-pending limits), acking every message. Only
     /// the drain is timed.
-    pub async fn fetch_backlog(&self, bytes: usize, backlog: u64) -> Result<Throughput, BusError> {
+    pub(crate) async fn fetch_backlog(
+        &self,
+        bytes: usize,
+        backlog: u64,
+    ) -> anyhow::Result<Throughput> {
         let scratch = self.scratch().await?;
         let body = payload(bytes);
         let result = async {
@@ -280,8 +276,14 @@ impl Calibrator {
                 format!("{}_fetch", scratch.name),
                 format!("{}.>", scratch.subject_root),
             );
+            // The scratch stream opened as an event log (opening takes the
+            // stream as it is) and read through the bus's durable consumer:
+            // the path the router reads the log by.
+            let names = Names::new(&self.prefix, &scratch.name).map_err(anyhow::Error::msg)?;
+            let log =
+                EventLog::open(self.client.clone(), names, &StreamSettings::default()).await?;
             let started = Instant::now();
-            let mut deliveries = consumer::open(&scratch.stream, &settings).await?;
+            let mut deliveries = log.consume(&settings).await?;
             let mut count = 0u64;
             while count < backlog {
                 let next = tokio::time::timeout(Duration::from_secs(10), deliveries.next())
@@ -292,11 +294,11 @@ impl Calibrator {
                         d.ack().await?;
                         count += 1;
                     }
-                    Some(Err(e)) => return Err(e),
-                    None => return Err(unavailable("the calibration consumer ended")),
+                    Some(Err(e)) => return Err(e.into()),
+                    None => return Err(unavailable("the calibration consumer ended").into()),
                 }
             }
-            Ok(Throughput {
+            Ok::<_, anyhow::Error>(Throughput {
                 count,
                 elapsed: started.elapsed(),
             })
@@ -307,138 +309,9 @@ impl Calibrator {
     }
 }
 
-/// Where the log and one of its durable consumers stand, sampled cheaply
-/// and often while a bench phase runs.
-#[derive(Debug, Clone)]
-pub struct Probe {
-    stream: Stream,
-    durable: String,
-}
-
-/// One sample of a [`Probe`].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ProbeSample {
-    /// The log's last sequence.
-    pub last_sequence: u64,
-    /// Messages the consumer has not been delivered yet, plus those
-    /// delivered and not acked; 0 when the consumer does not exist yet.
-    pub consumer_backlog: u64,
-}
-
-impl Probe {
-    /// A probe of `log` and its durable consumer named `durable`.
-    pub async fn new(log: &EventLog, durable: &str) -> Result<Self, BusError> {
-        let stream = log
-            .context()
-            .get_stream(log.names().stream())
-            .await
-            .map_err(|e| BusError::JetStream(e.to_string()))?;
-        Ok(Self {
-            stream,
-            durable: durable.to_owned(),
-        })
-    }
-
-    /// Samples both.
-    pub async fn sample(&self) -> Result<ProbeSample, BusError> {
-        let info = self.stream.get_info().await.map_err(unavailable)?;
-        let consumer_backlog = match self.stream.consumer_info(&self.durable).await {
-            Ok(c) => c.num_pending + c.num_ack_pending as u64,
-            Err(_) => info.state.last_sequence,
-        };
-        Ok(ProbeSample {
-            last_sequence: info.state.last_sequence,
-            consumer_backlog,
-        })
-    }
-}
-
 /// Waits for one expected-sequence publish and records where it landed.
-async fn settle((i, ack): (usize, PublishAckFuture), last: &mut [u64]) -> Result<(), BusError> {
+async fn settle((i, ack): (usize, PublishAckFuture), last: &mut [u64]) -> anyhow::Result<()> {
     let a = ack.await.map_err(unavailable)?;
     last[i] = a.sequence;
     Ok(())
-}
-
-/// What the event log holds about one complaint.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ComplaintEvents {
-    /// `complaint_received` events.
-    pub received: u32,
-    /// `complaint_routed` events (first decisions).
-    pub routed: u32,
-    /// `complaint_rerouted` events.
-    pub rerouted: u32,
-    /// Every other event.
-    pub other: u32,
-}
-
-/// The event log read from sequence 1, counted per complaint.
-#[derive(Debug, Clone, Default)]
-pub struct LogAudit {
-    /// The stream's last sequence when the audit started.
-    pub last_sequence: u64,
-    /// Messages read.
-    pub messages: u64,
-    /// Messages that could not be decoded.
-    pub undecodable: u64,
-    /// Encoded payload bytes of complaint events, re-encoded.
-    pub complaint_event_bytes: u64,
-    /// Complaint events read.
-    pub complaint_events: u64,
-    /// Company events read (settings, CEO slots and engagements).
-    pub company_events: u64,
-    /// Per complaint.
-    pub by_complaint: HashMap<Uuid, ComplaintEvents>,
-}
-
-/// Reads the whole log up to its current last sequence and counts the
-/// events of every complaint.
-pub async fn audit(log: &EventLog) -> Result<LogAudit, BusError> {
-    let last_sequence = log.last_sequence().await?;
-    let mut out = LogAudit {
-        last_sequence,
-        ..LogAudit::default()
-    };
-    if last_sequence == 0 {
-        return Ok(out);
-    }
-    let mut tail = log.tail(1).await?;
-    let mut seen = 0u64;
-    while seen < last_sequence {
-        let batch = tokio::time::timeout(
-            Duration::from_secs(10),
-            tail.next_batch(1000, Duration::from_millis(5)),
-        )
-        .await
-        .map_err(|_| unavailable("the log tail stalled during the audit"))?
-        .ok_or_else(|| unavailable("the log tail ended during the audit"))??;
-        for item in batch {
-            seen = seen.max(item.sequence);
-            if item.sequence > last_sequence {
-                continue;
-            }
-            out.messages += 1;
-            let Ok(stored) = item.event else {
-                out.undecodable += 1;
-                continue;
-            };
-            let envelope = &stored.envelope;
-            match (&envelope.payload, envelope.complaint_id) {
-                (EventPayload::Complaint(event), Some(id)) => {
-                    out.complaint_events += 1;
-                    out.complaint_event_bytes += encode_envelope(envelope).len() as u64;
-                    let entry = out.by_complaint.entry(id.as_uuid()).or_default();
-                    match event {
-                        ComplaintEvent::Received(_) => entry.received += 1,
-                        ComplaintEvent::Routed(_) => entry.routed += 1,
-                        ComplaintEvent::Rerouted { .. } => entry.rerouted += 1,
-                        _ => entry.other += 1,
-                    }
-                }
-                _ => out.company_events += 1,
-            }
-        }
-    }
-    Ok(out)
 }

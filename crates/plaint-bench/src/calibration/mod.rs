@@ -1,12 +1,15 @@
 //! Part 1: the raw limits of this machine, measured in the same run, each the
 //! median of three short runs.
 
+mod nats;
+mod postgres;
+
+pub use postgres::complaints_table_sql;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use plaint_bus::calibrate::Calibrator;
-use plaint_router::calibrate::upsert_complaints;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
@@ -14,8 +17,10 @@ use tonic::transport::server::TcpIncoming;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
 
-use super::Profile;
-use super::stats::{Latency, finite, median};
+use crate::Profile;
+use crate::stats::{Latency, finite, median};
+use nats::Calibrator;
+use postgres::upsert_complaints;
 
 /// The raw limits.
 #[derive(Debug, Clone, Default)]
@@ -175,7 +180,7 @@ async fn grpc(d: Duration) -> anyhow::Result<(f64, Latency, Vec<f64>)> {
             .serve_with_incoming(incoming),
     );
     let result = async {
-        let channel = super::procs::channel(port).await?;
+        let channel = crate::procs::channel(port).await?;
         let client = HealthClient::new(channel);
         let mut rates = Vec::new();
         for _ in 0..3 {

@@ -1,13 +1,21 @@
-//! `plaint-ctl bench`: in one run on loopback, the raw limits of this machine
-//! (calibration), then the whole system — both services as separate
-//! processes, with their own NATS server and a fresh database — every figure
-//! also as a ratio to the calibration, and a correctness gate: a run counts
-//! only if every complaint intake accepted was routed once and projected once.
+//! The benchmark behind `plaint-ctl bench`: in one run on loopback, the raw
+//! limits of this machine (calibration), then the whole system — both
+//! services as separate processes, with their own NATS server and a fresh
+//! database — every figure also as a ratio to the calibration, and a
+//! correctness gate: a run counts only if every complaint intake accepted was
+//! routed once and projected once.
+//!
+//! It speaks to the services only as a client does: it starts their binaries
+//! and talks gRPC to them, reads the event log through the bus, and measures
+//! PostgreSQL on a table of its own; it links no service code.
 //!
 //! On a shared, noisy machine an absolute number means little; the ratio to
 //! the raw limits measured minutes earlier on the same machine means a lot.
 
 mod calibration;
+mod database;
+pub mod generate;
+mod observe;
 mod procs;
 mod report;
 mod stats;
@@ -19,14 +27,15 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::Args;
-use plaint_bus::calibrate::audit;
 use plaint_bus::{EventLog, Names, StreamSettings};
-use plaint_router::calibrate::BenchDatabase;
 use serde_json::Value;
 
+pub use calibration::complaints_table_sql;
 pub use report::Report;
 
 use calibration::Calibration;
+use database::BenchDatabase;
+use observe::audit;
 use system::{Driver, Services};
 
 /// Settings of `plaint-ctl bench`.
@@ -387,7 +396,7 @@ async fn gate(
 
 /// `plaint-ctl bench`: runs, prints the table, writes the JSON, and fails
 /// when the correctness gate does.
-pub(crate) async fn run(args: BenchArgs, json_stdout: bool) -> anyhow::Result<()> {
+pub async fn run(args: BenchArgs, json_stdout: bool) -> anyhow::Result<()> {
     let report = run_bench(&args).await?;
     let json: Value = report.to_json();
     if json_stdout {

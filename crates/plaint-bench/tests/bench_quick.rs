@@ -9,7 +9,7 @@
 
 use std::path::PathBuf;
 
-use plaint_ctl::bench::{BenchArgs, run_bench};
+use plaint_bench::{BenchArgs, run_bench};
 
 /// The directory cargo builds the debug binaries into.
 fn debug_bin_dir() -> PathBuf {
