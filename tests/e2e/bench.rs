@@ -46,7 +46,7 @@ async fn shape(pool: &PgPool, table: &str) -> (Vec<String>, Vec<String>) {
 async fn the_bench_calibrates_postgres_on_a_table_shaped_as_complaints() {
     let db = plaint_testkit::TestDb::create().await;
     let pool = PgPool::connect(db.url()).await.unwrap();
-    plaint_router::store::MIGRATOR.run(&pool).await.unwrap();
+    plaint_projection::store::MIGRATOR.run(&pool).await.unwrap();
     sqlx::raw_sql(AssertSqlSafe(plaint_bench::complaints_table_sql(
         "bench_copy",
     )))

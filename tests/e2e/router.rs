@@ -561,7 +561,7 @@ async fn a_new_policy_changes_later_decisions_only_and_a_simulation_appends_noth
 
 #[tokio::test]
 async fn a_redelivered_event_after_a_crash_between_append_and_ack_decides_nothing_twice() {
-    use plaint_router::routing::{Outcome, Router};
+    use plaint_routing::{Outcome, Router};
     let intake = spawn_intake(&plaint_testkit::shared_nats_url()).await;
     let w = intake
         .client

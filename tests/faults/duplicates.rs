@@ -14,7 +14,7 @@ use async_nats::HeaderMap;
 use bytes::Bytes;
 use plaint_bus::{AppendError, Expect};
 use plaint_proto::intake as ipb;
-use plaint_router::routing::{Outcome, Router};
+use plaint_routing::{Outcome, Router};
 use uuid::Uuid;
 
 use crate::checker::{

@@ -22,6 +22,15 @@ impl Timestamp {
         Self(ms)
     }
 
+    /// The instant a `SystemTime` names (the caller reads the clock; before
+    /// the epoch is the epoch, beyond the range the latest instant).
+    pub fn from_system_time(t: std::time::SystemTime) -> Self {
+        let ms = t
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        Self(ms)
+    }
+
     /// Milliseconds since the Unix epoch.
     pub const fn as_millis(self) -> i64 {
         self.0

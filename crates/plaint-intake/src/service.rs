@@ -1,7 +1,7 @@
 //! The one path every command takes, whichever door it came through: parse,
 //! check against the complaint's history, append with optimistic concurrency.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use plaint_bus::{AppendError, EventLog, Expect, trace};
 use plaint_domain::event::{Envelope, EventPayload};
@@ -45,10 +45,7 @@ pub struct Intake {
 
 /// The wall clock, read once per command and passed into the domain.
 pub fn now() -> Timestamp {
-    let ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
-    Timestamp::from_millis(ms)
+    Timestamp::from_system_time(SystemTime::now())
 }
 
 /// The trace context the stored event carries: the current span's when

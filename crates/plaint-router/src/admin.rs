@@ -19,10 +19,10 @@ use futures::Stream;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
-use crate::company::CompanyView;
-use crate::rebuild::{Progress, rebuild};
-use crate::routing::now;
-use crate::store::Store;
+use plaint_projection::rebuild::{Progress, rebuild};
+use plaint_projection::store::Store;
+use plaint_routing::company::CompanyView;
+use plaint_routing::now;
 
 /// The `Admin` gRPC service.
 #[derive(Debug, Clone)]
@@ -108,7 +108,7 @@ fn operator(raw: &str, field: &str) -> Result<Label, Status> {
         .map_err(|e| invalid(field, e.problem.to_string()))
 }
 
-fn version_to_wire(v: u32, p: &crate::company::PublishedPolicy) -> pb::PolicyVersion {
+fn version_to_wire(v: u32, p: &plaint_routing::company::PublishedPolicy) -> pb::PolicyVersion {
     pb::PolicyVersion {
         version: v,
         policy_json: p.policy.to_json(),

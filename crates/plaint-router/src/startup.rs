@@ -16,8 +16,9 @@ use tokio::sync::broadcast;
 use crate::admin::AdminService;
 use crate::config::Config;
 use crate::query::QueryService;
-use crate::store::Store;
-use crate::{pairing, projector, routing};
+
+use plaint_projection::store::Store;
+use plaint_projection::{pairing, projector};
 
 /// Updates buffered for watchers before the slowest is told it missed some.
 const WATCH_BUFFER: usize = 1024;
@@ -113,7 +114,7 @@ impl Application {
                 tasks.stop_token(),
             );
             tasks.spawn("routing consumer", async move {
-                routing::run(log, dead_letters, settings, retry, stop).await?;
+                plaint_routing::run(log, dead_letters, settings, retry, stop).await?;
                 Ok(())
             });
         }

@@ -2,21 +2,24 @@
 //! waits, error codes, pagination tokens, policy simulation and watching.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "../../plaint-projection/tests/support/mod.rs"]
 mod support;
 
 use std::time::Duration;
 
 use futures::StreamExt;
 use plaint_domain::event::ComplaintEvent;
+use plaint_domain::lifecycle::Status;
 use plaint_domain::{Category, Channel, RoutingPolicy};
+use plaint_domain::{ComplaintId, Route, Timestamp};
+use plaint_projection::store::{ComplaintChange, ComplaintRow, Store};
 use plaint_proto::router::{self as pb, query_server::Query};
 use plaint_router::query::QueryService;
-use plaint_router::store::Store;
 use support::{Log, T0, ceo_everything, facts, finish, fresh_store, id_of};
 use tokio::sync::broadcast;
 use tonic::{Code, Request};
 
-fn service(store: &Store) -> (QueryService, broadcast::Sender<pb::ComplaintUpdate>) {
+fn service(store: &Store) -> (QueryService, broadcast::Sender<ComplaintChange>) {
     let (updates, _) = broadcast::channel(4);
     let svc = QueryService::new(store.clone(), updates.clone(), Duration::from_millis(300));
     (svc, updates)
@@ -215,6 +218,37 @@ async fn a_candidate_policy_is_simulated_within_its_own_budget() {
     finish(db, store).await;
 }
 
+/// What the projector broadcasts for an event of `event_type` at `sequence`
+/// on the complaint `id`.
+fn change(id: uuid::Uuid, event_type: &'static str, sequence: u64) -> ComplaintChange {
+    let f = facts("W-1", "c-1", Channel::Email, Category::Service);
+    ComplaintChange {
+        sequence,
+        event_type,
+        complaint: ComplaintRow {
+            complaint_id: ComplaintId::from_uuid(id),
+            source_system: f.source_system.to_string(),
+            external_ticket_id: f.external_ticket_id.to_string(),
+            customer_id: f.customer.id.to_string(),
+            segment: f.customer.segment.to_string(),
+            channel: f.channel,
+            category: f.category,
+            status: Status::Assigned,
+            route: Some(Route::Frontline),
+            fulfilment: None,
+            fulfilment_step: None,
+            priority: None,
+            assignee: None,
+            satisfaction: None,
+            received_at: Timestamp::from_millis(T0),
+            routed_at: None,
+            resolved_at: None,
+            ceo_engaged_at: None,
+            last_sequence: sequence,
+        },
+    }
+}
+
 #[tokio::test]
 async fn a_slow_watcher_is_told_how_many_updates_it_missed() {
     let (db, store) = fresh_store().await;
@@ -229,12 +263,7 @@ async fn a_slow_watcher_is_told_how_many_updates_it_missed() {
     // watcher's task runs, and the broadcast keeps only the last 4.
     for sequence in 1..=100 {
         updates
-            .send(pb::ComplaintUpdate {
-                complaint: Some(pb::ComplaintSummary::default()),
-                event_type: "resolved".to_owned(),
-                sequence,
-                missed: 0,
-            })
+            .send(change(uuid::Uuid::new_v4(), "resolved", sequence))
             .unwrap();
     }
     let mut delivered = Vec::new();
@@ -255,27 +284,17 @@ async fn a_slow_watcher_is_told_how_many_updates_it_missed() {
 async fn a_watch_filtered_by_complaint_sees_only_that_complaint() {
     let (db, store) = fresh_store().await;
     let (svc, updates) = service(&store);
-    let wanted = uuid::Uuid::new_v4().to_string();
+    let wanted = uuid::Uuid::new_v4();
     let mut stream = svc
         .watch_complaints(Request::new(pb::WatchComplaintsRequest {
-            complaint_id: wanted.clone(),
+            complaint_id: wanted.to_string(),
             ..Default::default()
         }))
         .await
         .unwrap()
         .into_inner();
-    for (sequence, id) in [(1, uuid::Uuid::new_v4().to_string()), (2, wanted.clone())] {
-        updates
-            .send(pb::ComplaintUpdate {
-                complaint: Some(pb::ComplaintSummary {
-                    complaint_id: id,
-                    ..Default::default()
-                }),
-                event_type: "assigned".to_owned(),
-                sequence,
-                missed: 0,
-            })
-            .unwrap();
+    for (sequence, id) in [(1, uuid::Uuid::new_v4()), (2, wanted)] {
+        updates.send(change(id, "assigned", sequence)).unwrap();
     }
     let first = tokio::time::timeout(Duration::from_secs(2), stream.next())
         .await

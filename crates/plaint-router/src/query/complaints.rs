@@ -5,7 +5,7 @@ use plaint_proto::convert::{decision_to_wire, optional_enum};
 use plaint_proto::router as pb;
 
 use super::{QueryError, QueryService, customer_id, summary, wire};
-use crate::store::{Cursor, ListFilter};
+use plaint_projection::store::{Cursor, ListFilter};
 
 impl QueryService {
     pub(super) async fn complaint(

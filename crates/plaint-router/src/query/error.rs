@@ -5,7 +5,7 @@ use plaint_domain::routing::PolicyError;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
-use crate::store::StoreError;
+use plaint_projection::store::StoreError;
 
 /// Why a query was not answered.
 #[derive(Debug, thiserror::Error)]

@@ -12,7 +12,7 @@ mod simulate;
 mod watch;
 mod wire;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use plaint_domain::values::{AtField, CustomerId};
 use plaint_domain::{RoutingPolicy, Timestamp};
@@ -21,8 +21,8 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
-use crate::store::Store;
 pub use error::QueryError;
+use plaint_projection::store::{ComplaintChange, Store};
 pub use reports::GOODWILL_TOTAL_KEY;
 pub use simulate::MAX_SIMULATED;
 pub use watch::{WATCH_CHANNEL_CAPACITY, WatchStream};
@@ -32,7 +32,7 @@ pub use wire::{complaint_update, summary};
 #[derive(Debug, Clone)]
 pub struct QueryService {
     store: Store,
-    updates: broadcast::Sender<pb::ComplaintUpdate>,
+    updates: broadcast::Sender<ComplaintChange>,
     max_wait: Duration,
     stop: CancellationToken,
 }
@@ -42,7 +42,7 @@ impl QueryService {
     /// most `max_wait` for a `min_sequence`.
     pub fn new(
         store: Store,
-        updates: broadcast::Sender<pb::ComplaintUpdate>,
+        updates: broadcast::Sender<ComplaintChange>,
         max_wait: Duration,
     ) -> Self {
         Self {
@@ -93,10 +93,7 @@ impl QueryService {
 }
 
 fn now() -> Timestamp {
-    let ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
-    Timestamp::from_millis(ms)
+    Timestamp::from_system_time(SystemTime::now())
 }
 
 fn customer_id(raw: &str) -> Result<CustomerId, QueryError> {

@@ -5,7 +5,7 @@ use plaint_proto::ToWire;
 use plaint_proto::router as pb;
 
 use super::{QueryError, QueryService, now, wire};
-use crate::store::GoodwillGroup;
+use plaint_projection::store::GoodwillGroup;
 
 /// The key of the goodwill row over every group.
 pub const GOODWILL_TOTAL_KEY: &str = "TOTAL";

@@ -7,6 +7,7 @@
 use std::pin::Pin;
 
 use plaint_domain::{ComplaintId, Route};
+use plaint_projection::store::ComplaintChange;
 use plaint_proto::convert::optional_enum;
 use plaint_proto::router as pb;
 use tokio::sync::{broadcast, mpsc};
@@ -70,7 +71,7 @@ impl Filter {
 /// Forwards matching updates from `updates` to a new stream until the
 /// watcher goes away, the broadcast closes or `stop` is cancelled.
 pub(super) fn spawn(
-    mut updates: broadcast::Receiver<pb::ComplaintUpdate>,
+    mut updates: broadcast::Receiver<ComplaintChange>,
     filter: Filter,
     stop: CancellationToken,
 ) -> WatchStream {
@@ -84,7 +85,8 @@ pub(super) fn spawn(
                 next = updates.recv() => next,
             };
             match next {
-                Ok(mut update) => {
+                Ok(change) => {
+                    let mut update = wire::complaint_update(&change);
                     if !filter.matches(&update) {
                         continue;
                     }

@@ -6,7 +6,7 @@ use plaint_domain::{ComplaintId, Timestamp};
 use plaint_proto::ToWire;
 use plaint_proto::router as pb;
 
-use crate::store::{ComplaintChange, ComplaintRow, TimelineRow, name_of};
+use plaint_projection::store::{ComplaintChange, ComplaintRow, TimelineRow, name_of};
 
 /// The wire summary of a complaint row.
 pub fn summary(row: &ComplaintRow) -> pb::ComplaintSummary {

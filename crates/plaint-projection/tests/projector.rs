@@ -11,8 +11,8 @@ use plaint_bus::{EventLog, Expect, Names, RetryPolicy, StreamSettings};
 use plaint_domain::event::ComplaintEvent;
 use plaint_domain::lifecycle::Status;
 use plaint_domain::{Category, Channel, RoutingPolicy};
-use plaint_router::projector;
-use plaint_router::store::Store;
+use plaint_projection::projector;
+use plaint_projection::store::Store;
 use plaint_testkit::{NatsServer, PgServer};
 use support::{Log, T0, facts, finish, fresh_store, id_of};
 use tokio::sync::broadcast;
@@ -31,18 +31,18 @@ async fn open_log(nats: &NatsServer) -> EventLog {
 fn start(
     log: &EventLog,
     store: &Store,
-    updates: &broadcast::Sender<plaint_proto::router::ComplaintUpdate>,
+    updates: &broadcast::Sender<plaint_projection::store::ComplaintChange>,
 ) -> (
     CancellationToken,
     tokio::task::JoinHandle<anyhow::Result<()>>,
 ) {
-    start_holding(log, store, updates, plaint_router::pairing::HOLD)
+    start_holding(log, store, updates, plaint_projection::pairing::HOLD)
 }
 
 fn start_holding(
     log: &EventLog,
     store: &Store,
-    updates: &broadcast::Sender<plaint_proto::router::ComplaintUpdate>,
+    updates: &broadcast::Sender<plaint_projection::store::ComplaintChange>,
     hold: Duration,
 ) -> (
     CancellationToken,
@@ -157,7 +157,7 @@ async fn a_held_complaint_is_released_to_a_query_that_waits_for_it() {
 
     let f = facts("N-2", "cust-h", Channel::Email, Category::ProductDefect);
     let id = id_of(&f);
-    let now = plaint_router::routing::now().as_millis();
+    let now = plaint_domain::Timestamp::from_system_time(std::time::SystemTime::now()).as_millis();
     let received = Log::default().complaint(id, now, ComplaintEvent::Received(Box::new(f)));
     let envelope = &received.event.as_ref().unwrap().envelope;
     let appended = log

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use plaint_domain::event::{CeoSlot, CompanyEvent, ComplaintEvent, EventPayload};
 use plaint_domain::{Category, Channel, ComplaintFacts, RoutingPolicy, Timestamp};
-use plaint_router::pairing::{HOLD, Pending, Ready};
+use plaint_projection::pairing::{HOLD, Pending, Ready};
 use support::{Log, T0, decide, facts, id_of};
 
 /// No limit on what one call takes.

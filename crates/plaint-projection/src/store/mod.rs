@@ -405,7 +405,7 @@ impl ComplaintRow {
 
 /// The stable name of a domain enum, as stored in text columns (its serde name,
 /// which is also its wire name).
-pub(crate) fn name_of<T: Serialize>(value: &T) -> String {
+pub fn name_of<T: Serialize>(value: &T) -> String {
     // Straight to text (no `Value` in between): this runs for six columns
     // of every row the projector writes.
     match serde_json::to_string(value) {

@@ -13,7 +13,7 @@ use plaint_domain::{
     RoutingContext, RoutingFacts, RoutingPolicy, SCHEMA_VERSION, StanceAlignment, Timestamp,
     Visibility, decide_route,
 };
-use plaint_router::store::Store;
+use plaint_projection::store::Store;
 use plaint_testkit::TestDb;
 use uuid::Uuid;
 

@@ -5,17 +5,14 @@
 //! (NATS or PostgreSQL restarting, a broken tail) the projector simply reopens
 //! the tail at the checkpoint; batches already applied are skipped by the store.
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use plaint_bus::{Backoff, BusError, EventLog, RetryPolicy};
-use plaint_proto::router::ComplaintUpdate;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 use crate::pairing::{Pending, Ready};
-use crate::query::complaint_update;
-use crate::routing;
-use crate::store::{Changes, Span, Store, StoreError};
+use crate::store::{Changes, ComplaintChange, Span, Store, StoreError};
 
 /// How long a batch waits for more events after its first. Short, because
 /// at low load every complaint waits it out before it is visible; under load
@@ -56,7 +53,7 @@ pub async fn run(
     batch: usize,
     hold: Duration,
     retry: RetryPolicy,
-    updates: broadcast::Sender<ComplaintUpdate>,
+    updates: broadcast::Sender<ComplaintChange>,
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
     let batch = batch.max(1);
@@ -91,7 +88,7 @@ async fn follow(
     batch: usize,
     hold: Duration,
     backoff: &mut Backoff,
-    updates: &broadcast::Sender<ComplaintUpdate>,
+    updates: &broadcast::Sender<ComplaintChange>,
     stop: &CancellationToken,
 ) -> Result<(), Interrupted> {
     let from = store.projected_sequence().await? + 1;
@@ -108,7 +105,7 @@ async fn follow(
         // While events are held, look now and then whether a query came to
         // wait for one of them.
         let wait = pending
-            .hold_left(Instant::now(), routing::now())
+            .hold_left(Instant::now(), now())
             .map_or(STALL_CHECK, |left| left.min(WANTED_CHECK));
         let room = room_for.saturating_sub(pending.len()).clamp(1, batch);
         // Cancelling here drops only messages not yet applied; the checkpoint
@@ -134,8 +131,7 @@ async fn follow(
         pending.push(items, Instant::now());
         loop {
             let full = pending.len() >= room_for;
-            let Some(ready) = pending.take_ready(Instant::now(), routing::now(), full, batch)
-            else {
+            let Some(ready) = pending.take_ready(Instant::now(), now(), full, batch) else {
                 break;
             };
             apply(store, &ready, first, updates).await?;
@@ -149,7 +145,7 @@ async fn apply(
     store: &Store,
     ready: &Ready,
     first: bool,
-    updates: &broadcast::Sender<ComplaintUpdate>,
+    updates: &broadcast::Sender<ComplaintChange>,
 ) -> Result<(), Interrupted> {
     let started = Instant::now();
     let items = &ready.items;
@@ -183,9 +179,9 @@ async fn apply(
         "batch projected"
     );
     // Empty unless someone was watching when the batch began.
-    for change in &applied.changes {
+    for change in applied.changes {
         // An error only means nobody is watching right now.
-        let _ = updates.send(complaint_update(change));
+        let _ = updates.send(change);
     }
     Ok(())
 }
@@ -213,4 +209,8 @@ pub async fn measure_lag(
             () = tokio::time::sleep(LAG_INTERVAL) => {}
         }
     }
+}
+
+fn now() -> plaint_domain::Timestamp {
+    plaint_domain::Timestamp::from_system_time(SystemTime::now())
 }

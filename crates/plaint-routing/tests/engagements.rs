@@ -4,13 +4,14 @@
 //! from the subject.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "../../plaint-projection/tests/support/mod.rs"]
 mod support;
 
 use plaint_bus::{EventLog, Expect, Names, StreamSettings};
 use plaint_domain::event::{CeoSlot, CompanyEvent};
 use plaint_domain::values::{CustomerId, Segment};
 use plaint_domain::{ComplaintId, Timestamp};
-use plaint_router::engagements::{Engagement, Engagements, Known};
+use plaint_routing::engagements::{Engagement, Engagements, Known};
 use plaint_testkit::NatsServer;
 use support::{Log, T0};
 

@@ -14,7 +14,7 @@ use plaint_domain::values::Label;
 use plaint_domain::{
     Category, Channel, Climate, ComplaintId, Route, RoutingPolicy, StanceAlignment, Timestamp,
 };
-use plaint_router::store::{Changes, GoodwillGroup, ListFilter, Span, StoreError};
+use plaint_projection::store::{Changes, GoodwillGroup, ListFilter, Span, StoreError};
 use support::{Log, T0, ceo_everything, copy, decide, facts, finish, fresh_store, id_of};
 use uuid::Uuid;
 
@@ -565,7 +565,7 @@ async fn complaints_in_range_yield_state_and_first_decision_in_received_order() 
 #[tokio::test]
 async fn two_projectors_applying_the_same_batch_apply_it_once() {
     let (db, store) = fresh_store().await;
-    let other = plaint_router::store::Store::connect(db.url(), 2)
+    let other = plaint_projection::store::Store::connect(db.url(), 2)
         .await
         .unwrap();
     let mut log = Log::default();
