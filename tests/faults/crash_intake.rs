@@ -1,7 +1,9 @@
 //! Intake killed with SIGKILL three times under load while clients retry with
 //! the same ids (the ticket for a submit, the request id for a follow-up):
 //! every acknowledged complaint and follow-up is stored exactly once; the
-//! helpdesk messages intake had in hand are redelivered to the new process.
+//! helpdesk messages intake had in hand are redelivered to the new process,
+//! and a follow-up published there without a request id still makes exactly
+//! one event per inbound message.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,6 +20,7 @@ async fn intake_killed_under_load_stores_every_acknowledged_write_exactly_once()
         grpc: 1_200,
         follow_ups: 400,
         helpdesk: 300,
+        helpdesk_follow_ups: 200,
         rate_per_sec: 100,
         workers: 8,
         tag: "I".to_owned(),
@@ -57,6 +60,7 @@ async fn intake_killed_under_load_stores_every_acknowledged_write_exactly_once()
     assert_eq!(report.commands_lost, 0);
     assert_eq!(report.commands_duplicated, 0);
     assert_eq!(report.commands_acknowledged, 400);
+    assert_eq!(report.helpdesk_commands_acknowledged, 200);
     assert_eq!(sys.intake.kills, 3);
     sys.router.assert_no_panic();
 

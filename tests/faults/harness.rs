@@ -804,6 +804,10 @@ pub(crate) struct LoadSpec {
     pub(crate) helpdesk: u64,
     /// Follow-ups over gRPC with a request id, on complaints already acknowledged.
     pub(crate) follow_ups: u64,
+    /// Follow-ups published on the helpdesk door without a request id, on
+    /// complaints already acknowledged; every other one names its message
+    /// (`Nats-Msg-Id`).
+    pub(crate) helpdesk_follow_ups: u64,
     /// Operations per second, all kinds together.
     pub(crate) rate_per_sec: u64,
     /// Concurrent gRPC callers.
@@ -820,6 +824,7 @@ impl Default for LoadSpec {
             grpc: 1000,
             helpdesk: 0,
             follow_ups: 0,
+            helpdesk_follow_ups: 0,
             rate_per_sec: 200,
             workers: 8,
             give_up_after: Duration::from_secs(90),
@@ -838,6 +843,7 @@ enum Job {
     Submit(u64),
     Helpdesk(u64),
     FollowUp(u64),
+    HelpdeskFollowUp(u64),
 }
 
 /// A load running in the background; [`finish`](Self::finish) waits for it.
@@ -883,25 +889,32 @@ async fn run_load(
 ) -> LoadStats {
     let started = Instant::now();
     // Interleave the kinds evenly over the run.
-    let total = spec.grpc + spec.helpdesk + spec.follow_ups;
+    let total = spec.grpc + spec.helpdesk + spec.follow_ups + spec.helpdesk_follow_ups;
     let mut jobs = Vec::with_capacity(usize::try_from(total).unwrap_or(0));
-    let (mut g, mut h, mut f) = (0, 0, 0);
+    let (mut g, mut h, mut f, mut hf) = (0, 0, 0, 0);
     for k in 0..total {
         // Bresenham-style: each kind gets its share of every prefix.
         let want_h = (k + 1) * spec.helpdesk / total.max(1);
         let want_f = (k + 1) * spec.follow_ups / total.max(1);
+        let want_hf = (k + 1) * spec.helpdesk_follow_ups / total.max(1);
         if h < want_h {
             jobs.push(Job::Helpdesk(h));
             h += 1;
         } else if f < want_f && f < g {
             jobs.push(Job::FollowUp(f));
             f += 1;
+        } else if hf < want_hf && hf < g {
+            jobs.push(Job::HelpdeskFollowUp(hf));
+            hf += 1;
         } else if g < spec.grpc {
             jobs.push(Job::Submit(g));
             g += 1;
         } else if f < spec.follow_ups {
             jobs.push(Job::FollowUp(f));
             f += 1;
+        } else if hf < spec.helpdesk_follow_ups {
+            jobs.push(Job::HelpdeskFollowUp(hf));
+            hf += 1;
         } else {
             jobs.push(Job::Helpdesk(h));
             h += 1;
@@ -1052,6 +1065,49 @@ async fn run_job(
                             return true;
                         }
                     }
+                }
+                if Instant::now() > deadline {
+                    return false;
+                }
+                history.retry();
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        Job::HelpdeskFollowUp(n) => {
+            let ticket = format!("{}-{n}", spec.tag);
+            let id = ticket_id(GRPC_SOURCE, &ticket);
+            while !history.is_acked(&id) {
+                if Instant::now() > deadline {
+                    return false;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            // No request id: only the inbound message can keep it single.
+            let text = format!("Helpdesk follow-up {n} on {ticket}.");
+            let payload = Bytes::from(format!(
+                r#"{{"type":"follow_up","complaint_id":"{id}","text":"{text}"}}"#
+            ));
+            let named = n.is_multiple_of(2);
+            let mut headers = async_nats::HeaderMap::new();
+            if named {
+                headers.insert("Nats-Msg-Id", format!("hd-fu-{ticket}").as_str());
+            }
+            loop {
+                history.publish_helpdesk_command(&text, id, named);
+                let sent = async {
+                    js.publish_with_headers(inbound.to_owned(), headers.clone(), payload.clone())
+                        .await
+                        .map_err(|e| e.to_string())?
+                        .await
+                        .map_err(|e| e.to_string())
+                }
+                .await;
+                match sent {
+                    Ok(_) => {
+                        history.ack_helpdesk_command(&text);
+                        return true;
+                    }
+                    Err(_) => history.error("PublishFailed"),
                 }
                 if Instant::now() > deadline {
                     return false;

@@ -63,7 +63,9 @@ pub async fn handle(core: &Intake, parsed: Parsed, mut origin: Origin) -> Result
             request_id,
             command,
         } => {
-            origin.request_id = request_id;
+            // The caller's own key wins; else the door's (the helpdesk
+            // derives one from the inbound message).
+            origin.request_id = request_id.or(origin.request_id);
             core.execute(complaint_id, command, &origin).await
         }
     }
