@@ -349,10 +349,19 @@ impl Service {
 
     /// Resident set size of the process, KiB.
     pub(crate) fn rss_kib(&self) -> Option<u64> {
+        self.status_kib("VmRSS:")
+    }
+
+    /// The most the process's resident set size has ever been, KiB.
+    pub(crate) fn peak_rss_kib(&self) -> Option<u64> {
+        self.status_kib("VmHWM:")
+    }
+
+    fn status_kib(&self, field: &str) -> Option<u64> {
         let status = fs::read_to_string(format!("/proc/{}/status", self.pid()?)).ok()?;
         status
             .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .find_map(|l| l.strip_prefix(field))
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
     }
 
@@ -412,6 +421,8 @@ pub(crate) struct Options {
     pub(crate) duplicate_window_secs: u64,
     /// Extra environment for both services.
     pub(crate) env: Vec<(String, String)>,
+    /// nats-server configuration text, if the defaults will not do.
+    pub(crate) nats_config: Option<&'static str>,
 }
 
 impl Default for Options {
@@ -419,6 +430,7 @@ impl Default for Options {
         Self {
             duplicate_window_secs: 120,
             env: Vec::new(),
+            nats_config: None,
         }
     }
 }
@@ -472,7 +484,7 @@ impl System {
         } else {
             Logs::Temporary(dir)
         };
-        let nats = NatsServer::start();
+        let nats = NatsServer::start_with_config(options.nats_config);
         let pg = tokio::task::spawn_blocking(PgServer::start)
             .await
             .expect("PgServer::start");
