@@ -451,7 +451,10 @@ pub(crate) async fn stream_last_sequence(js: &async_nats::jetstream::Context, st
 }
 
 /// Messages currently in `stream`.
-async fn stream_messages(js: &async_nats::jetstream::Context, stream: &str) -> Option<u64> {
+pub(crate) async fn stream_messages(
+    js: &async_nats::jetstream::Context,
+    stream: &str,
+) -> Option<u64> {
     let mut s = js.get_stream(stream).await.ok()?;
     Some(s.info().await.ok()?.state.messages)
 }

@@ -776,6 +776,52 @@ pub(crate) fn helpdesk_follow_up_json(id: &ComplaintId, request_id: Uuid, text: 
     )
 }
 
+/// Publishes a follow-up on `id` with no request id on the helpdesk door
+/// `inbound` until the stream acknowledges it (or `deadline` passes: then
+/// `false`); `named` ones carry a `Nats-Msg-Id`. The checker knows it by
+/// its `text`.
+pub(crate) async fn publish_follow_up(
+    js: &jetstream::Context,
+    inbound: &str,
+    history: &History,
+    id: ComplaintId,
+    text: &str,
+    named: bool,
+    deadline: Instant,
+) -> bool {
+    let payload = Bytes::from(format!(
+        r#"{{"type":"follow_up","complaint_id":"{id}","text":"{text}"}}"#
+    ));
+    let mut headers = async_nats::HeaderMap::new();
+    if named {
+        let message_id = Uuid::new_v5(&Uuid::NAMESPACE_OID, text.as_bytes());
+        headers.insert("Nats-Msg-Id", message_id.to_string().as_str());
+    }
+    loop {
+        history.publish_helpdesk_command(text, id, named);
+        let sent = async {
+            js.publish_with_headers(inbound.to_owned(), headers.clone(), payload.clone())
+                .await
+                .map_err(|e| e.to_string())?
+                .await
+                .map_err(|e| e.to_string())
+        }
+        .await;
+        match sent {
+            Ok(_) => {
+                history.ack_helpdesk_command(text);
+                return true;
+            }
+            Err(_) => history.error("PublishFailed"),
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        history.retry();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Whether a client should retry a call that ended with `status` (with the
 /// same ids): the service or the log was unreachable, or the call was cut.
 /// A cut connection can come back as INTERNAL: tonic reports a request that
@@ -1094,39 +1140,17 @@ async fn run_job(
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
-            // No request id: only the inbound message can keep it single.
             let text = format!("Helpdesk follow-up {n} on {ticket}.");
-            let payload = Bytes::from(format!(
-                r#"{{"type":"follow_up","complaint_id":"{id}","text":"{text}"}}"#
-            ));
-            let named = n.is_multiple_of(2);
-            let mut headers = async_nats::HeaderMap::new();
-            if named {
-                headers.insert("Nats-Msg-Id", format!("hd-fu-{ticket}").as_str());
-            }
-            loop {
-                history.publish_helpdesk_command(&text, id, named);
-                let sent = async {
-                    js.publish_with_headers(inbound.to_owned(), headers.clone(), payload.clone())
-                        .await
-                        .map_err(|e| e.to_string())?
-                        .await
-                        .map_err(|e| e.to_string())
-                }
-                .await;
-                match sent {
-                    Ok(_) => {
-                        history.ack_helpdesk_command(&text);
-                        return true;
-                    }
-                    Err(_) => history.error("PublishFailed"),
-                }
-                if Instant::now() > deadline {
-                    return false;
-                }
-                history.retry();
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
+            publish_follow_up(
+                js,
+                inbound,
+                history,
+                id,
+                &text,
+                n.is_multiple_of(2),
+                deadline,
+            )
+            .await
         }
         Job::Helpdesk(n) => {
             let ticket = format!("{}-{n}", spec.tag);
