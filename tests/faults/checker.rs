@@ -51,10 +51,23 @@ struct Commanded {
     acked: bool,
 }
 
+/// A command published on the helpdesk door without a `request_id`: only
+/// the inbound message identifies it, so the checker knows it by its text.
+#[derive(Debug, Clone)]
+struct Published {
+    complaint: ComplaintId,
+    /// It carried a `Nats-Msg-Id`, so republishing it stores no second message.
+    named: bool,
+    /// Times it was published (each unnamed one may be a message of its own).
+    publishes: u32,
+    acked: bool,
+}
+
 #[derive(Debug, Default)]
 struct Inner {
     submits: HashMap<ComplaintId, Submitted>,
     commands: HashMap<EventId, Commanded>,
+    helpdesk_commands: HashMap<String, Published>,
     errors: BTreeMap<String, u64>,
     retries: u64,
     refused: Vec<String>,
@@ -114,6 +127,31 @@ impl History {
         });
     }
 
+    /// A follow-up without `request_id`, known by its `text`, is about to be
+    /// published on the helpdesk door (every attempt).
+    pub(crate) fn publish_helpdesk_command(&self, text: &str, complaint: ComplaintId, named: bool) {
+        self.with(|h| {
+            h.helpdesk_commands
+                .entry(text.to_owned())
+                .or_insert(Published {
+                    complaint,
+                    named,
+                    publishes: 0,
+                    acked: false,
+                })
+                .publishes += 1;
+        });
+    }
+
+    /// The inbound stream acknowledged that follow-up.
+    pub(crate) fn ack_helpdesk_command(&self, text: &str) {
+        self.with(|h| {
+            if let Some(c) = h.helpdesk_commands.get_mut(text) {
+                c.acked = true;
+            }
+        });
+    }
+
     /// A call ended with an error (a status code name).
     pub(crate) fn error(&self, code: &str) {
         self.with(|h| *h.errors.entry(code.to_owned()).or_insert(0) += 1);
@@ -165,6 +203,8 @@ pub(crate) struct LogView {
     pub(crate) decisions: HashMap<Uuid, Vec<u64>>,
     /// Sequences per event id.
     pub(crate) event_ids: HashMap<Uuid, Vec<u64>>,
+    /// Sequences of follow-ups per text.
+    pub(crate) follow_ups: HashMap<String, Vec<u64>>,
     /// Messages on complaint subjects that do not decode.
     pub(crate) undecodable: Vec<u64>,
     /// Messages on the other subjects (company, budget, CEO engagements).
@@ -254,6 +294,11 @@ pub(crate) async fn read_log(log: &EventLog) -> LogView {
                 ComplaintEvent::Routed(_) | ComplaintEvent::Rerouted { .. } => view
                     .decisions
                     .entry(complaint)
+                    .or_default()
+                    .push(item.sequence),
+                ComplaintEvent::CustomerFollowedUp { text } => view
+                    .follow_ups
+                    .entry(text.as_str().to_owned())
                     .or_default()
                     .push(item.sequence),
                 _ => {}
@@ -406,7 +451,10 @@ pub(crate) async fn stream_last_sequence(js: &async_nats::jetstream::Context, st
 }
 
 /// Messages currently in `stream`.
-async fn stream_messages(js: &async_nats::jetstream::Context, stream: &str) -> Option<u64> {
+pub(crate) async fn stream_messages(
+    js: &async_nats::jetstream::Context,
+    stream: &str,
+) -> Option<u64> {
     let mut s = js.get_stream(stream).await.ok()?;
     Some(s.info().await.ok()?.state.messages)
 }
@@ -581,6 +629,14 @@ pub(crate) struct Report {
     pub(crate) commands_lost: usize,
     /// Commands stored more than once.
     pub(crate) commands_duplicated: usize,
+    /// Helpdesk commands without `request_id` published, and acknowledged.
+    pub(crate) helpdesk_commands_published: usize,
+    pub(crate) helpdesk_commands_acknowledged: usize,
+    /// Of those, acknowledged ones not in the log.
+    pub(crate) helpdesk_commands_lost: Vec<String>,
+    /// Stored more often than inbound messages were made of them (once when
+    /// named, once per publish otherwise), or on another complaint.
+    pub(crate) helpdesk_commands_duplicated: Vec<String>,
     pub(crate) undecodable: usize,
     /// Messages left in the inbound work queue that its consumer will not
     /// deliver again.
@@ -658,6 +714,10 @@ async fn inbound_orphans(
                 let id = ComplaintId::for_ticket(&facts.source_system, &facts.external_ticket_id);
                 log.received.contains_key(&id.as_uuid())
             }
+            Ok(plaint_intake::commands::Parsed::Command {
+                command: plaint_domain::Command::RecordFollowUp { text },
+                ..
+            }) => log.follow_ups.contains_key(text.as_str()),
             _ => false,
         };
         if !stored {
@@ -770,6 +830,26 @@ fn check(
             }
         }
     }
+
+    // Helpdesk commands without request_id: one event per inbound message.
+    r.helpdesk_commands_published = h.helpdesk_commands.len();
+    for (text, c) in &h.helpdesk_commands {
+        let seqs = log.follow_ups.get(text).map_or(&[][..], Vec::as_slice);
+        if c.acked {
+            r.helpdesk_commands_acknowledged += 1;
+            if seqs.is_empty() {
+                r.helpdesk_commands_lost.push(text.clone());
+            }
+        }
+        let messages = if c.named { 1 } else { c.publishes as usize };
+        let elsewhere = seqs
+            .iter()
+            .any(|s| log.events[s].complaint != c.complaint.as_uuid());
+        if seqs.len() > messages || elsewhere {
+            r.helpdesk_commands_duplicated
+                .push(format!("{text:?} stored {} times", seqs.len()));
+        }
+    }
     r
 }
 
@@ -861,6 +941,20 @@ impl Report {
             format!("{} commands stored twice", self.commands_duplicated),
         );
         need(
+            self.helpdesk_commands_lost.is_empty(),
+            format!(
+                "acknowledged helpdesk commands lost: {}",
+                first(&self.helpdesk_commands_lost)
+            ),
+        );
+        need(
+            self.helpdesk_commands_duplicated.is_empty(),
+            format!(
+                "helpdesk commands stored more than once per message: {}",
+                first(&self.helpdesk_commands_duplicated)
+            ),
+        );
+        need(
             self.undecodable == 0,
             format!("{} undecodable events", self.undecodable),
         );
@@ -892,6 +986,7 @@ impl fmt::Display for Report {
              log events {}; lost {} (projection {}), unexpected {}, duplicates: received {} \
              log {} projection {}; projection vs log: missing {} extra {} stale rows {} \
              checkpoint off {}; decisions != 1: log {} projection {}; commands {} (acked {}, \
+             lost {}, duplicated {}); helpdesk commands without request id {} (acked {}, \
              lost {}, duplicated {}); redeliveries: router {} ({} deliveries / {} messages), \
              helpdesk {} ({} / {}); inbound orphans {}; retries {}; errors {:?}",
             self.attempted,
@@ -917,6 +1012,10 @@ impl fmt::Display for Report {
             self.commands_acknowledged,
             self.commands_lost,
             self.commands_duplicated,
+            self.helpdesk_commands_published,
+            self.helpdesk_commands_acknowledged,
+            self.helpdesk_commands_lost.len(),
+            self.helpdesk_commands_duplicated.len(),
             self.router.redeliveries(),
             self.router.deliveries,
             self.router.messages,

@@ -388,10 +388,19 @@ impl Service {
 
     /// Resident set size of the process, KiB.
     pub(crate) fn rss_kib(&self) -> Option<u64> {
+        self.status_kib("VmRSS:")
+    }
+
+    /// The most the process's resident set size has ever been, KiB.
+    pub(crate) fn peak_rss_kib(&self) -> Option<u64> {
+        self.status_kib("VmHWM:")
+    }
+
+    fn status_kib(&self, field: &str) -> Option<u64> {
         let status = fs::read_to_string(format!("/proc/{}/status", self.pid()?)).ok()?;
         status
             .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .find_map(|l| l.strip_prefix(field))
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
     }
 
@@ -451,6 +460,8 @@ pub(crate) struct Options {
     pub(crate) duplicate_window_secs: u64,
     /// Extra environment for both services.
     pub(crate) env: Vec<(String, String)>,
+    /// nats-server configuration text, if the defaults will not do.
+    pub(crate) nats_config: Option<&'static str>,
 }
 
 impl Default for Options {
@@ -458,6 +469,7 @@ impl Default for Options {
         Self {
             duplicate_window_secs: 120,
             env: Vec::new(),
+            nats_config: None,
         }
     }
 }
@@ -511,7 +523,7 @@ impl System {
         } else {
             Logs::Temporary(dir)
         };
-        let nats = NatsServer::start();
+        let nats = NatsServer::start_with_config(options.nats_config);
         let pg = tokio::task::spawn_blocking(PgServer::start)
             .await
             .expect("PgServer::start");
@@ -803,6 +815,52 @@ pub(crate) fn helpdesk_follow_up_json(id: &ComplaintId, request_id: Uuid, text: 
     )
 }
 
+/// Publishes a follow-up on `id` with no request id on the helpdesk door
+/// `inbound` until the stream acknowledges it (or `deadline` passes: then
+/// `false`); `named` ones carry a `Nats-Msg-Id`. The checker knows it by
+/// its `text`.
+pub(crate) async fn publish_follow_up(
+    js: &jetstream::Context,
+    inbound: &str,
+    history: &History,
+    id: ComplaintId,
+    text: &str,
+    named: bool,
+    deadline: Instant,
+) -> bool {
+    let payload = Bytes::from(format!(
+        r#"{{"type":"follow_up","complaint_id":"{id}","text":"{text}"}}"#
+    ));
+    let mut headers = async_nats::HeaderMap::new();
+    if named {
+        let message_id = Uuid::new_v5(&Uuid::NAMESPACE_OID, text.as_bytes());
+        headers.insert("Nats-Msg-Id", message_id.to_string().as_str());
+    }
+    loop {
+        history.publish_helpdesk_command(text, id, named);
+        let sent = async {
+            js.publish_with_headers(inbound.to_owned(), headers.clone(), payload.clone())
+                .await
+                .map_err(|e| e.to_string())?
+                .await
+                .map_err(|e| e.to_string())
+        }
+        .await;
+        match sent {
+            Ok(_) => {
+                history.ack_helpdesk_command(text);
+                return true;
+            }
+            Err(_) => history.error("PublishFailed"),
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        history.retry();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Whether a client should retry a call that ended with `status` (with the
 /// same ids): the service or the log was unreachable, or the call was cut.
 /// A cut connection can come back as INTERNAL: tonic reports a request that
@@ -843,6 +901,10 @@ pub(crate) struct LoadSpec {
     pub(crate) helpdesk: u64,
     /// Follow-ups over gRPC with a request id, on complaints already acknowledged.
     pub(crate) follow_ups: u64,
+    /// Follow-ups published on the helpdesk door without a request id, on
+    /// complaints already acknowledged; every other one names its message
+    /// (`Nats-Msg-Id`).
+    pub(crate) helpdesk_follow_ups: u64,
     /// Operations per second, all kinds together.
     pub(crate) rate_per_sec: u64,
     /// Concurrent gRPC callers.
@@ -859,6 +921,7 @@ impl Default for LoadSpec {
             grpc: 1000,
             helpdesk: 0,
             follow_ups: 0,
+            helpdesk_follow_ups: 0,
             rate_per_sec: 200,
             workers: 8,
             give_up_after: Duration::from_secs(90),
@@ -877,6 +940,7 @@ enum Job {
     Submit(u64),
     Helpdesk(u64),
     FollowUp(u64),
+    HelpdeskFollowUp(u64),
 }
 
 /// A load running in the background; [`finish`](Self::finish) waits for it.
@@ -922,25 +986,32 @@ async fn run_load(
 ) -> LoadStats {
     let started = Instant::now();
     // Interleave the kinds evenly over the run.
-    let total = spec.grpc + spec.helpdesk + spec.follow_ups;
+    let total = spec.grpc + spec.helpdesk + spec.follow_ups + spec.helpdesk_follow_ups;
     let mut jobs = Vec::with_capacity(usize::try_from(total).unwrap_or(0));
-    let (mut g, mut h, mut f) = (0, 0, 0);
+    let (mut g, mut h, mut f, mut hf) = (0, 0, 0, 0);
     for k in 0..total {
         // Bresenham-style: each kind gets its share of every prefix.
         let want_h = (k + 1) * spec.helpdesk / total.max(1);
         let want_f = (k + 1) * spec.follow_ups / total.max(1);
+        let want_hf = (k + 1) * spec.helpdesk_follow_ups / total.max(1);
         if h < want_h {
             jobs.push(Job::Helpdesk(h));
             h += 1;
         } else if f < want_f && f < g {
             jobs.push(Job::FollowUp(f));
             f += 1;
+        } else if hf < want_hf && hf < g {
+            jobs.push(Job::HelpdeskFollowUp(hf));
+            hf += 1;
         } else if g < spec.grpc {
             jobs.push(Job::Submit(g));
             g += 1;
         } else if f < spec.follow_ups {
             jobs.push(Job::FollowUp(f));
             f += 1;
+        } else if hf < spec.helpdesk_follow_ups {
+            jobs.push(Job::HelpdeskFollowUp(hf));
+            hf += 1;
         } else {
             jobs.push(Job::Helpdesk(h));
             h += 1;
@@ -1098,6 +1169,27 @@ async fn run_job(
                 history.retry();
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
+        }
+        Job::HelpdeskFollowUp(n) => {
+            let ticket = format!("{}-{n}", spec.tag);
+            let id = ticket_id(GRPC_SOURCE, &ticket);
+            while !history.is_acked(&id) {
+                if Instant::now() > deadline {
+                    return false;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            let text = format!("Helpdesk follow-up {n} on {ticket}.");
+            publish_follow_up(
+                js,
+                inbound,
+                history,
+                id,
+                &text,
+                n.is_multiple_of(2),
+                deadline,
+            )
+            .await
         }
         Job::Helpdesk(n) => {
             let ticket = format!("{}-{n}", spec.tag);

@@ -18,6 +18,7 @@ mod crash_intake;
 mod crash_nats;
 mod crash_postgres;
 mod crash_router;
+mod dead_letter_pages;
 mod duplicates;
 mod harness;
 mod poison;

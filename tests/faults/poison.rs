@@ -152,7 +152,11 @@ async fn poison_at_the_helpdesk_door_is_dead_lettered_and_healthy_messages_flow_
         "the garbage dead-lettered",
         Duration::from_secs(10),
         async || {
-            let letters = helpdesk.list_dead_letters(0, 100).await.ok()?;
+            let letters = helpdesk
+                .dead_letter_page(0, 100, usize::MAX)
+                .await
+                .ok()?
+                .letters;
             (letters.len() >= garbage.len()).then_some(letters)
         },
     )
@@ -162,7 +166,11 @@ async fn poison_at_the_helpdesk_door_is_dead_lettered_and_healthy_messages_flow_
         "the stuck command dead-lettered",
         Duration::from_secs(60),
         async || {
-            let letters = helpdesk.list_dead_letters(0, 100).await.ok()?;
+            let letters = helpdesk
+                .dead_letter_page(0, 100, usize::MAX)
+                .await
+                .ok()?
+                .letters;
             (letters.len() > garbage.len()).then_some(letters)
         },
     )
@@ -327,7 +335,13 @@ async fn poison_in_the_event_log_is_dead_lettered_by_the_router_and_skipped_by_t
         "the garbage dead-lettered",
         Duration::from_secs(10),
         async || {
-            let letters = from_log(&helpdesk_ref.list_dead_letters(0, 100).await.ok()?);
+            let letters = from_log(
+                &helpdesk_ref
+                    .dead_letter_page(0, 100, usize::MAX)
+                    .await
+                    .ok()?
+                    .letters,
+            );
             (letters.len() >= garbage.len()).then_some(letters)
         },
     )
@@ -337,7 +351,13 @@ async fn poison_in_the_event_log_is_dead_lettered_by_the_router_and_skipped_by_t
         "the unroutable complaint dead-lettered",
         Duration::from_secs(90),
         async || {
-            let letters = from_log(&helpdesk_ref.list_dead_letters(0, 100).await.ok()?);
+            let letters = from_log(
+                &helpdesk_ref
+                    .dead_letter_page(0, 100, usize::MAX)
+                    .await
+                    .ok()?
+                    .letters,
+            );
             (letters.len() > garbage.len()).then_some(letters)
         },
     )

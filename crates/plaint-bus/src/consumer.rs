@@ -172,6 +172,7 @@ impl Deliveries {
 #[derive(Debug)]
 pub struct Delivery {
     message: async_nats::jetstream::Message,
+    stream: String,
     /// The message's stream sequence.
     pub stream_sequence: u64,
     /// How many times it has been delivered, this time included.
@@ -182,14 +183,20 @@ pub struct Delivery {
 
 impl Delivery {
     fn from_message(message: async_nats::jetstream::Message) -> Result<Self, BusError> {
-        let (stream_sequence, delivered, pending) = {
+        let (stream, stream_sequence, delivered, pending) = {
             let info = message
                 .info()
                 .map_err(|e| BusError::JetStream(format!("delivery without metadata: {e}")))?;
-            (info.stream_sequence, info.delivered, info.pending)
+            (
+                info.stream.to_owned(),
+                info.stream_sequence,
+                info.delivered,
+                info.pending,
+            )
         };
         Ok(Self {
             message,
+            stream,
             stream_sequence,
             delivered,
             pending,
@@ -204,6 +211,21 @@ impl Delivery {
     /// The subject it was published to.
     pub fn subject(&self) -> &str {
         self.message.subject.as_str()
+    }
+
+    /// The stream it was stored in.
+    pub fn stream(&self) -> &str {
+        &self.stream
+    }
+
+    /// The id its publisher gave it (`Nats-Msg-Id`), if any.
+    pub fn message_id(&self) -> Option<&str> {
+        self.message
+            .headers
+            .as_ref()
+            .and_then(|h| h.get(async_nats::header::NATS_MESSAGE_ID))
+            .map(|v| v.as_str())
+            .filter(|id| !id.is_empty())
     }
 
     /// Its headers as plain pairs.

@@ -3,14 +3,15 @@
 //! for what intake cannot accept, with the original bytes and the reason.
 
 use async_nats::HeaderMap;
-use async_nats::jetstream::stream::{Config, RetentionPolicy, StorageType, Stream};
+use async_nats::jetstream::stream::{
+    Config, LastRawMessageErrorKind, RetentionPolicy, StorageType, Stream,
+};
 use bytes::Bytes;
 
 use crate::consumer::{self, ConsumerSettings, Deliveries, Delivery};
 use crate::error::{AppendError, BusError};
-use crate::log::{
-    Appended, EventLog, Expect, RawMessage, StreamSettings, ensure_stream, header_pairs,
-};
+use crate::letter_page::{DeadLetterPage, read_page};
+use crate::log::{Appended, EventLog, Expect, StreamSettings, ensure_stream, header_pairs};
 
 /// Dead-letter header: why the message was refused.
 pub const DEAD_LETTER_REASON: &str = "Plaint-Dead-Reason";
@@ -75,39 +76,16 @@ impl Helpdesk {
         .await
     }
 
-    /// Dead letters with a sequence above `after`, oldest first, at most `limit`.
-    pub async fn list_dead_letters(
+    /// Dead letters with a sequence above `after`, oldest first: at most
+    /// `limit`, and at most `max_bytes` of them (as [`letter_bytes`](crate::letter_bytes) counts)
+    /// unless the first alone is larger. No payload is read that does not fit.
+    pub async fn dead_letter_page(
         &self,
         after: u64,
         limit: usize,
-    ) -> Result<Vec<RawMessage>, BusError> {
-        let last = self
-            .dead
-            .get_info()
-            .await
-            .map_err(|e| BusError::Unavailable(e.to_string()))?
-            .state
-            .last_sequence;
-        let mut out = Vec::new();
-        let mut seq = after + 1;
-        while out.len() < limit && seq <= last {
-            match self.dead.get_raw_message(seq).await {
-                Ok(m) => out.push(RawMessage {
-                    sequence: m.sequence,
-                    subject: m.subject.to_string(),
-                    headers: header_pairs(&m.headers),
-                    payload: m.payload,
-                }),
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        async_nats::jetstream::stream::LastRawMessageErrorKind::NoMessageFound
-                    ) => {}
-                Err(e) => return Err(BusError::Unavailable(e.to_string())),
-            }
-            seq += 1;
-        }
-        Ok(out)
+        max_bytes: usize,
+    ) -> Result<DeadLetterPage, BusError> {
+        read_page(&self.dead, after, limit, max_bytes).await
     }
 
     /// Publishes a dead letter's original bytes and headers to its original
@@ -115,15 +93,16 @@ impl Helpdesk {
     /// that came from the event log (a poison event the router gave up on)
     /// would be appended to the log a second time.
     pub async fn requeue(&self, sequence: u64) -> Result<Requeue, BusError> {
-        let letters = self
-            .list_dead_letters(sequence.saturating_sub(1), 1)
-            .await?;
-        let Some(letter) = letters.into_iter().find(|l| l.sequence == sequence) else {
-            return Ok(Requeue::NoSuchLetter);
+        let letter = match self.dead.get_raw_message(sequence).await {
+            Ok(m) => m,
+            Err(e) if matches!(e.kind(), LastRawMessageErrorKind::NoMessageFound) => {
+                return Ok(Requeue::NoSuchLetter);
+            }
+            Err(e) => return Err(BusError::Unavailable(e.to_string())),
         };
         let mut subject = None;
         let mut headers = HeaderMap::new();
-        for (name, value) in &letter.headers {
+        for (name, value) in &header_pairs(&letter.headers) {
             if name == DEAD_LETTER_SUBJECT {
                 subject = Some(value.clone());
             } else if let Some(original) = name
@@ -215,6 +194,8 @@ async fn ensure_dead_letter_stream(
             duplicate_window: settings.duplicate_window,
             // Room for the original message plus its headers and reason.
             max_message_size: settings.max_message_bytes.saturating_mul(2),
+            // Letters are read whole by sequence (see `letter_page`).
+            allow_direct: true,
             ..Default::default()
         },
     )

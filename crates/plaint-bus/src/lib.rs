@@ -13,6 +13,7 @@ pub mod consumer;
 mod error;
 mod helpdesk;
 mod history;
+mod letter_page;
 mod log;
 mod names;
 mod publish;
@@ -27,6 +28,7 @@ pub use consumer::{
 pub use error::{AppendError, BusError};
 pub use helpdesk::{DEAD_LETTER_REASON, DEAD_LETTER_SUBJECT, DeadLetters, Helpdesk, Requeue};
 pub use history::History;
+pub use letter_page::{DeadLetterPage, letter_bytes};
 pub use log::{
     Appended, EVENT_TYPE_HEADER, EventLog, Expect, MAX_EVENTS_PER_SUBJECT, RawMessage,
     SCHEMA_HEADER, StoredEvent, StreamSettings,

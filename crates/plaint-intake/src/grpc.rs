@@ -11,8 +11,9 @@ use crate::service::{Intake, Origin, Written};
 
 /// Most dead letters one page may hold.
 pub const MAX_DEAD_LETTER_PAGE: u32 = 1000;
-/// Most bytes of dead letters one page holds (a page always holds at least
-/// one letter), so a page fits the 4 MiB a gRPC client accepts by default.
+/// Most bytes of dead letters one page holds, as `plaint_bus::letter_bytes`
+/// counts them (a page always holds at least one letter), so a page fits the
+/// 4 MiB a gRPC client accepts by default.
 pub const MAX_DEAD_LETTER_PAGE_BYTES: usize = 3 * 1024 * 1024;
 /// Largest `IntakeAdmin` response: requests stay capped by the service's
 /// limit, but a page of dead letters (each up to 2 MiB) must fit.
@@ -63,7 +64,9 @@ pub async fn handle(core: &Intake, parsed: Parsed, mut origin: Origin) -> Result
             request_id,
             command,
         } => {
-            origin.request_id = request_id;
+            // The caller's own key wins; else the door's (the helpdesk
+            // derives one from the inbound message).
+            origin.request_id = request_id.or(origin.request_id);
             core.execute(complaint_id, command, &origin).await
         }
     }
@@ -129,13 +132,14 @@ impl IntakeAdmin for AdminService {
             0 => 100,
             n => n.min(MAX_DEAD_LETTER_PAGE),
         };
-        let letters = self
+        // Cut by size before any payload is read: dead letters are up to 2 MiB each.
+        let page = self
             .helpdesk
-            .list_dead_letters(r.after_sequence, limit as usize)
+            .dead_letter_page(r.after_sequence, limit as usize, MAX_DEAD_LETTER_PAGE_BYTES)
             .await
             .map_err(Error::from)?;
-        let full = letters.len() == limit as usize;
-        let letters: Vec<pb::DeadLetter> = letters
+        let letters = page
+            .letters
             .into_iter()
             .map(|l| {
                 let find = |name: &str| {
@@ -149,33 +153,15 @@ impl IntakeAdmin for AdminService {
                     sequence: l.sequence,
                     original_subject: find(DEAD_LETTER_SUBJECT),
                     reason: find(DEAD_LETTER_REASON),
-                    payload: l.payload.to_vec(),
                     headers: l.headers.iter().cloned().collect(),
+                    payload: l.payload.into(),
                     dead_lettered_at_ms: 0,
                 }
             })
             .collect();
-        // Cut the page by size too: dead letters are up to 2 MiB each.
-        let mut bytes = 0;
-        let fits = letters
-            .iter()
-            .take_while(|l| {
-                bytes += prost::Message::encoded_len(*l) + 8;
-                bytes <= MAX_DEAD_LETTER_PAGE_BYTES
-            })
-            .count()
-            .max(1);
-        let cut = fits < letters.len();
-        let mut letters = letters;
-        letters.truncate(fits);
-        let next = if full || cut {
-            letters.last().map_or(0, |l| l.sequence)
-        } else {
-            0
-        };
         Ok(Response::new(pb::ListDeadLettersResponse {
             letters,
-            next_after_sequence: next,
+            next_after_sequence: page.next_after,
         }))
     }
 

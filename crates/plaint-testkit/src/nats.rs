@@ -44,6 +44,7 @@ pub struct NatsServer {
     port: u16,
     child: Option<Child>,
     version: String,
+    config: Option<PathBuf>,
 }
 
 impl NatsServer {
@@ -54,6 +55,12 @@ impl NatsServer {
     /// When the binary cannot be run, exits early or does not answer in time; the message
     /// includes the end of the server log.
     pub fn start() -> Self {
+        Self::start_with_config(None)
+    }
+
+    /// As [`start`](Self::start), with `config` (nats-server configuration
+    /// text, e.g. `max_payload: 4MB`) given to the server on every start.
+    pub fn start_with_config(config: Option<&str>) -> Self {
         let binary = std::env::var_os("PLAINT_NATS_SERVER")
             .filter(|path| !path.is_empty())
             .map_or_else(|| PathBuf::from("nats-server"), PathBuf::from);
@@ -61,12 +68,19 @@ impl NatsServer {
             .prefix("plaint-nats-")
             .tempdir()
             .unwrap_or_else(|e| panic!("cannot create a temporary directory for nats-server: {e}"));
+        let config = config.map(|text| {
+            let path = dir.path().join("nats-server.conf");
+            fs::write(&path, text)
+                .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+            path
+        });
         let mut server = Self {
             binary,
             dir,
             port: 0,
             child: None,
             version: String::new(),
+            config,
         };
         server.spawn(None);
         server
@@ -138,7 +152,12 @@ impl NatsServer {
             .unwrap_or_else(|e| panic!("cannot create {}: {e}", ports_dir.display()));
         let port_arg = port.map_or_else(|| "-1".to_owned(), |port| port.to_string());
 
-        let child = Command::new(&self.binary)
+        let mut command = Command::new(&self.binary);
+        // The flags after the file win over it.
+        if let Some(config) = &self.config {
+            command.arg("-c").arg(config);
+        }
+        let child = command
             .args(["-a", "127.0.0.1", "-p", &port_arg, "-js", "-sd"])
             .arg(self.store_dir())
             .arg("--ports_file_dir")

@@ -5,6 +5,7 @@
 //! dead-lettered with its original bytes and the reason, then acked.
 
 pub mod json;
+pub mod key;
 
 use std::time::Duration;
 
@@ -19,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use crate::commands::{self, Parsed};
 use crate::error::Error;
 use crate::grpc::handle;
-use crate::service::{Intake, Origin};
+use crate::service::{Intake, Origin, Written};
 
 /// Header integrations may set to say how the payload is encoded.
 pub const CONTENT_TYPE: &str = "Content-Type";
@@ -103,22 +104,40 @@ impl Consume for Door {
     }
 }
 
-#[tracing::instrument(skip_all, fields(inbound_sequence = d.stream_sequence, delivered = d.delivered))]
-async fn process(core: &Intake, helpdesk: &Helpdesk, settings: &HelpdeskSettings, d: Delivery) {
+/// Parses a delivery and runs it through the core; acks nothing. A message
+/// that names no `request_id` is stored under one derived from the message
+/// itself, so its redelivery stores nothing new.
+pub async fn store(
+    core: &Intake,
+    d: &Delivery,
+    max_payload_bytes: usize,
+) -> Result<Written, Error> {
     let headers = d.headers();
     let content_type = headers
         .iter()
         .find(|(n, _)| n.eq_ignore_ascii_case(CONTENT_TYPE))
         .map(|(_, v)| v.as_str());
-    let parsed = match parse_payload(d.payload(), content_type, settings.max_payload_bytes) {
-        Ok(p) => p,
-        Err(e) => return dead_letter(helpdesk, &d, &e.to_string()).await,
+    let parsed = parse_payload(d.payload(), content_type, max_payload_bytes)?;
+    let inbound = match d.message_id() {
+        Some(message_id) => key::Inbound::Named {
+            subject: d.subject(),
+            message_id,
+        },
+        None => key::Inbound::Stored {
+            stream: d.stream(),
+            sequence: d.stream_sequence,
+        },
     };
     let origin = Origin {
-        request_id: None,
+        request_id: Some(inbound.request_id()),
         traceparent: d.traceparent(),
     };
-    match handle(core, parsed, origin).await {
+    handle(core, parsed, origin).await
+}
+
+#[tracing::instrument(skip_all, fields(inbound_sequence = d.stream_sequence, delivered = d.delivered))]
+async fn process(core: &Intake, helpdesk: &Helpdesk, settings: &HelpdeskSettings, d: Delivery) {
+    match store(core, &d, settings.max_payload_bytes).await {
         Ok(w) => {
             helpdesk_outcome("stored");
             tracing::debug!(complaint_id = %w.complaint_id, sequence = w.sequence, duplicate = w.duplicate, "helpdesk message stored");

@@ -1,0 +1,100 @@
+//! A helpdesk message whose command was stored but not acked (the process
+//! died in between) comes back to the next process: it stores nothing new,
+//! whether or not the message names a `request_id`.
+
+use std::time::Duration;
+
+use plaint_bus::{ConsumerSettings, EventLog, Helpdesk, Names, StreamSettings};
+use plaint_intake::helpdesk;
+use plaint_intake::service::Intake;
+use plaint_testkit::shared_nats_url;
+
+use crate::helpers::{
+    Inbound, count, eventually, spawn_intake_with, submit_json, test_config, ticket_id, within,
+};
+
+#[tokio::test]
+async fn a_follow_up_redelivered_after_a_crash_is_stored_once_without_a_request_id() {
+    let nats_url = shared_nats_url();
+    let config = test_config(&nats_url);
+    let names = Names::new(&config.prefix, &config.stream).expect("valid names");
+    let nats = plaint_bus::connect(&nats_url, "plaint-tests")
+        .await
+        .expect("connect to NATS");
+    let log = EventLog::open(nats, names, &StreamSettings::default())
+        .await
+        .expect("open the event log");
+    let streams = Helpdesk::open(log.clone(), &StreamSettings::default())
+        .await
+        .expect("open the helpdesk streams");
+
+    let inbound = Inbound::connect(&nats_url, &config.prefix).await;
+    let id = ticket_id("zendesk", "R-1");
+    inbound
+        .publish("zendesk", submit_json("zendesk", "R-1"))
+        .await;
+    let follow_up = format!(r#"{{"type":"follow_up","complaint_id":"{id}","text":"Any news?"}}"#);
+    inbound.publish("zendesk", follow_up.clone()).await;
+    let mut named = async_nats::HeaderMap::new();
+    named.insert("Nats-Msg-Id", "zendesk-42");
+    let named_follow_up =
+        format!(r#"{{"type":"follow_up","complaint_id":"{id}","text":"Still waiting."}}"#);
+    inbound
+        .publish_with_headers("zendesk", named, named_follow_up)
+        .await;
+
+    // The first process: intake's own durable consumer, a short ack wait so
+    // the successor gets what this one leaves unacked.
+    let mut consumer = ConsumerSettings::new(
+        format!("{}_helpdesk", config.stream),
+        format!("{}.helpdesk.inbound.>", config.prefix),
+    );
+    consumer.ack_wait = Duration::from_secs(1);
+    let mut deliveries = streams.consume(&consumer).await.expect("open the consumer");
+    let core = Intake::new(log.clone(), config.conflict_retries);
+    for k in 0..3 {
+        let d = within("a delivery", deliveries.next())
+            .await
+            .expect("a delivery")
+            .expect("a delivery");
+        assert_eq!(d.delivered, 1);
+        helpdesk::store(&core, &d, config.max_inbound_bytes)
+            .await
+            .expect("stored");
+        // It dies after storing the follow-ups, before acking them.
+        if k == 0 {
+            d.ack_confirmed().await.expect("ack");
+        }
+    }
+    drop(deliveries);
+    assert_eq!(
+        count(&log_events(&log, &id).await, "customer_followed_up"),
+        2
+    );
+
+    // Its successor is given both follow-ups again, and acks them.
+    let intake = spawn_intake_with(config).await;
+    eventually("the redelivered messages to be acked", async || {
+        let pending = intake
+            .helpdesk
+            .inbound_pending()
+            .await
+            .expect("inbound info");
+        (pending == 0).then_some(())
+    })
+    .await;
+    assert!(intake.dead_letters().await.is_empty());
+    let events = intake.events(&id).await;
+    assert_eq!(count(&events, "complaint_received"), 1);
+    assert_eq!(count(&events, "customer_followed_up"), 2, "{events:#?}");
+    intake.finish().await;
+}
+
+async fn log_events(
+    log: &EventLog,
+    id: &plaint_domain::ComplaintId,
+) -> Vec<plaint_bus::StoredEvent> {
+    log.read_subject(&log.names().complaint(id))
+        .await
+        .expect("read the complaint's subject")
+}
