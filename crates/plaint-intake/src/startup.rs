@@ -151,6 +151,7 @@ impl Application {
         let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));
         let server = tonic::transport::Server::builder()
             .layer(plaint_runtime::metrics::GrpcMetricsLayer)
+            .layer(crate::size_hints::wire_errors_layer(max))
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)

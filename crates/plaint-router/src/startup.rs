@@ -185,6 +185,7 @@ impl Application {
         let server = tokio::spawn(
             tonic::transport::Server::builder()
                 .layer(plaint_runtime::metrics::GrpcMetricsLayer)
+                .layer(plaint_runtime::WireErrorsLayer::without_hints(max))
                 .add_service(health_service)
                 .add_service(reflection_v1)
                 .add_service(reflection_v1alpha)

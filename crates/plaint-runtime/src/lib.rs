@@ -5,3 +5,6 @@ pub mod health;
 pub mod metrics;
 pub mod shutdown;
 pub mod telemetry;
+pub mod wire_errors;
+
+pub use wire_errors::WireErrorsLayer;

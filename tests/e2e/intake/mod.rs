@@ -7,3 +7,4 @@ mod grpc_validation;
 mod helpdesk;
 mod lifecycle;
 mod operations;
+mod refusals;
