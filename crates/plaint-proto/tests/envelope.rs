@@ -120,3 +120,16 @@ proptest! {
         let _ = decode_envelope(&bytes);
     }
 }
+
+#[test]
+fn an_unknown_enum_number_is_refused_with_the_accepted_names() {
+    use plaint_proto::FromWire;
+    let e = Channel::from_wire(99, "channel").unwrap_err();
+    let message = e.to_string();
+    assert!(
+        message.starts_with("channel is not one of CHANNEL_PUBLIC_SOCIAL (1), "),
+        "{message}"
+    );
+    assert!(message.contains("CHANNEL_LETTER_TO_CEO (8)"), "{message}");
+    assert!(!message.contains("::"), "{message}");
+}

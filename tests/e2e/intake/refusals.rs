@@ -9,7 +9,7 @@ use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::codegen::http::uri::PathAndQuery;
 use tonic::{Code, Request, Status};
 
-use crate::helpers::{spawn_intake, submit_request};
+use crate::helpers::{assert_invalid_field, spawn_intake, submit_json, submit_request, ticket_id};
 
 const SUBMIT: &str = "/plaint.intake.v1.Intake/SubmitComplaint";
 
@@ -121,5 +121,56 @@ async fn unparsable_protobuf_is_an_invalid_argument() {
         .submit_complaint(submit_request("crm", "RAW-OK"))
         .await;
     assert!(ok.is_ok(), "{ok:?}");
+    intake.finish().await;
+}
+
+#[tokio::test]
+async fn an_unknown_enum_number_is_refused_with_the_accepted_names() {
+    let intake = spawn_intake(&shared_nats_url()).await;
+    let mut request = submit_request("crm", "ENUM-1");
+    request.channel = 99;
+    let status = intake
+        .client
+        .clone()
+        .submit_complaint(request)
+        .await
+        .unwrap_err();
+    assert_invalid_field(&status, "channel");
+    assert_names(
+        &status,
+        &["CHANNEL_PUBLIC_SOCIAL (1)", "CHANNEL_LETTER_TO_CEO (8)"],
+    );
+    assert!(intake.events(&ticket_id("crm", "ENUM-1")).await.is_empty());
+    intake.finish().await;
+}
+
+#[tokio::test]
+async fn an_unknown_helpdesk_name_is_dead_lettered_with_the_accepted_names() {
+    let intake = spawn_intake(&shared_nats_url()).await;
+    let unknown_channel = submit_json("zendesk", "J-1").replace("\"EMAIL\"", "\"TELEPATHY\"");
+    let unknown_type = r#"{"type":"escalate","complaint_id":"x"}"#;
+    intake.inbound.publish("zendesk", unknown_channel).await;
+    intake.inbound.publish("zendesk", unknown_type).await;
+
+    let letters = intake.wait_for_dead_letters(2).await;
+    let reasons: Vec<&str> = letters.iter().map(|l| l.reason.as_str()).collect();
+    let channel = reasons
+        .iter()
+        .find(|r| r.starts_with("channel"))
+        .unwrap_or_else(|| panic!("no channel refusal in {reasons:?}"));
+    for name in ["PUBLIC_SOCIAL", "LETTER_TO_CEO", "WEB_FORM"] {
+        assert!(channel.contains(name), "{channel:?} does not list {name}");
+    }
+    assert!(
+        !channel.contains("CHANNEL_"),
+        "{channel:?} lists wire names"
+    );
+    let kind = reasons
+        .iter()
+        .find(|r| r.starts_with("type"))
+        .unwrap_or_else(|| panic!("no type refusal in {reasons:?}"));
+    for name in ["submit", "follow_up", "withdraw"] {
+        assert!(kind.contains(name), "{kind:?} does not list {name}");
+    }
     intake.finish().await;
 }
