@@ -101,6 +101,7 @@ fn goodwill_row(key: String, tally: &GoodwillTally) -> pb::GoodwillRow {
     pb::GoodwillRow {
         key,
         resolved: f.resolved,
+        recovered: f.recovered,
         mean_satisfaction: f.mean_satisfaction,
         recovered_share: f.recovered_share,
     }
