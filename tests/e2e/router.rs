@@ -595,3 +595,29 @@ async fn a_redelivered_event_after_a_crash_between_append_and_ack_decides_nothin
     assert_eq!(crate::helpers::count(&events, "complaint_routed"), 1);
     intake.finish().await;
 }
+
+#[tokio::test]
+async fn an_unknown_climate_is_refused_with_the_accepted_names() {
+    let db = plaint_testkit::TestDb::create().await;
+    let intake = spawn_intake(&plaint_testkit::shared_nats_url()).await;
+    let mut router = spawn_router(&intake, db.url()).await;
+    let status = router
+        .admin
+        .set_climate(rpb::SetClimateRequest {
+            climate: 7,
+            set_by: "ops".to_owned(),
+        })
+        .await
+        .unwrap_err();
+    crate::helpers::assert_invalid_field(&status, "climate");
+    assert!(
+        status
+            .message()
+            .contains("CLIMATE_GOOD (1), CLIMATE_NEUTRAL (2), CLIMATE_BAD (3)"),
+        "{status:?}"
+    );
+    assert!(!status.message().contains("::"), "{status:?}");
+    router.stop().await;
+    intake.finish().await;
+    db.drop_db().await;
+}

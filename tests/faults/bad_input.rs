@@ -107,10 +107,12 @@ enum Expect {
     Code(&'static [Code]),
 }
 
-/// Over the 256 KiB request cap: tonic refuses it before decoding.
-const TOO_LARGE: Expect = Expect::Code(&[Code::OutOfRange, Code::ResourceExhausted]);
-/// Bytes that are not a valid message: the protobuf codec refuses them.
-const UNDECODABLE: Expect = Expect::Code(&[Code::Internal, Code::InvalidArgument]);
+/// Over the request cap: tonic refuses it before decoding, and the services
+/// answer that as the caller's to fix.
+const TOO_LARGE: Expect = Expect::Code(&[Code::InvalidArgument]);
+/// Bytes that are not a valid message: the protobuf codec refuses them, and
+/// the services answer that as the caller's to fix.
+const UNDECODABLE: Expect = Expect::Code(&[Code::InvalidArgument]);
 
 fn check(
     name: &str,

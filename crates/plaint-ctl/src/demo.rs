@@ -376,7 +376,7 @@ async fn walk(clients: &mut Clients, write: &WriteResult, plan: Lifecycle) -> an
         .await
         .with_context(|| format!("Acknowledge {id} ({})", route.as_str_name()))?;
     let fulfilment = FulfilmentKind::try_from(summary.fulfilment).unwrap_or_default();
-    if fulfilment != FulfilmentKind::Unspecified {
+    if fulfilment != FulfilmentKind::None {
         let outcome = match fulfilment {
             FulfilmentKind::Replace => ItemOutcome::Replaced,
             FulfilmentKind::Refund => ItemOutcome::Refunded,

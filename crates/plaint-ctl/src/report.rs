@@ -125,10 +125,22 @@ pub(crate) async fn collect(clients: &mut Clients, stats: &RunStats) -> anyhow::
     })
 }
 
+/// One line of the goodwill table: counts beside the figures they give.
+fn goodwill_line(key: &str, row: &GoodwillRow) -> String {
+    format!(
+        "{key:<20} {:>9} {:>10.2} {:>10} {:>9.1}%",
+        row.resolved,
+        row.mean_satisfaction,
+        row.recovered,
+        row.recovered_share * 100.0
+    )
+}
+
 fn goodwill_json(row: &GoodwillRow) -> Value {
     json!({
         "key": row.key,
         "resolved": row.resolved,
+        "recovered": row.recovered,
         "mean_satisfaction": row.mean_satisfaction,
         "recovered_share": row.recovered_share,
     })
@@ -248,18 +260,13 @@ pub(crate) fn print(summary: &Summary, stats: &RunStats, args: &DemoArgs) {
     println!();
     println!("-- goodwill by route (all time) --");
     println!(
-        "{:<20} {:>9} {:>10} {:>10}",
-        "route", "resolved", "mean sat.", "recovered"
+        "{:<20} {:>9} {:>10} {:>10} {:>10}",
+        "route", "resolved", "mean sat.", "recovered", "share"
     );
     let total = summary.goodwill.total.iter().map(|t| ("TOTAL", t));
     let rows = summary.goodwill.rows.iter().map(|r| (r.key.as_str(), r));
     for (key, row) in rows.chain(total) {
-        println!(
-            "{key:<20} {:>9} {:>10.2} {:>9.1}%",
-            row.resolved,
-            row.mean_satisfaction,
-            row.recovered_share * 100.0
-        );
+        println!("{}", goodwill_line(key, row));
     }
 
     for (c, d) in &summary.examples {
@@ -274,5 +281,25 @@ pub(crate) fn print(summary: &Summary, stats: &RunStats, args: &DemoArgs) {
             Some(d) => print_decision(d),
             None => println!("  (no decision recorded)"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn goodwill_shows_the_counts_beside_the_share() {
+        let row = GoodwillRow {
+            key: "CEO".to_owned(),
+            resolved: 8,
+            mean_satisfaction: 8.5,
+            recovered_share: 0.75,
+            recovered: 6,
+        };
+        let line = goodwill_line("CEO", &row);
+        let cells: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(cells, ["CEO", "8", "8.50", "6", "75.0%"]);
+        assert_eq!(goodwill_json(&row)["recovered"], 6);
     }
 }

@@ -61,6 +61,7 @@ impl GoodwillTally {
         let n = self.resolved as f64;
         GoodwillFigures {
             resolved: self.resolved,
+            recovered: self.recovered,
             mean_satisfaction: self.satisfaction_sum as f64 / n,
             recovered_share: self.recovered as f64 / n,
         }
@@ -72,6 +73,8 @@ impl GoodwillTally {
 pub struct GoodwillFigures {
     /// How many were resolved.
     pub resolved: u64,
+    /// How many of them were rated 9 or 10.
+    pub recovered: u64,
     /// Mean satisfaction, 0 when none.
     pub mean_satisfaction: f64,
     /// Share rated 9 or 10, in `0.0..=1.0`.

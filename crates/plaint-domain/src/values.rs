@@ -67,6 +67,13 @@ pub enum Problem {
         /// The expected form, described.
         expected: &'static str,
     },
+    /// A name (or enum number) outside the accepted set. What was given is
+    /// not repeated: it may be anything, of any length.
+    #[error("is not one of {}", .accepted.join(", "))]
+    NotOneOf {
+        /// Every accepted value, as the caller writes them.
+        accepted: Vec<String>,
+    },
 }
 
 /// A bad input value, with the path of the field it came from.

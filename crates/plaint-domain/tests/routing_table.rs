@@ -441,6 +441,49 @@ fn a_decision_records_the_policy_version_climate_stance_and_time_it_ran_under() 
 }
 
 #[test]
+fn a_gate_that_does_not_apply_says_so_in_its_own_field() {
+    let plain = a_complaint().about(Category::Billing).decide();
+    for kind in [GateKind::Stance, GateKind::Cooldown] {
+        let gate = plain.gate(kind).unwrap();
+        assert!(!gate.applies, "{gate:?}");
+        assert!(gate.passed, "a gate that does not apply holds nothing back");
+        assert_eq!(gate.observed, 0, "no sentinel: {gate:?}");
+        assert!(gate.note.starts_with("does not apply"), "{gate:?}");
+    }
+    for kind in [GateKind::Climate, GateKind::SegmentShare, GateKind::Budget] {
+        assert!(plain.gate(kind).unwrap().applies, "{kind:?}");
+    }
+
+    let social = a_loud_social_issue_post()
+        .with_stance(StanceAlignment::Misaligned)
+        .last_ceo_days_ago(120)
+        .decide();
+    let stance = social.gate(GateKind::Stance).unwrap();
+    assert!(stance.applies && !stance.passed, "{stance:?}");
+    assert_eq!((stance.observed, stance.limit), (0, 1));
+    let cooldown = social.gate(GateKind::Cooldown).unwrap();
+    assert!(cooldown.applies && cooldown.passed, "{cooldown:?}");
+    assert_eq!(cooldown.observed, 120);
+}
+
+#[test]
+fn gates_stored_before_they_said_so_read_their_old_markers() {
+    let old = |kind: &str, observed: i64, limit: i64| {
+        let json = format!(
+            r#"{{"kind":"{kind}","observed":{observed},"limit":{limit},"passed":true,"note":""}}"#
+        );
+        serde_json::from_str::<plaint_domain::routing::Gate>(&json).unwrap()
+    };
+    let cooldown = old("COOLDOWN", -1, 90);
+    assert!(!cooldown.applies);
+    assert_eq!(cooldown.observed, 0);
+    assert!(!old("STANCE", 0, 0).applies);
+    assert!(old("STANCE", 1, 1).applies);
+    assert!(old("COOLDOWN", 12, 90).applies);
+    assert!(old("BUDGET", 0, 5).applies);
+}
+
+#[test]
 fn a_decision_records_the_threshold_of_the_climate_in_force() {
     let good = a_complaint().in_climate(Climate::Good).decide();
     let neutral = a_complaint().in_climate(Climate::Neutral).decide();

@@ -11,6 +11,7 @@ pub mod error;
 pub mod grpc;
 pub mod helpdesk;
 pub mod service;
+pub mod size_hints;
 pub mod startup;
 
 pub use config::Config;

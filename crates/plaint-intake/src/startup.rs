@@ -117,19 +117,23 @@ impl Application {
             metrics: self.metrics_listener,
         };
         let client = self.client;
-        GrpcServer::new("plaint-intake", plaint_proto::FILE_DESCRIPTOR_SET)
-            .serve(intake)
-            .serve(admin)
-            .run(
-                listeners,
-                tasks,
-                self.config.supervision,
-                shutdown,
-                async move {
-                    let _ = client.flush().await;
-                },
-            )
-            .await
+        GrpcServer::new(
+            "plaint-intake",
+            plaint_proto::FILE_DESCRIPTOR_SET,
+            crate::size_hints::wire_errors_layer(max),
+        )
+        .serve(intake)
+        .serve(admin)
+        .run(
+            listeners,
+            tasks,
+            self.config.supervision,
+            shutdown,
+            async move {
+                let _ = client.flush().await;
+            },
+        )
+        .await
     }
 
     fn helpdesk_consumer_name(&self) -> String {

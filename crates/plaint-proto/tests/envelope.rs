@@ -120,3 +120,44 @@ proptest! {
         let _ = decode_envelope(&bytes);
     }
 }
+
+#[test]
+fn a_gate_recorded_before_gates_said_so_reads_its_old_markers() {
+    use plaint_proto::events as pb;
+    let gate = |kind: pb::GateKind, observed, limit| pb::Gate {
+        kind: kind as i32,
+        observed,
+        limit,
+        passed: true,
+        note: String::new(),
+        applicability: 0,
+    };
+    let wire = pb::Decision {
+        route: pb::Route::Frontline as i32,
+        priority: pb::Priority::P3 as i32,
+        climate: pb::Climate::Neutral as i32,
+        stance: pb::StanceAlignment::Unknown as i32,
+        gates: vec![
+            gate(pb::GateKind::Stance, 0, 0),
+            gate(pb::GateKind::Cooldown, -1, 90),
+            gate(pb::GateKind::Budget, 2, 5),
+        ],
+        ..Default::default()
+    };
+    let d = plaint_proto::convert::decision_from_wire(Some(wire), "decision").unwrap();
+    let applies: Vec<(bool, i64)> = d.gates.iter().map(|g| (g.applies, g.observed)).collect();
+    assert_eq!(applies, [(false, 0), (false, 0), (true, 2)]);
+}
+
+#[test]
+fn an_unknown_enum_number_is_refused_with_the_accepted_names() {
+    use plaint_proto::FromWire;
+    let e = Channel::from_wire(99, "channel").unwrap_err();
+    let message = e.to_string();
+    assert!(
+        message.starts_with("channel is not one of CHANNEL_PUBLIC_SOCIAL (1), "),
+        "{message}"
+    );
+    assert!(message.contains("CHANNEL_LETTER_TO_CEO (8)"), "{message}");
+    assert!(!message.contains("::"), "{message}");
+}

@@ -4,7 +4,7 @@
 use plaint_bus::{AppendError, EventLog, Expect};
 use plaint_domain::event::{CompanyEvent, Envelope, EventPayload};
 use plaint_domain::routing::PolicyError;
-use plaint_domain::values::{AtField, Label};
+use plaint_domain::values::{AtField, Label, ValidationError};
 use plaint_domain::{Climate, EventId, RoutingPolicy, SCHEMA_VERSION, StanceAlignment};
 use plaint_proto::convert::FromWire;
 use plaint_proto::router::{self as pb, admin_server::Admin};
@@ -97,6 +97,16 @@ fn invalid(field: &str, message: String) -> Status {
     )
 }
 
+/// A refused request value: the message reads "<field> <problem>", as the
+/// other services' do.
+fn invalid_value(v: ValidationError) -> Status {
+    Status::with_error_details(
+        Code::InvalidArgument,
+        v.to_string(),
+        ErrorDetails::with_bad_request_violation(v.field.clone(), v.problem.to_string()),
+    )
+}
+
 fn operator(raw: &str, field: &str) -> Result<Label, Status> {
     let raw = if raw.trim().is_empty() {
         "unknown"
@@ -159,8 +169,11 @@ impl Admin for AdminService {
             let last = match result {
                 Ok(p) => Ok(progress_to_wire(p)),
                 Err(e) => {
-                    tracing::error!(error = %e, "rebuild failed");
-                    Err(Status::internal(format!("rebuild failed: {e}")))
+                    // The cause names tables and database errors: the log's business.
+                    tracing::error!(error = ?e, "rebuild failed");
+                    Err(Status::internal(
+                        "the rebuild failed; the live projections are unchanged and the router's log has the cause",
+                    ))
                 }
             };
             let _ = tx.send(last).await;
@@ -247,8 +260,7 @@ impl Admin for AdminService {
         request: Request<pb::SetClimateRequest>,
     ) -> Result<Response<pb::AdminWriteResult>, Status> {
         let r = request.into_inner();
-        let climate = Climate::from_wire(r.climate, "climate")
-            .map_err(|e| invalid("climate", e.problem.to_string()))?;
+        let climate = Climate::from_wire(r.climate, "climate").map_err(invalid_value)?;
         let set_by = operator(&r.set_by, "set_by")?;
         let view = self.view().await?;
         let sequence = self
@@ -262,8 +274,8 @@ impl Admin for AdminService {
         request: Request<pb::SetStanceRequest>,
     ) -> Result<Response<pb::AdminWriteResult>, Status> {
         let r = request.into_inner();
-        let alignment = StanceAlignment::from_wire(r.alignment, "alignment")
-            .map_err(|e| invalid("alignment", e.problem.to_string()))?;
+        let alignment =
+            StanceAlignment::from_wire(r.alignment, "alignment").map_err(invalid_value)?;
         let set_by = operator(&r.set_by, "set_by")?;
         let view = self.view().await?;
         let sequence = self

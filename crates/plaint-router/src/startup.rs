@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use plaint_bus::{ConsumerSettings, DeadLetters, EventLog, Names, RetryPolicy, StreamSettings};
 use plaint_proto::router::{admin_server::AdminServer, query_server::QueryServer};
+use plaint_runtime::WireErrorsLayer;
 use plaint_runtime::server::{GrpcServer, Listeners};
 use plaint_runtime::tasks::Tasks;
 use tokio::net::TcpListener;
@@ -165,18 +166,22 @@ impl Application {
             metrics: self.metrics_listener,
         };
         let client = self.client;
-        GrpcServer::new("plaint-router", plaint_proto::FILE_DESCRIPTOR_SET)
-            .serve(query)
-            .serve(admin)
-            .run(
-                listeners,
-                tasks,
-                self.config.supervision,
-                shutdown,
-                async move {
-                    let _ = client.flush().await;
-                },
-            )
-            .await
+        GrpcServer::new(
+            "plaint-router",
+            plaint_proto::FILE_DESCRIPTOR_SET,
+            WireErrorsLayer::without_hints(max),
+        )
+        .serve(query)
+        .serve(admin)
+        .run(
+            listeners,
+            tasks,
+            self.config.supervision,
+            shutdown,
+            async move {
+                let _ = client.flush().await;
+            },
+        )
+        .await
     }
 }

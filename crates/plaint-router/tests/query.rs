@@ -339,3 +339,53 @@ async fn the_ceo_budget_uses_the_default_policy_until_one_is_published() {
 
     finish(db, store).await;
 }
+
+#[tokio::test]
+async fn goodwill_carries_the_counts_beside_the_shares() {
+    let (db, store) = fresh_store().await;
+    let (svc, _) = service(&store);
+    let mut log = Log::default();
+    let mut batch = Vec::new();
+    for (i, (ticket, satisfaction)) in [("GW-1", 10), ("GW-2", 9), ("GW-3", 4)]
+        .into_iter()
+        .enumerate()
+    {
+        let f = facts(ticket, "cust-gw", Channel::Email, Category::Billing);
+        let at = T0 + i as i64 * 60_000;
+        let (items, _) = log.lifecycle(&f, &RoutingPolicy::default(), at, Some(satisfaction));
+        batch.extend(items);
+    }
+    store.apply_batch(&batch).await.unwrap();
+
+    let answer = svc
+        .get_goodwill(Request::new(pb::GetGoodwillRequest {
+            group_by: pb::GoodwillGrouping::Route as i32,
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    let total = answer.total.unwrap();
+    assert_eq!((total.resolved, total.recovered), (3, 2));
+    assert!((total.recovered_share - 2.0 / 3.0).abs() < 1e-9);
+    let frontline = &answer.rows[0];
+    assert_eq!(frontline.key, "FRONTLINE");
+    assert_eq!((frontline.resolved, frontline.recovered), (3, 2));
+
+    let refused = svc
+        .get_goodwill(Request::new(pb::GetGoodwillRequest {
+            group_by: 42,
+            ..Default::default()
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    assert!(
+        refused
+            .message()
+            .contains("GOODWILL_GROUPING_ROUTE (1), GOODWILL_GROUPING_CHANNEL (2)"),
+        "{}",
+        refused.message()
+    );
+    finish(db, store).await;
+}

@@ -7,3 +7,6 @@ pub mod server;
 pub mod shutdown;
 pub mod tasks;
 pub mod telemetry;
+pub mod wire_errors;
+
+pub use wire_errors::WireErrorsLayer;

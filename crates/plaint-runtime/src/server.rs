@@ -19,6 +19,7 @@ use tonic_health::server::HealthReporter;
 
 use crate::metrics::{GrpcMetricsLayer, KnownMethods};
 use crate::tasks::Tasks;
+use crate::wire_errors::WireErrorsLayer;
 
 /// The services every server answers beside its own.
 const HEALTH: &str = "grpc.health.v1.Health";
@@ -41,6 +42,7 @@ pub struct GrpcServer {
     routes: RoutesBuilder,
     names: Vec<&'static str>,
     descriptors: &'static [u8],
+    wire_errors: WireErrorsLayer,
 }
 
 /// Where a server listens.
@@ -90,13 +92,20 @@ impl Supervision {
 
 impl GrpcServer {
     /// The server of the process `service` (for logs), whose gRPC services
-    /// are described in `descriptors` (an encoded `FileDescriptorSet`).
-    pub fn new(service: &'static str, descriptors: &'static [u8]) -> Self {
+    /// are described in `descriptors` (an encoded `FileDescriptorSet`), and
+    /// whose transport refusals (a request over the size limit, bytes that do
+    /// not decode) `wire_errors` words for the caller.
+    pub fn new(
+        service: &'static str,
+        descriptors: &'static [u8],
+        wire_errors: WireErrorsLayer,
+    ) -> Self {
         Self {
             service,
             routes: RoutesBuilder::default(),
             names: Vec::new(),
             descriptors,
+            wire_errors,
         }
     }
 
@@ -182,6 +191,8 @@ impl GrpcServer {
         let mut server = tokio::spawn(
             tonic::transport::Server::builder()
                 .layer(GrpcMetricsLayer::new(known))
+                // Inside the metrics, so that they count the rewritten code.
+                .layer(self.wire_errors)
                 .add_routes(routes.routes())
                 .serve_with_incoming_shutdown(incoming, drain.clone().cancelled_owned()),
         );

@@ -8,3 +8,4 @@ mod helpdesk;
 mod lifecycle;
 mod operations;
 mod redelivery;
+mod refusals;

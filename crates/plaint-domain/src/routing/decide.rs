@@ -180,6 +180,7 @@ fn gates(
     let climate = match ceo_threshold {
         Some(limit) => Gate {
             kind: GateKind::Climate,
+            applies: true,
             observed: score,
             limit,
             passed: score >= limit,
@@ -187,6 +188,7 @@ fn gates(
         },
         None => Gate {
             kind: GateKind::Climate,
+            applies: true,
             observed: score,
             limit: i64::MAX,
             passed: false,
@@ -198,6 +200,7 @@ fn gates(
         let aligned = ctx.stance == StanceAlignment::Aligned;
         Gate {
             kind: GateKind::Stance,
+            applies: true,
             observed: i64::from(aligned),
             limit: 1,
             passed: aligned,
@@ -210,10 +213,11 @@ fn gates(
     } else {
         Gate {
             kind: GateKind::Stance,
+            applies: false,
             observed: 0,
-            limit: 0,
+            limit: 1,
             passed: true,
-            note: "not a social-issue complaint".to_owned(),
+            note: "does not apply: not a social-issue complaint".to_owned(),
         }
     };
 
@@ -225,6 +229,7 @@ fn gates(
             let passed = since >= cooldown_ms;
             Gate {
                 kind: GateKind::Cooldown,
+                applies: true,
                 observed: since.div_euclid(DAY_MS),
                 limit: limit_days,
                 passed,
@@ -240,16 +245,18 @@ fn gates(
         }
         None => Gate {
             kind: GateKind::Cooldown,
-            observed: -1,
+            applies: false,
+            observed: 0,
             limit: limit_days,
             passed: true,
-            note: "no earlier CEO engagement".to_owned(),
+            note: "does not apply: no earlier CEO engagement".to_owned(),
         },
     };
 
     let cap = policy.segment_cap();
     let segment = Gate {
         kind: GateKind::SegmentShare,
+        applies: true,
         observed: ctx.segment_used.into(),
         limit: cap.into(),
         passed: ctx.segment_used < cap,
@@ -262,6 +269,7 @@ fn gates(
     let per_window = policy.budget.per_window;
     let budget = Gate {
         kind: GateKind::Budget,
+        applies: true,
         observed: ctx.budget_used.into(),
         limit: per_window.into(),
         passed: ctx.budget_used < per_window,

@@ -130,10 +130,15 @@ pub enum GateKind {
 
 /// One gate's value and verdict.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "GateRecord")]
 pub struct Gate {
     /// Which gate.
     pub kind: GateKind,
-    /// What was measured.
+    /// Whether the gate concerns this complaint at all (the stance gate a
+    /// social-issue complaint, the cooldown a customer the CEO engaged
+    /// before). One that does not passes, and its `observed` means nothing.
+    pub applies: bool,
+    /// What was measured; 0 when the gate does not apply.
     pub observed: i64,
     /// What it was compared with.
     pub limit: i64,
@@ -141,6 +146,47 @@ pub struct Gate {
     pub passed: bool,
     /// One sentence for humans.
     pub note: String,
+}
+
+impl Gate {
+    /// Whether a gate recorded before gates said so applies: such records
+    /// marked a stance gate that does not apply with limit 0, and a cooldown
+    /// without an earlier engagement with observed -1.
+    pub fn applies_by_old_markers(kind: GateKind, observed: i64, limit: i64) -> bool {
+        match kind {
+            GateKind::Stance => limit != 0,
+            GateKind::Cooldown => observed >= 0,
+            GateKind::Climate | GateKind::SegmentShare | GateKind::Budget => true,
+        }
+    }
+}
+
+/// A gate as stored, where `applies` may be missing (written before it existed).
+#[derive(Deserialize)]
+struct GateRecord {
+    kind: GateKind,
+    #[serde(default)]
+    applies: Option<bool>,
+    observed: i64,
+    limit: i64,
+    passed: bool,
+    note: String,
+}
+
+impl From<GateRecord> for Gate {
+    fn from(r: GateRecord) -> Self {
+        let applies = r
+            .applies
+            .unwrap_or_else(|| Gate::applies_by_old_markers(r.kind, r.observed, r.limit));
+        Gate {
+            kind: r.kind,
+            applies,
+            observed: if applies { r.observed } else { 0 },
+            limit: r.limit,
+            passed: r.passed,
+            note: r.note,
+        }
+    }
 }
 
 /// Why a route was not taken.

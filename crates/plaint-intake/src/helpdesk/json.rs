@@ -4,16 +4,34 @@
 //! are the short upper-case names (`PUBLIC_SOCIAL`, `PRODUCT_DEFECT`, `GOLD`).
 //! The README has an example of every type.
 
-use plaint_domain::ComplaintId;
+use plaint_domain::event::ItemOutcome;
 use plaint_domain::values::{AtField, ExternalTicketId, Problem, SourceSystem, ValidationError};
+use plaint_domain::{Category, Channel, ComplaintId, CustomerTier};
+use plaint_proto::convert::{WireNames, not_one_of};
 use plaint_proto::{events as epb, intake as pb};
 use serde::Deserialize;
 
 use crate::commands::{self, Parsed};
 
+/// Every message type, as `type` names it.
+const MESSAGE_TYPES: [&str; 12] = [
+    "submit",
+    "follow_up",
+    "change_visibility",
+    "acknowledge",
+    "assign",
+    "authorize_return",
+    "receive_item",
+    "process_item",
+    "ship_back",
+    "resolve",
+    "reopen",
+    "withdraw",
+];
+
 /// A customer block.
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a customer object")]
 struct JsonCustomer {
     #[serde(default)]
     customer_id: String,
@@ -29,7 +47,7 @@ struct JsonCustomer {
 
 /// A visibility block.
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a visibility object")]
 struct JsonVisibility {
     #[serde(default)]
     audience_reach: u64,
@@ -41,7 +59,7 @@ struct JsonVisibility {
 
 /// Every field any message type uses; each type reads the ones it needs.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a helpdesk message object")]
 struct JsonMessage {
     r#type: String,
     #[serde(default)]
@@ -123,27 +141,30 @@ impl WithDetail for ValidationError {
     }
 }
 
-fn enum_value(
+/// The number of a short enum name (`PUBLIC_SOCIAL`; the full wire name
+/// `CHANNEL_PUBLIC_SOCIAL` is taken too); absent is 0, "none". An unknown name
+/// is refused with every accepted short name.
+fn enum_value<T: WireNames>(
     field: &str,
     value: Option<&str>,
     prefix: &str,
-    from_name: fn(&str) -> Option<i32>,
 ) -> Result<i32, ValidationError> {
     let Some(v) = value else { return Ok(0) };
     let upper = v.trim().to_ascii_uppercase();
-    let full = if upper.starts_with(prefix) {
-        upper
-    } else {
-        format!("{prefix}{upper}")
-    };
-    from_name(&full).ok_or_else(|| {
-        ValidationError::new(
-            field,
-            Problem::Malformed {
-                expected: "a known value (see the helpdesk schema)",
-            },
-        )
-    })
+    let short = upper.strip_prefix(prefix).unwrap_or(&upper);
+    let names = T::wire_names();
+    names
+        .iter()
+        .find(|(name, _)| name.strip_prefix(prefix) == Some(short))
+        .map(|&(_, number)| number)
+        .ok_or_else(|| {
+            not_one_of(
+                field,
+                names
+                    .iter()
+                    .map(|(name, _)| name.strip_prefix(prefix).unwrap_or(name).to_owned()),
+            )
+        })
 }
 
 fn header(m: &JsonMessage) -> Result<Option<pb::CommandHeader>, ValidationError> {
@@ -179,18 +200,16 @@ fn to_parsed(m: JsonMessage) -> Result<Parsed, ValidationError> {
                 customer: Some(epb::Customer {
                     customer_id: c.customer_id,
                     segment: c.segment,
-                    tier: enum_value("customer.tier", c.tier.as_deref(), "CUSTOMER_TIER_", |s| {
-                        epb::CustomerTier::from_str_name(s).map(|v| v as i32)
-                    })?,
+                    tier: enum_value::<CustomerTier>(
+                        "customer.tier",
+                        c.tier.as_deref(),
+                        "CUSTOMER_TIER_",
+                    )?,
                     lifetime_value_cents: c.lifetime_value_cents,
                     churn_risk_pct: c.churn_risk_pct,
                 }),
-                channel: enum_value("channel", m.channel.as_deref(), "CHANNEL_", |s| {
-                    epb::Channel::from_str_name(s).map(|v| v as i32)
-                })?,
-                category: enum_value("category", m.category.as_deref(), "CATEGORY_", |s| {
-                    epb::Category::from_str_name(s).map(|v| v as i32)
-                })?,
+                channel: enum_value::<Channel>("channel", m.channel.as_deref(), "CHANNEL_")?,
+                category: enum_value::<Category>("category", m.category.as_deref(), "CATEGORY_")?,
                 visibility: visibility(m.visibility.as_ref()),
                 product_idea: m.product_idea,
                 item_sku: m.item_sku,
@@ -221,9 +240,7 @@ fn to_parsed(m: JsonMessage) -> Result<Parsed, ValidationError> {
         "receive_item" => commands::receive_item(pb::ReceiveItemRequest { header: h }),
         "process_item" => commands::process_item(pb::ProcessItemRequest {
             header: h,
-            outcome: enum_value("outcome", m.outcome.as_deref(), "ITEM_OUTCOME_", |s| {
-                epb::ItemOutcome::from_str_name(s).map(|v| v as i32)
-            })?,
+            outcome: enum_value::<ItemOutcome>("outcome", m.outcome.as_deref(), "ITEM_OUTCOME_")?,
         }),
         "ship_back" => commands::ship_back(pb::ShipBackRequest {
             header: h,
@@ -242,11 +259,9 @@ fn to_parsed(m: JsonMessage) -> Result<Parsed, ValidationError> {
             header: h,
             reason: m.reason,
         }),
-        _ => Err(ValidationError::new(
+        _ => Err(not_one_of(
             "type",
-            Problem::Malformed {
-                expected: "a known message type",
-            },
+            MESSAGE_TYPES.iter().map(|t| (*t).to_owned()),
         )),
     }
 }

@@ -6,7 +6,7 @@ use plaint_domain::{
     Climate, Decision, FulfilmentKind, Priority, Route, StanceAlignment, Timestamp,
 };
 
-use super::{FromWire, ToWire, optional_enum};
+use super::{FromWire, ToWire, not_one_of, optional_enum};
 use crate::events as pb;
 
 /// The wire form of a decision.
@@ -36,6 +36,11 @@ pub fn decision_to_wire(d: &Decision) -> pb::Decision {
                 limit: g.limit,
                 passed: g.passed,
                 note: g.note.clone(),
+                applicability: if g.applies {
+                    pb::GateApplicability::Applies
+                } else {
+                    pb::GateApplicability::NotApplicable
+                } as i32,
             })
             .collect(),
         why_not: d
@@ -74,9 +79,26 @@ pub fn decision_from_wire(
         .gates
         .into_iter()
         .map(|g| {
+            let kind = GateKind::from_wire(g.kind, "gates.kind").map_err(|e| e.within(field))?;
+            let applies = match pb::GateApplicability::try_from(g.applicability) {
+                Ok(pb::GateApplicability::Applies) => true,
+                Ok(pb::GateApplicability::NotApplicable) => false,
+                Ok(pb::GateApplicability::Unspecified) => {
+                    Gate::applies_by_old_markers(kind, g.observed, g.limit)
+                }
+                Err(_) => {
+                    let accepted = [
+                        pb::GateApplicability::Applies,
+                        pb::GateApplicability::NotApplicable,
+                    ]
+                    .map(|a| format!("{} ({})", a.as_str_name(), a as i32));
+                    return Err(not_one_of("gates.applicability", accepted).within(field));
+                }
+            };
             Ok(Gate {
-                kind: GateKind::from_wire(g.kind, "gates.kind").map_err(|e| e.within(field))?,
-                observed: g.observed,
+                kind,
+                applies,
+                observed: if applies { g.observed } else { 0 },
                 limit: g.limit,
                 passed: g.passed,
                 note: g.note,

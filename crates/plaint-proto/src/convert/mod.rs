@@ -31,6 +31,34 @@ pub trait ToWire<W> {
     fn to_wire(&self) -> W;
 }
 
+/// The values a wire enum accepts: every name the schema gives, but the
+/// `UNSPECIFIED` zero.
+pub trait WireNames {
+    /// Each accepted name (`CHANNEL_PUBLIC_SOCIAL`) with its number.
+    fn wire_names() -> Vec<(&'static str, i32)>;
+}
+
+/// The error for a number the schema of `T` does not know: it lists what is
+/// accepted, name and number, so the caller can put it right.
+pub fn unknown_number<T: WireNames>(field: &str) -> ValidationError {
+    not_one_of(
+        field,
+        T::wire_names()
+            .into_iter()
+            .map(|(name, number)| format!("{name} ({number})")),
+    )
+}
+
+/// The error for a value of `field` outside `accepted`.
+pub fn not_one_of(field: &str, accepted: impl IntoIterator<Item = String>) -> ValidationError {
+    ValidationError::new(
+        field,
+        Problem::NotOneOf {
+            accepted: accepted.into_iter().collect(),
+        },
+    )
+}
+
 /// Maps a protobuf enum to a domain enum both ways. `UNSPECIFIED` (0) is a
 /// missing value; a number the schema does not know is malformed.
 macro_rules! enum_map {
@@ -41,15 +69,18 @@ macro_rules! enum_map {
             }
         }
 
+        impl WireNames for $dom {
+            fn wire_names() -> Vec<(&'static str, i32)> {
+                vec![$((<$pb>::$p.as_str_name(), <$pb>::$p as i32)),*]
+            }
+        }
+
         impl FromWire<i32> for $dom {
             fn from_wire(raw: i32, field: &str) -> Result<Self, ValidationError> {
                 match <$pb>::try_from(raw) {
                     $(Ok(<$pb>::$p) => Ok(<$dom>::$d),)*
                     Ok(_) => Err(ValidationError::new(field, Problem::Missing)),
-                    Err(_) => Err(ValidationError::new(
-                        field,
-                        Problem::Malformed { expected: concat!("a known ", stringify!($pb), " value") },
-                    )),
+                    Err(_) => Err(unknown_number::<$dom>(field)),
                 }
             }
         }

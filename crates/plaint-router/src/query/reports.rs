@@ -2,6 +2,7 @@
 
 use plaint_domain::goodwill::GoodwillTally;
 use plaint_proto::ToWire;
+use plaint_proto::convert::not_one_of;
 use plaint_proto::router as pb;
 
 use super::{QueryError, QueryService, now, wire};
@@ -68,7 +69,13 @@ impl QueryService {
             Ok(pb::GoodwillGrouping::Channel) => GoodwillGroup::Channel,
             Ok(pb::GoodwillGrouping::Day) => GoodwillGroup::Day,
             Err(_) => {
-                return Err(wire::malformed("group_by", "a known GoodwillGrouping value").into());
+                let accepted = [
+                    pb::GoodwillGrouping::Route,
+                    pb::GoodwillGrouping::Channel,
+                    pb::GoodwillGrouping::Day,
+                ]
+                .map(|g| format!("{} ({})", g.as_str_name(), g as i32));
+                return Err(not_one_of("group_by", accepted).into());
             }
         };
         self.consistent(req.consistency.as_ref()).await?;
@@ -94,6 +101,7 @@ fn goodwill_row(key: String, tally: &GoodwillTally) -> pb::GoodwillRow {
     pb::GoodwillRow {
         key,
         resolved: f.resolved,
+        recovered: f.recovered,
         mean_satisfaction: f.mean_satisfaction,
         recovered_share: f.recovered_share,
     }
