@@ -710,11 +710,11 @@ async fn inbound_orphans(
         let parsed =
             plaint_intake::helpdesk::parse_payload(&m.payload, content_type.as_deref(), usize::MAX);
         let stored = match parsed {
-            Ok(plaint_intake::commands::Parsed::Submit { facts, .. }) => {
+            Ok(plaint_intake::Parsed::Submit { facts, .. }) => {
                 let id = ComplaintId::for_ticket(&facts.source_system, &facts.external_ticket_id);
                 log.received.contains_key(&id.as_uuid())
             }
-            Ok(plaint_intake::commands::Parsed::Command {
+            Ok(plaint_intake::Parsed::Command {
                 command: plaint_domain::Command::RecordFollowUp { text },
                 ..
             }) => log.follow_ups.contains_key(text.as_str()),

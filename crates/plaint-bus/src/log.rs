@@ -293,23 +293,6 @@ impl EventLog {
             .map_err(|e| BusError::Unavailable(e.to_string()))?;
         Ok(info.state.last_sequence)
     }
-
-    /// Reads events by stream sequence, starting at `from`, for rebuilds and
-    /// simulations: at most `limit` events.
-    pub async fn read_range(&self, from: u64, limit: usize) -> Result<Vec<StoredEvent>, BusError> {
-        let mut out = Vec::with_capacity(limit.min(1024));
-        let mut seq = from.max(1);
-        let last = self.last_sequence().await?;
-        while out.len() < limit && seq <= last {
-            match self.stream.get_raw_message(seq).await {
-                Ok(m) => out.push(decode_stored(m)?),
-                Err(e) if no_message(e.kind()) => {}
-                Err(e) => return Err(BusError::Unavailable(e.to_string())),
-            }
-            seq += 1;
-        }
-        Ok(out)
-    }
 }
 
 /// Creates the stream, or returns the existing one unchanged.

@@ -28,7 +28,7 @@ pub enum Parsed {
 }
 
 /// Parses a submission.
-pub fn submit(r: pb::SubmitComplaintRequest) -> Result<Parsed, ValidationError> {
+pub(crate) fn submit(r: pb::SubmitComplaintRequest) -> Result<Parsed, ValidationError> {
     let occurred_at_ms = r.occurred_at_ms;
     let facts = facts_from_wire(epb::ComplaintReceived {
         source_system: r.source_system,
@@ -71,7 +71,7 @@ fn with_header(
 }
 
 /// Parses a follow-up.
-pub fn follow_up(r: pb::RecordFollowUpRequest) -> Result<Parsed, ValidationError> {
+pub(crate) fn follow_up(r: pb::RecordFollowUpRequest) -> Result<Parsed, ValidationError> {
     with_header(r.header, || {
         Ok(Command::RecordFollowUp {
             text: text(&r.text, "text")?,
@@ -80,7 +80,7 @@ pub fn follow_up(r: pb::RecordFollowUpRequest) -> Result<Parsed, ValidationError
 }
 
 /// Parses a visibility change.
-pub fn change_visibility(r: pb::ChangeVisibilityRequest) -> Result<Parsed, ValidationError> {
+pub(crate) fn change_visibility(r: pb::ChangeVisibilityRequest) -> Result<Parsed, ValidationError> {
     with_header(r.header, || {
         if r.visibility.is_none() {
             return Err(ValidationError::new("visibility", Problem::Missing));
@@ -93,7 +93,7 @@ pub fn change_visibility(r: pb::ChangeVisibilityRequest) -> Result<Parsed, Valid
 }
 
 /// Parses an acknowledgement.
-pub fn acknowledge(r: pb::AcknowledgeRequest) -> Result<Parsed, ValidationError> {
+pub(crate) fn acknowledge(r: pb::AcknowledgeRequest) -> Result<Parsed, ValidationError> {
     with_header(r.header, || {
         Ok(Command::Acknowledge {
             by: label(&r.by, "by")?,
@@ -102,7 +102,7 @@ pub fn acknowledge(r: pb::AcknowledgeRequest) -> Result<Parsed, ValidationError>
 }
 
 /// Parses an assignment.
-pub fn assign(r: pb::AssignRequest) -> Result<Parsed, ValidationError> {
+pub(crate) fn assign(r: pb::AssignRequest) -> Result<Parsed, ValidationError> {
     with_header(r.header, || {
         Ok(Command::Assign {
             assignee: label(&r.assignee, "assignee")?,
@@ -111,7 +111,7 @@ pub fn assign(r: pb::AssignRequest) -> Result<Parsed, ValidationError> {
 }
 
 /// Parses a return authorization.
-pub fn authorize_return(r: pb::AuthorizeReturnRequest) -> Result<Parsed, ValidationError> {
+pub(crate) fn authorize_return(r: pb::AuthorizeReturnRequest) -> Result<Parsed, ValidationError> {
     with_header(r.header, || {
         Ok(Command::AuthorizeReturn {
             rma: label(&r.rma, "rma")?,
@@ -120,12 +120,12 @@ pub fn authorize_return(r: pb::AuthorizeReturnRequest) -> Result<Parsed, Validat
 }
 
 /// Parses an item receipt.
-pub fn receive_item(r: pb::ReceiveItemRequest) -> Result<Parsed, ValidationError> {
+pub(crate) fn receive_item(r: pb::ReceiveItemRequest) -> Result<Parsed, ValidationError> {
     with_header(r.header, || Ok(Command::ReceiveItem))
 }
 
 /// Parses an item outcome.
-pub fn process_item(r: pb::ProcessItemRequest) -> Result<Parsed, ValidationError> {
+pub(crate) fn process_item(r: pb::ProcessItemRequest) -> Result<Parsed, ValidationError> {
     with_header(r.header, || {
         Ok(Command::ProcessItem {
             outcome: FromWire::from_wire(r.outcome, "outcome")?,
@@ -134,7 +134,7 @@ pub fn process_item(r: pb::ProcessItemRequest) -> Result<Parsed, ValidationError
 }
 
 /// Parses a ship-back.
-pub fn ship_back(r: pb::ShipBackRequest) -> Result<Parsed, ValidationError> {
+pub(crate) fn ship_back(r: pb::ShipBackRequest) -> Result<Parsed, ValidationError> {
     with_header(r.header, || {
         Ok(Command::ShipBack {
             tracking: label(&r.tracking, "tracking")?,
@@ -143,7 +143,7 @@ pub fn ship_back(r: pb::ShipBackRequest) -> Result<Parsed, ValidationError> {
 }
 
 /// Parses a resolution.
-pub fn resolve(r: pb::ResolveRequest) -> Result<Parsed, ValidationError> {
+pub(crate) fn resolve(r: pb::ResolveRequest) -> Result<Parsed, ValidationError> {
     with_header(r.header, || {
         Ok(Command::Resolve {
             satisfaction: Satisfaction::parse(r.satisfaction).at("satisfaction")?,
@@ -153,7 +153,7 @@ pub fn resolve(r: pb::ResolveRequest) -> Result<Parsed, ValidationError> {
 }
 
 /// Parses a reopening.
-pub fn reopen(r: pb::ReopenRequest) -> Result<Parsed, ValidationError> {
+pub(crate) fn reopen(r: pb::ReopenRequest) -> Result<Parsed, ValidationError> {
     with_header(r.header, || {
         Ok(Command::Reopen {
             reason: text(&r.reason, "reason")?,
@@ -162,7 +162,7 @@ pub fn reopen(r: pb::ReopenRequest) -> Result<Parsed, ValidationError> {
 }
 
 /// Parses a withdrawal.
-pub fn withdraw(r: pb::WithdrawRequest) -> Result<Parsed, ValidationError> {
+pub(crate) fn withdraw(r: pb::WithdrawRequest) -> Result<Parsed, ValidationError> {
     with_header(r.header, || {
         Ok(Command::Withdraw {
             reason: text(&r.reason, "reason")?,
@@ -171,7 +171,7 @@ pub fn withdraw(r: pb::WithdrawRequest) -> Result<Parsed, ValidationError> {
 }
 
 /// Parses a helpdesk message (protobuf form).
-pub fn helpdesk(m: pb::HelpdeskMessage) -> Result<Parsed, ValidationError> {
+pub(crate) fn helpdesk(m: pb::HelpdeskMessage) -> Result<Parsed, ValidationError> {
     use pb::helpdesk_message::Command as C;
     match m
         .command

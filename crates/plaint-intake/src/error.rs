@@ -84,4 +84,4 @@ impl From<Error> for Status {
 }
 
 /// Results of this crate.
-pub type Result<T, E = Error> = std::result::Result<T, E>;
+pub(crate) type Result<T, E = Error> = std::result::Result<T, E>;

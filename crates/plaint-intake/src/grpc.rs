@@ -10,24 +10,24 @@ use crate::error::Error;
 use crate::service::{Intake, Origin, Written};
 
 /// Most dead letters one page may hold.
-pub const MAX_DEAD_LETTER_PAGE: u32 = 1000;
+pub(crate) const MAX_DEAD_LETTER_PAGE: u32 = 1000;
 /// Most bytes of dead letters one page holds, as `plaint_bus::letter_bytes`
 /// counts them (a page always holds at least one letter), so a page fits the
 /// 4 MiB a gRPC client accepts by default.
-pub const MAX_DEAD_LETTER_PAGE_BYTES: usize = 3 * 1024 * 1024;
+pub(crate) const MAX_DEAD_LETTER_PAGE_BYTES: usize = 3 * 1024 * 1024;
 /// Largest `IntakeAdmin` response: requests stay capped by the service's
 /// limit, but a page of dead letters (each up to 2 MiB) must fit.
-pub const MAX_ADMIN_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
+pub(crate) const MAX_ADMIN_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
 
 /// The `Intake` gRPC service.
 #[derive(Debug, Clone)]
-pub struct IntakeService {
+pub(crate) struct IntakeService {
     core: Intake,
 }
 
 impl IntakeService {
     /// The service over `core`.
-    pub fn new(core: Intake) -> Self {
+    pub(crate) fn new(core: Intake) -> Self {
         Self { core }
     }
 }
@@ -53,7 +53,11 @@ fn reply(w: Written) -> Response<pb::WriteResult> {
 }
 
 /// Runs a parsed request through the core.
-pub async fn handle(core: &Intake, parsed: Parsed, mut origin: Origin) -> Result<Written, Error> {
+pub(crate) async fn handle(
+    core: &Intake,
+    parsed: Parsed,
+    mut origin: Origin,
+) -> Result<Written, Error> {
     match parsed {
         Parsed::Submit {
             facts,
@@ -110,13 +114,13 @@ intake_impl! {
 
 /// The `IntakeAdmin` gRPC service: dead letters.
 #[derive(Debug, Clone)]
-pub struct AdminService {
+pub(crate) struct AdminService {
     helpdesk: Helpdesk,
 }
 
 impl AdminService {
     /// The service over the helpdesk streams.
-    pub fn new(helpdesk: Helpdesk) -> Self {
+    pub(crate) fn new(helpdesk: Helpdesk) -> Self {
         Self { helpdesk }
     }
 }

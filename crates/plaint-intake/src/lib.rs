@@ -5,14 +5,16 @@
 //! which checks each command against the complaint's history and appends the
 //! resulting events with optimistic concurrency.
 
-pub mod commands;
-pub mod config;
-pub mod error;
-pub mod grpc;
+mod commands;
+mod config;
+mod error;
+mod grpc;
 pub mod helpdesk;
-pub mod service;
-pub mod size_hints;
-pub mod startup;
+mod service;
+mod size_hints;
+mod startup;
 
+pub use commands::Parsed;
 pub use config::Config;
+pub use service::{Intake, now};
 pub use startup::Application;

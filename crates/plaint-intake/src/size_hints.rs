@@ -34,7 +34,7 @@ const FIELD_LIMITS: [(&str, &[(&str, usize)]); 9] = [
 
 /// The field limits of the request of the method at `path`
 /// (`/plaint.intake.v1.Intake/SubmitComplaint`), as one sentence.
-pub fn hint(path: &str) -> Option<String> {
+pub(crate) fn hint(path: &str) -> Option<String> {
     let method = path
         .strip_prefix('/')?
         .strip_prefix(SERVICE_NAME)?
@@ -52,7 +52,7 @@ pub fn hint(path: &str) -> Option<String> {
 
 /// The transport-error layer of the intake's gRPC server, for requests
 /// capped at `limit_bytes`.
-pub fn wire_errors_layer(limit_bytes: usize) -> WireErrorsLayer {
+pub(crate) fn wire_errors_layer(limit_bytes: usize) -> WireErrorsLayer {
     WireErrorsLayer::new(limit_bytes, hint)
 }
 

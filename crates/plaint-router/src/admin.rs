@@ -26,7 +26,7 @@ use plaint_routing::now;
 
 /// The `Admin` gRPC service.
 #[derive(Debug, Clone)]
-pub struct AdminService {
+pub(crate) struct AdminService {
     log: EventLog,
     store: Option<Store>,
     rebuilding: Arc<tokio::sync::Mutex<()>>,
@@ -34,7 +34,7 @@ pub struct AdminService {
 
 impl AdminService {
     /// The service over `log`.
-    pub fn new(log: EventLog) -> Self {
+    pub(crate) fn new(log: EventLog) -> Self {
         Self {
             log,
             store: None,
@@ -43,7 +43,7 @@ impl AdminService {
     }
 
     /// Lets the service rebuild the projections in `store`.
-    pub fn with_store(mut self, store: Store) -> Self {
+    pub(crate) fn with_store(mut self, store: Store) -> Self {
         self.store = Some(store);
         self
     }

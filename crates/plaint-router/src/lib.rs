@@ -7,10 +7,11 @@
 //! - [`admin`]: policy versions, climate and stance (events in the log),
 //!   and projection rebuilds.
 
-pub mod admin;
-pub mod config;
-pub mod query;
-pub mod startup;
+mod admin;
+mod config;
+mod query;
+mod startup;
 
 pub use config::Config;
+pub use query::QueryService;
 pub use startup::Application;

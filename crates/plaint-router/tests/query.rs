@@ -14,7 +14,7 @@ use plaint_domain::{Category, Channel, RoutingPolicy};
 use plaint_domain::{ComplaintId, Route, Timestamp};
 use plaint_projection::store::{ComplaintChange, ComplaintRow, Store};
 use plaint_proto::router::{self as pb, query_server::Query};
-use plaint_router::query::QueryService;
+use plaint_router::QueryService;
 use support::{Log, T0, ceo_everything, facts, finish, fresh_store, id_of};
 use tokio::sync::broadcast;
 use tonic::{Code, Request};

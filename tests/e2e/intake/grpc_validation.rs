@@ -43,7 +43,7 @@ async fn bad_grpc_input_is_refused_with_the_field_named_and_nothing_stored() {
 
     // An hour in the future: beyond any clock skew.
     let mut future = submit_request("crm", "V-4");
-    future.occurred_at_ms = plaint_intake::service::now().as_millis() + 3_600_000;
+    future.occurred_at_ms = plaint_intake::now().as_millis() + 3_600_000;
     assert_invalid_field(
         &client.submit_complaint(future).await.unwrap_err(),
         "occurred_at_ms",

@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use plaint_bus::{ConsumerSettings, EventLog, Helpdesk, Names, StreamSettings};
+use plaint_intake::Intake;
 use plaint_intake::helpdesk;
-use plaint_intake::service::Intake;
 use plaint_testkit::shared_nats_url;
 
 use crate::helpers::{

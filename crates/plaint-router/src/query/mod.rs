@@ -21,12 +21,10 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
-pub use error::QueryError;
+pub(crate) use error::QueryError;
 use plaint_projection::store::{ComplaintChange, Store};
-pub use reports::GOODWILL_TOTAL_KEY;
-pub use simulate::MAX_SIMULATED;
-pub use watch::{WATCH_CHANNEL_CAPACITY, WatchStream};
-pub use wire::{complaint_update, summary};
+pub(crate) use watch::WatchStream;
+pub(crate) use wire::summary;
 
 /// The `Query` service.
 #[derive(Debug, Clone)]

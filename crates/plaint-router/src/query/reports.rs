@@ -9,7 +9,7 @@ use super::{QueryError, QueryService, now, wire};
 use plaint_projection::store::GoodwillGroup;
 
 /// The key of the goodwill row over every group.
-pub const GOODWILL_TOTAL_KEY: &str = "TOTAL";
+pub(crate) const GOODWILL_TOTAL_KEY: &str = "TOTAL";
 
 impl QueryService {
     pub(super) async fn queue_stats(

@@ -11,7 +11,7 @@ use plaint_proto::router as pb;
 use super::{QueryError, wire};
 
 /// Most complaints one simulation replays.
-pub const MAX_SIMULATED: u32 = 100_000;
+pub(crate) const MAX_SIMULATED: u32 = 100_000;
 
 impl super::QueryService {
     /// Replays the range under the candidate; appends nothing.

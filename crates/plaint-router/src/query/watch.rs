@@ -18,10 +18,10 @@ use tonic::Status;
 use super::{QueryError, customer_id, wire};
 
 /// Updates buffered between the broadcast and one watcher's connection.
-pub const WATCH_CHANNEL_CAPACITY: usize = 64;
+pub(crate) const WATCH_CHANNEL_CAPACITY: usize = 64;
 
 /// The stream a watcher reads.
-pub type WatchStream =
+pub(crate) type WatchStream =
     Pin<Box<dyn futures::Stream<Item = Result<pb::ComplaintUpdate, Status>> + Send + 'static>>;
 
 /// Which updates a watcher wants; `None` means any.

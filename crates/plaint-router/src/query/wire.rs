@@ -9,7 +9,7 @@ use plaint_proto::router as pb;
 use plaint_projection::store::{ComplaintChange, ComplaintRow, TimelineRow, name_of};
 
 /// The wire summary of a complaint row.
-pub fn summary(row: &ComplaintRow) -> pb::ComplaintSummary {
+pub(crate) fn summary(row: &ComplaintRow) -> pb::ComplaintSummary {
     pb::ComplaintSummary {
         complaint_id: row.complaint_id.to_string(),
         source_system: row.source_system.clone(),
@@ -33,7 +33,7 @@ pub fn summary(row: &ComplaintRow) -> pb::ComplaintSummary {
 }
 
 /// The watch message of an applied complaint event.
-pub fn complaint_update(change: &ComplaintChange) -> pb::ComplaintUpdate {
+pub(crate) fn complaint_update(change: &ComplaintChange) -> pb::ComplaintUpdate {
     pb::ComplaintUpdate {
         complaint: Some(summary(&change.complaint)),
         event_type: change.event_type.to_owned(),
