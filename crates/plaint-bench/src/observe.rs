@@ -11,8 +11,8 @@ use plaint_domain::event::{ComplaintEvent, EventPayload};
 use plaint_proto::encode_envelope;
 use uuid::Uuid;
 
-fn unavailable(e: impl std::fmt::Display) -> BusError {
-    BusError::Unavailable(e.to_string())
+fn unavailable(e: impl Into<plaint_bus::Cause>) -> BusError {
+    BusError::Unavailable(e.into())
 }
 
 /// Where the log and one of its durable consumers stand, sampled cheaply
@@ -44,7 +44,7 @@ impl Probe {
         let stream = jetstream::new(client.clone())
             .get_stream(stream)
             .await
-            .map_err(|e| BusError::JetStream(e.to_string()))?;
+            .map_err(|e| BusError::JetStream(e.into()))?;
         Ok(Self {
             stream,
             durable: durable.to_owned(),

@@ -14,7 +14,7 @@ use futures::StreamExt;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::error::BusError;
+use crate::error::{BusError, while_doing};
 use crate::log::{EventLog, header_pairs};
 use crate::retry::{Backoff, BudgetSpent, RetryPolicy};
 use crate::trace::TRACEPARENT;
@@ -110,7 +110,7 @@ impl Deliveries {
                     .await
                 {
                     Ok(pull) => self.current = Some(pull),
-                    Err(e) => return Some(Err(self.interrupted(e.to_string()))),
+                    Err(e) => return Some(Err(self.interrupted(e.into()))),
                 }
             }
             if let Some(next) = self.next_in_pull().await {
@@ -126,7 +126,7 @@ impl Deliveries {
         let pull = self.current.as_mut()?;
         match pull.next().await {
             Some(Ok(m)) => Some(Delivery::from_message(m)),
-            Some(Err(e)) => Some(Err(self.interrupted(e.to_string()))),
+            Some(Err(e)) => Some(Err(self.interrupted(e))),
             None => {
                 self.current = None;
                 None
@@ -134,10 +134,10 @@ impl Deliveries {
         }
     }
 
-    fn interrupted(&mut self, error: String) -> BusError {
+    fn interrupted(&mut self, error: crate::error::Cause) -> BusError {
         // The consumer may be gone (deleted, or the server lost it): the
         // caller opens it again, which recreates it when needed.
-        tracing::warn!(error, "consumer pull interrupted");
+        tracing::warn!(error = %error, "consumer pull interrupted");
         self.current = None;
         self.broken = true;
         BusError::Unavailable(error)
@@ -186,7 +186,7 @@ impl Delivery {
         let (stream, stream_sequence, delivered, pending) = {
             let info = message
                 .info()
-                .map_err(|e| BusError::JetStream(format!("delivery without metadata: {e}")))?;
+                .map_err(|e| BusError::JetStream(while_doing("delivery without metadata", e)))?;
             (
                 info.stream.to_owned(),
                 info.stream_sequence,
@@ -262,7 +262,7 @@ impl Delivery {
         self.message
             .ack()
             .await
-            .map_err(|e| BusError::Unavailable(e.to_string()))
+            .map_err(BusError::Unavailable)
     }
 
     /// Done, and wait until the server confirmed it (used at shutdown, so a
@@ -271,7 +271,7 @@ impl Delivery {
         self.message
             .double_ack()
             .await
-            .map_err(|e| BusError::Unavailable(e.to_string()))
+            .map_err(BusError::Unavailable)
     }
 
     /// It can never be handled: stop delivering it.
@@ -279,7 +279,7 @@ impl Delivery {
         self.message
             .ack_with(AckKind::Term)
             .await
-            .map_err(|e| BusError::Unavailable(e.to_string()))
+            .map_err(BusError::Unavailable)
     }
 
     /// Not now: deliver it again after `delay`.
@@ -287,7 +287,7 @@ impl Delivery {
         self.message
             .ack_with(AckKind::Nak(Some(delay)))
             .await
-            .map_err(|e| BusError::Unavailable(e.to_string()))
+            .map_err(BusError::Unavailable)
     }
 }
 
@@ -310,7 +310,7 @@ pub(crate) async fn open(
     let consumer: async_nats::jetstream::consumer::Consumer<pull::Config> = stream
         .get_or_create_consumer(&settings.durable, config)
         .await
-        .map_err(|e| BusError::JetStream(format!("cannot open consumer: {e}")))?;
+        .map_err(|e| BusError::JetStream(while_doing("cannot open consumer", e)))?;
     Ok(Deliveries {
         consumer,
         batch: settings.batch.max(1),
@@ -326,7 +326,7 @@ impl EventLog {
             .context()
             .get_stream(self.names().stream())
             .await
-            .map_err(|e| BusError::JetStream(e.to_string()))?;
+            .map_err(|e| BusError::JetStream(e.into()))?;
         open(&stream, settings).await
     }
 }

@@ -98,7 +98,7 @@ impl Helpdesk {
             Err(e) if matches!(e.kind(), LastRawMessageErrorKind::NoMessageFound) => {
                 return Ok(Requeue::NoSuchLetter);
             }
-            Err(e) => return Err(BusError::Unavailable(e.to_string())),
+            Err(e) => return Err(BusError::Unavailable(e.into())),
         };
         let mut subject = None;
         let mut headers = HeaderMap::new();
@@ -140,7 +140,7 @@ impl Helpdesk {
             .inbound
             .get_info()
             .await
-            .map_err(|e| BusError::Unavailable(e.to_string()))?;
+            .map_err(|e| BusError::Unavailable(e.into()))?;
         Ok(info.state.messages)
     }
 }
@@ -236,7 +236,7 @@ async fn store_dead_letter(
 fn into_bus(e: AppendError) -> BusError {
     match e {
         AppendError::WrongLastSequence => {
-            BusError::JetStream("unexpected sequence condition".to_owned())
+            BusError::JetStream("unexpected sequence condition".into())
         }
         AppendError::Bus(b) => b,
     }

@@ -10,7 +10,7 @@ use async_nats::jetstream::message::StreamMessage;
 use async_nats::jetstream::stream::{DirectGetErrorKind, LastRawMessageErrorKind, Stream};
 use futures::StreamExt;
 
-use crate::error::BusError;
+use crate::error::{BusError, while_doing};
 use crate::log::{RawMessage, header_pairs};
 
 /// Header a headers-only consumer puts in place of the payload: its length.
@@ -68,7 +68,7 @@ pub(crate) async fn read_page(
             ..Default::default()
         })
         .await
-        .map_err(|e| BusError::Unavailable(format!("cannot read dead letters: {e}")))?;
+        .map_err(|e| BusError::Unavailable(while_doing("cannot read dead letters", e)))?;
     let name = consumer.cached_info().name.clone();
     let page = fill(stream, &consumer, limit, max_bytes).await;
     // Left alone it would go after the inactive threshold anyway.
@@ -84,7 +84,7 @@ async fn fill(
     limit: usize,
     max_bytes: usize,
 ) -> Result<DeadLetterPage, BusError> {
-    let unavailable = |e: String| BusError::Unavailable(format!("cannot read dead letters: {e}"));
+    let unavailable = |e: String| BusError::Unavailable(while_doing("cannot read dead letters", e));
     // One head more than the page holds tells whether another letter follows.
     let mut heads = consumer
         .fetch()
@@ -138,7 +138,8 @@ async fn fill(
 /// leader's answer carries them in JSON, in base64: a third more, and copied
 /// twice. A replica may not have it yet; the leader has.
 async fn read_letter(stream: &Stream, sequence: u64) -> Result<Option<StreamMessage>, BusError> {
-    let unavailable = |e: String| BusError::Unavailable(format!("cannot read a dead letter: {e}"));
+    let unavailable =
+        |e: String| BusError::Unavailable(while_doing("cannot read a dead letter", e));
     if stream.cached_info().config.allow_direct {
         match stream.direct_get(sequence).await {
             Ok(m) => return Ok(Some(m)),

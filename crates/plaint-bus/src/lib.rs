@@ -25,7 +25,7 @@ pub use async_nats::HeaderMap;
 pub use consumer::{
     Consume, ConsumerSettings, Deliveries, Delivery, GaveUp, consume_until_stopped,
 };
-pub use error::{AppendError, BusError};
+pub use error::{AppendError, BusError, Cause, While};
 pub use helpdesk::{DEAD_LETTER_REASON, DEAD_LETTER_SUBJECT, DeadLetters, Helpdesk, Requeue};
 pub use history::History;
 pub use letter_page::{DeadLetterPage, letter_bytes};
@@ -57,7 +57,7 @@ pub async fn connect(url: &str, client_name: &str) -> Result<async_nats::Client,
         .connection_timeout(std::time::Duration::from_secs(5))
         .connect(urls)
         .await
-        .map_err(|e| BusError::Connect(e.to_string()))
+        .map_err(|e| BusError::Connect(e.into()))
 }
 
 /// A NATS client; re-exported so services need not depend on async-nats.

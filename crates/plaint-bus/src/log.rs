@@ -12,7 +12,7 @@ use bytes::Bytes;
 use plaint_domain::event::Envelope;
 use plaint_proto::{decode_envelope, encode_envelope};
 
-use crate::error::{AppendError, BusError};
+use crate::error::{AppendError, BusError, while_doing};
 use crate::names::Names;
 use crate::tail::TailItem;
 use crate::trace::TRACEPARENT;
@@ -175,7 +175,7 @@ impl EventLog {
         message_id: &str,
         expect: Expect,
     ) -> Result<Appended, AppendError> {
-        let mut last_error = String::new();
+        let mut last_error: Option<crate::error::Cause> = None;
         for attempt in 0..APPEND_ATTEMPTS {
             if attempt > 0 {
                 let backoff = Duration::from_millis(50u64 << attempt.min(5));
@@ -186,7 +186,7 @@ impl EventLog {
             // so the caller hears UNAVAILABLE within the backoff (about 2.5 s)
             // instead of half a minute later.
             if self.js.client().connection_state() != State::Connected {
-                last_error = "not connected to NATS".to_owned();
+                last_error = Some("not connected to NATS".into());
                 continue;
             }
             let mut publish = PublishMessage::build()
@@ -214,7 +214,7 @@ impl EventLog {
                         return Err(AppendError::WrongLastSequence);
                     }
                     PublishErrorKind::MaxPayloadExceeded => {
-                        return Err(BusError::JetStream(e.to_string()).into());
+                        return Err(BusError::JetStream(e.into()).into());
                     }
                     // "No responders": nothing serves the stream right now. In
                     // a cluster that is a leader election after a node was
@@ -222,12 +222,15 @@ impl EventLog {
                     // (and reported as unavailable if it outlasts the attempts).
                     _ => {
                         tracing::debug!(error = %e, attempt, subject, "append failed, retrying");
-                        last_error = e.to_string();
+                        last_error = Some(e.into());
                     }
                 },
             }
         }
-        Err(BusError::Unavailable(last_error).into())
+        Err(
+            BusError::Unavailable(last_error.unwrap_or_else(|| "no attempt was made".into()))
+                .into(),
+        )
     }
 
     /// Every event on a subject, oldest first.
@@ -280,7 +283,7 @@ impl EventLog {
         match self.stream.get_last_raw_message_by_subject(subject).await {
             Ok(m) => decode_stored(m).map(Some),
             Err(e) if no_message(e.kind()) => Ok(None),
-            Err(e) => Err(BusError::Unavailable(e.to_string())),
+            Err(e) => Err(BusError::Unavailable(e.into())),
         }
     }
 
@@ -290,7 +293,7 @@ impl EventLog {
             .stream
             .get_info()
             .await
-            .map_err(|e| BusError::Unavailable(e.to_string()))?;
+            .map_err(|e| BusError::Unavailable(e.into()))?;
         Ok(info.state.last_sequence)
     }
 }
@@ -299,7 +302,7 @@ impl EventLog {
 pub(crate) async fn ensure_stream(js: &Context, config: Config) -> Result<Stream, BusError> {
     js.get_or_create_stream(config)
         .await
-        .map_err(|e| BusError::JetStream(format!("cannot provision stream: {e}")))
+        .map_err(|e| BusError::JetStream(while_doing("cannot provision stream", e)))
 }
 
 fn no_message(kind: async_nats::jetstream::stream::LastRawMessageErrorKind) -> bool {
@@ -324,7 +327,7 @@ pub(crate) async fn next_by_subject(
     {
         Ok(m) => Ok(Some(m)),
         Err(e) if no_message(e.kind()) => Ok(None),
-        Err(e) => Err(BusError::Unavailable(e.to_string())),
+        Err(e) => Err(BusError::Unavailable(e.into())),
     }
 }
 

@@ -43,8 +43,7 @@ impl RawPublisher {
                 let Some(ack) = pending.pop_front() else {
                     break;
                 };
-                ack.await
-                    .map_err(|e| BusError::Unavailable(e.to_string()))?;
+                ack.await.map_err(|e| BusError::Unavailable(e.into()))?;
                 stored += 1;
                 on_ack();
             }
@@ -56,11 +55,10 @@ impl RawPublisher {
                 }
                 None => self.js.publish(subject.to_owned(), payload).await,
             };
-            pending.push_back(sent.map_err(|e| BusError::Unavailable(e.to_string()))?);
+            pending.push_back(sent.map_err(|e| BusError::Unavailable(e.into()))?);
         }
         for ack in pending {
-            ack.await
-                .map_err(|e| BusError::Unavailable(e.to_string()))?;
+            ack.await.map_err(|e| BusError::Unavailable(e.into()))?;
             stored += 1;
             on_ack();
         }

@@ -8,7 +8,7 @@ use async_nats::jetstream::consumer::{DeliverPolicy, pull};
 use futures::StreamExt;
 use plaint_proto::decode_envelope;
 
-use crate::error::BusError;
+use crate::error::{BusError, while_doing};
 use crate::log::{EventLog, StoredEvent};
 use crate::trace::TRACEPARENT;
 
@@ -41,7 +41,7 @@ impl EventLog {
             .context()
             .get_stream(self.names().stream())
             .await
-            .map_err(|e| BusError::Unavailable(e.to_string()))?;
+            .map_err(|e| BusError::Unavailable(e.into()))?;
         let deliver_policy = if from <= 1 {
             DeliverPolicy::All
         } else {
@@ -55,11 +55,11 @@ impl EventLog {
                 ..Default::default()
             })
             .await
-            .map_err(|e| BusError::Unavailable(format!("cannot open tail: {e}")))?;
+            .map_err(|e| BusError::Unavailable(while_doing("cannot open tail", e)))?;
         let messages = consumer
             .messages()
             .await
-            .map_err(|e| BusError::Unavailable(format!("cannot start tail: {e}")))?;
+            .map_err(|e| BusError::Unavailable(while_doing("cannot start tail", e)))?;
         Ok(Tail { messages })
     }
 }
@@ -99,14 +99,14 @@ impl Tail {
         max: usize,
         linger: Duration,
     ) -> Result<Vec<TailItem>, BusError> {
-        let first = first.map_err(|e| BusError::Unavailable(e.to_string()))?;
+        let first = first.map_err(|e| BusError::Unavailable(e.into()))?;
         let mut batch = Vec::with_capacity(max.min(1024));
         batch.push(item(first));
         let deadline = tokio::time::Instant::now() + linger;
         while batch.len() < max {
             match tokio::time::timeout_at(deadline, self.messages.next()).await {
                 Ok(Some(Ok(m))) => batch.push(item(m)),
-                Ok(Some(Err(e))) => return Err(BusError::Unavailable(e.to_string())),
+                Ok(Some(Err(e))) => return Err(BusError::Unavailable(e.into())),
                 Ok(None) | Err(_) => break,
             }
         }

@@ -58,8 +58,8 @@ impl Scratch<'_> {
     }
 }
 
-fn unavailable(e: impl std::fmt::Display) -> BusError {
-    BusError::Unavailable(e.to_string())
+fn unavailable(e: impl Into<plaint_bus::Cause>) -> BusError {
+    BusError::Unavailable(e.into())
 }
 
 /// A payload of `bytes` bytes (printable, incompressible enough for NATS).
@@ -102,7 +102,9 @@ impl Calibrator {
                 ..Default::default()
             })
             .await
-            .map_err(|e| BusError::JetStream(format!("cannot create calibration stream: {e}")))?;
+            .map_err(|e| {
+                BusError::JetStream(format!("cannot create calibration stream: {e}").into())
+            })?;
         Ok(Scratch {
             js: &self.js,
             name,
