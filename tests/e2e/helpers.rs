@@ -87,9 +87,9 @@ pub(crate) async fn spawn_intake(nats_url: &str) -> TestIntake {
 /// Starts the intake with `config` (its `grpc_addr` should be port 0).
 pub(crate) async fn spawn_intake_with(config: Config) -> TestIntake {
     plaint_testkit::init_test_tracing();
-    let prefix = config.prefix.clone();
-    let nats_url = config.nats_url.clone();
-    let names = Names::new(&config.prefix, &config.stream).expect("valid names");
+    let prefix = config.log.prefix.clone();
+    let nats_url = config.log.nats_url.clone();
+    let names = Names::new(&config.log.prefix, &config.log.stream).expect("valid names");
     let app = within("Application::build", Application::build(config))
         .await
         .expect("intake builds");

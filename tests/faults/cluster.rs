@@ -59,15 +59,15 @@ async fn an_r3_cluster_loses_a_node_under_load_and_loses_nothing() {
     let build = Duration::from_secs(30);
 
     let mut intake_config = plaint_intake::Config::for_tests(&urls, &prefix);
-    intake_config.stream_replicas = 3;
+    intake_config.log.stream_replicas = 3;
     let mut intake = spawn_intake(intake_config.clone(), build).await;
     let mut router_config = plaint_router::Config::for_tests(&urls, &prefix, db.url());
-    router_config.stream_replicas = 3;
+    router_config.log.stream_replicas = 3;
     let mut first = spawn_router(router_config.clone(), build).await;
     let mut second = spawn_router(router_config.clone(), build).await;
     let ready = started.elapsed();
 
-    let log = open_log(&urls, &prefix, &intake_config.stream).await;
+    let log = open_log(&urls, &prefix, &intake_config.log.stream).await;
     let names = log.names().clone();
     let js = jetstream::new(
         plaint_bus::connect(&urls, "plaint-faults")

@@ -73,7 +73,7 @@ async fn poison_at_the_helpdesk_door_is_dead_lettered_and_healthy_messages_flow_
     let config = plaint_intake::Config::for_tests(&nats, &prefix);
     let max_deliver = config.helpdesk_max_deliver;
     let mut intake = spawn_intake(config.clone(), Duration::from_secs(10)).await;
-    let log = open_log(&nats, &prefix, &config.stream).await;
+    let log = open_log(&nats, &prefix, &config.log.stream).await;
     let names = log.names().clone();
     let helpdesk = Helpdesk::open(log.clone(), &StreamSettings::default())
         .await
@@ -250,7 +250,7 @@ async fn poison_in_the_event_log_is_dead_lettered_by_the_router_and_skipped_by_t
     let db = plaint_testkit::TestDb::create().await;
     let intake_config = plaint_intake::Config::for_tests(&nats, &prefix);
     let mut intake = spawn_intake(intake_config.clone(), Duration::from_secs(10)).await;
-    let log = open_log(&nats, &prefix, &intake_config.stream).await;
+    let log = open_log(&nats, &prefix, &intake_config.log.stream).await;
     let names = log.names().clone();
     let js = jetstream::new(async_nats::connect(&nats).await.expect("connect"));
     let mut client = intake.intake();

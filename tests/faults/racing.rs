@@ -329,7 +329,7 @@ async fn racing_routers_decide_each_complaint_once_and_never_exceed_the_ceo_budg
     solo_config.routing_consumer = "solo".to_owned();
     solo_config.projections = false;
     let mut solo = spawn_router(solo_config, build).await;
-    let log = open_log(&nats, &prefix, &replica.stream).await;
+    let log = open_log(&nats, &prefix, &replica.log.stream).await;
     let names = log.names().clone();
 
     crate::ceo_route::open_the_ceo_route(&mut first.admin(), BUDGET).await;

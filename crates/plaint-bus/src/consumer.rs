@@ -259,10 +259,7 @@ impl Delivery {
 
     /// Done: never deliver it again.
     pub async fn ack(&self) -> Result<(), BusError> {
-        self.message
-            .ack()
-            .await
-            .map_err(BusError::Unavailable)
+        self.message.ack().await.map_err(BusError::Unavailable)
     }
 
     /// Done, and wait until the server confirmed it (used at shutdown, so a

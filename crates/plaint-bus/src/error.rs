@@ -74,12 +74,16 @@ mod tests {
     fn a_bus_error_keeps_its_cause_as_its_source() {
         let timed_out = std::io::Error::new(std::io::ErrorKind::TimedOut, "timed out");
         let e = BusError::Unavailable(while_doing("cannot open tail", timed_out));
-        assert_eq!(e.to_string(), "NATS unavailable: cannot open tail: timed out");
+        assert_eq!(
+            e.to_string(),
+            "NATS unavailable: cannot open tail: timed out"
+        );
         let context = e.source().unwrap();
         assert_eq!(context.to_string(), "cannot open tail: timed out");
         let root = context.source().unwrap();
         assert_eq!(
-            root.downcast_ref::<std::io::Error>().map(std::io::Error::kind),
+            root.downcast_ref::<std::io::Error>()
+                .map(std::io::Error::kind),
             Some(std::io::ErrorKind::TimedOut)
         );
     }

@@ -18,6 +18,7 @@ mod log;
 mod names;
 mod publish;
 pub mod retry;
+mod settings;
 pub mod tail;
 pub mod trace;
 
@@ -36,6 +37,7 @@ pub use log::{
 pub use names::Names;
 pub use publish::RawPublisher;
 pub use retry::{Backoff, RetryPolicy};
+pub use settings::{LogSettings, OpenError, open};
 pub use tail::{Tail, TailItem};
 
 /// Connects to NATS with the options every service uses: a client name,

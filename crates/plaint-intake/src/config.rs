@@ -16,21 +16,6 @@ pub struct Config {
     /// Address of the Prometheus endpoint (`GET /metrics`; port 0 picks a free port).
     #[arg(long, env = "INTAKE_METRICS_ADDR", default_value = "127.0.0.1:9101")]
     pub metrics_addr: SocketAddr,
-    /// NATS server URL; several (the nodes of a cluster) separated by commas.
-    #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
-    pub nats_url: String,
-    /// Prefix of every subject; deployments sharing a server use different ones.
-    #[arg(long, env = "PLAINT_PREFIX", default_value = "plaint")]
-    pub prefix: String,
-    /// Name of the event log's stream (the inbound and dead-letter streams derive from it).
-    #[arg(long, env = "PLAINT_STREAM", default_value = "COMPLAINTS")]
-    pub stream: String,
-    /// Stream replicas: 1 for one NATS server, 3 for a cluster.
-    #[arg(long, env = "PLAINT_STREAM_REPLICAS", default_value_t = 1)]
-    pub stream_replicas: usize,
-    /// Deduplication window of the streams, in seconds.
-    #[arg(long, env = "PLAINT_DUPLICATE_WINDOW_SECS", default_value_t = 120)]
-    pub duplicate_window_secs: u64,
     /// Largest gRPC message accepted or sent, in bytes.
     #[arg(long, env = "INTAKE_MAX_MESSAGE_BYTES", default_value_t = 256 * 1024)]
     pub max_message_bytes: usize,
@@ -51,6 +36,9 @@ pub struct Config {
     pub log_format: String,
     #[command(flatten)]
     #[allow(missing_docs)]
+    pub log: plaint_bus::LogSettings,
+    #[command(flatten)]
+    #[allow(missing_docs)]
     pub supervision: plaint_runtime::server::Supervision,
 }
 
@@ -60,17 +48,13 @@ impl Config {
         Self {
             grpc_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             metrics_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            nats_url: nats_url.to_owned(),
-            prefix: prefix.to_owned(),
-            stream: format!("{}_LOG", prefix.to_uppercase()),
-            stream_replicas: 1,
-            duplicate_window_secs: 120,
             max_message_bytes: 256 * 1024,
             max_inbound_bytes: 64 * 1024,
             conflict_retries: 5,
             helpdesk: true,
             helpdesk_max_deliver: 5,
             log_format: "pretty".to_owned(),
+            log: plaint_bus::LogSettings::for_tests(nats_url, prefix),
             supervision: Default::default(),
         }
     }

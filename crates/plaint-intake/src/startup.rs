@@ -3,14 +3,12 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use anyhow::Context;
-use plaint_bus::{ConsumerSettings, EventLog, Helpdesk, Names, RetryPolicy, StreamSettings};
+use plaint_bus::{ConsumerSettings, Helpdesk, RetryPolicy};
 use plaint_proto::intake::{intake_admin_server::IntakeAdminServer, intake_server::IntakeServer};
 use plaint_runtime::server::{GrpcServer, Listeners};
 use plaint_runtime::tasks::Tasks;
-use tokio::net::TcpListener;
 
 use crate::config::Config;
 use crate::grpc::{AdminService, IntakeService};
@@ -20,9 +18,7 @@ use crate::service::Intake;
 /// A built, not yet running, intake service.
 #[derive(Debug)]
 pub struct Application {
-    listener: TcpListener,
-    local_addr: SocketAddr,
-    metrics_listener: TcpListener,
+    listeners: Listeners,
     client: plaint_bus::Client,
     core: Intake,
     helpdesk: Helpdesk,
@@ -30,34 +26,15 @@ pub struct Application {
 }
 
 impl Application {
-    /// Connects to NATS, provisions the streams and binds the gRPC listener.
+    /// Connects to NATS, provisions the streams and binds the listeners.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let names = Names::new(&config.prefix, &config.stream).map_err(anyhow::Error::msg)?;
-        let client = plaint_bus::connect(&config.nats_url, "plaint-intake")
-            .await
-            .context("connecting to NATS")?;
-        let settings = StreamSettings {
-            replicas: config.stream_replicas,
-            duplicate_window: Duration::from_secs(config.duplicate_window_secs),
-            ..StreamSettings::default()
-        };
-        let log = EventLog::open(client.clone(), names, &settings)
-            .await
-            .context("provisioning the event log")?;
-        let helpdesk = Helpdesk::open(log.clone(), &settings)
+        let (client, log) = plaint_bus::open(&config.log, "plaint-intake").await?;
+        let helpdesk = Helpdesk::open(log.clone(), &config.log.stream_settings())
             .await
             .context("provisioning the helpdesk streams")?;
-        let listener = TcpListener::bind(config.grpc_addr)
-            .await
-            .with_context(|| format!("binding {}", config.grpc_addr))?;
-        let local_addr = listener.local_addr()?;
-        let metrics_listener = TcpListener::bind(config.metrics_addr)
-            .await
-            .with_context(|| format!("binding {}", config.metrics_addr))?;
+        let listeners = Listeners::bind(config.grpc_addr, config.metrics_addr).await?;
         Ok(Self {
-            listener,
-            local_addr,
-            metrics_listener,
+            listeners,
             client,
             core: Intake::new(log, config.conflict_retries),
             helpdesk,
@@ -67,12 +44,12 @@ impl Application {
 
     /// The address of the Prometheus endpoint.
     pub fn metrics_addr(&self) -> SocketAddr {
-        plaint_runtime::server::bound_addr(&self.metrics_listener)
+        self.listeners.metrics_addr()
     }
 
     /// The address the gRPC server listens on.
     pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
+        self.listeners.grpc_addr()
     }
 
     /// Serves until `shutdown` resolves: then reports NOT_SERVING, stops taking
@@ -95,7 +72,7 @@ impl Application {
         if self.config.helpdesk {
             let mut consumer = ConsumerSettings::new(
                 self.helpdesk_consumer_name(),
-                format!("{}.helpdesk.inbound.>", self.config.prefix),
+                format!("{}.helpdesk.inbound.>", self.config.log.prefix),
             );
             consumer.max_deliver = self.config.helpdesk_max_deliver;
             consumer.batch = 64;
@@ -112,10 +89,6 @@ impl Application {
             });
         }
 
-        let listeners = Listeners {
-            grpc: self.listener,
-            metrics: self.metrics_listener,
-        };
         let client = self.client;
         GrpcServer::new(
             "plaint-intake",
@@ -125,7 +98,7 @@ impl Application {
         .serve(intake)
         .serve(admin)
         .run(
-            listeners,
+            self.listeners,
             tasks,
             self.config.supervision,
             shutdown,
@@ -137,6 +110,35 @@ impl Application {
     }
 
     fn helpdesk_consumer_name(&self) -> String {
-        format!("{}_helpdesk", self.config.stream)
+        format!("{}_helpdesk", self.config.log.stream)
+    }
+}
+
+impl plaint_runtime::binary::Service for Application {
+    type Config = Config;
+    const NAME: &'static str = "plaint-intake";
+    const HEALTH_SERVICE: &'static str = "plaint.intake.v1.Intake";
+
+    fn grpc_addr(config: &Config) -> SocketAddr {
+        config.grpc_addr
+    }
+
+    fn log_format(config: &Config) -> &str {
+        &config.log_format
+    }
+
+    async fn build(config: Config) -> anyhow::Result<Self> {
+        Application::build(config).await
+    }
+
+    fn addrs(&self) -> (SocketAddr, SocketAddr) {
+        (self.local_addr(), self.metrics_addr())
+    }
+
+    async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        Application::run_until_stopped(self, shutdown).await
     }
 }

@@ -6,12 +6,11 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context;
-use plaint_bus::{ConsumerSettings, DeadLetters, EventLog, Names, RetryPolicy, StreamSettings};
+use plaint_bus::{ConsumerSettings, DeadLetters, EventLog, RetryPolicy};
 use plaint_proto::router::{admin_server::AdminServer, query_server::QueryServer};
 use plaint_runtime::WireErrorsLayer;
 use plaint_runtime::server::{GrpcServer, Listeners};
 use plaint_runtime::tasks::Tasks;
-use tokio::net::TcpListener;
 use tokio::sync::broadcast;
 
 use crate::admin::AdminService;
@@ -27,9 +26,7 @@ const WATCH_BUFFER: usize = 1024;
 /// A built, not yet running, router.
 #[derive(Debug)]
 pub struct Application {
-    listener: TcpListener,
-    local_addr: SocketAddr,
-    metrics_listener: TcpListener,
+    listeners: Listeners,
     client: plaint_bus::Client,
     log: EventLog,
     dead_letters: DeadLetters,
@@ -39,21 +36,10 @@ pub struct Application {
 
 impl Application {
     /// Connects to NATS and PostgreSQL (running migrations), provisions the
-    /// stream and binds the gRPC listener.
+    /// streams and binds the listeners.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let names = Names::new(&config.prefix, &config.stream).map_err(anyhow::Error::msg)?;
-        let client = plaint_bus::connect(&config.nats_url, "plaint-router")
-            .await
-            .context("connecting to NATS")?;
-        let settings = StreamSettings {
-            replicas: config.stream_replicas,
-            duplicate_window: Duration::from_secs(config.duplicate_window_secs),
-            ..StreamSettings::default()
-        };
-        let log = EventLog::open(client.clone(), names, &settings)
-            .await
-            .context("provisioning the event log")?;
-        let dead_letters = DeadLetters::open(log.clone(), &settings)
+        let (client, log) = plaint_bus::open(&config.log, "plaint-router").await?;
+        let dead_letters = DeadLetters::open(log.clone(), &config.log.stream_settings())
             .await
             .context("provisioning the dead-letter stream")?;
         let store = Store::connect_with(
@@ -63,17 +49,9 @@ impl Application {
         )
         .await
         .context("connecting to PostgreSQL and migrating")?;
-        let listener = TcpListener::bind(config.grpc_addr)
-            .await
-            .with_context(|| format!("binding {}", config.grpc_addr))?;
-        let local_addr = listener.local_addr()?;
-        let metrics_listener = TcpListener::bind(config.metrics_addr)
-            .await
-            .with_context(|| format!("binding {}", config.metrics_addr))?;
+        let listeners = Listeners::bind(config.grpc_addr, config.metrics_addr).await?;
         Ok(Self {
-            listener,
-            local_addr,
-            metrics_listener,
+            listeners,
             client,
             log,
             dead_letters,
@@ -84,12 +62,12 @@ impl Application {
 
     /// The address of the Prometheus endpoint.
     pub fn metrics_addr(&self) -> SocketAddr {
-        plaint_runtime::server::bound_addr(&self.metrics_listener)
+        self.listeners.metrics_addr()
     }
 
     /// The address the gRPC server listens on.
     pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
+        self.listeners.grpc_addr()
     }
 
     /// Serves until `shutdown` resolves: then reports NOT_SERVING, stops
@@ -161,10 +139,6 @@ impl Application {
                 .max_decoding_message_size(max)
                 .max_encoding_message_size(max);
 
-        let listeners = Listeners {
-            grpc: self.listener,
-            metrics: self.metrics_listener,
-        };
         let client = self.client;
         GrpcServer::new(
             "plaint-router",
@@ -174,7 +148,7 @@ impl Application {
         .serve(query)
         .serve(admin)
         .run(
-            listeners,
+            self.listeners,
             tasks,
             self.config.supervision,
             shutdown,
@@ -183,5 +157,34 @@ impl Application {
             },
         )
         .await
+    }
+}
+
+impl plaint_runtime::binary::Service for Application {
+    type Config = Config;
+    const NAME: &'static str = "plaint-router";
+    const HEALTH_SERVICE: &'static str = "plaint.router.v1.Query";
+
+    fn grpc_addr(config: &Config) -> SocketAddr {
+        config.grpc_addr
+    }
+
+    fn log_format(config: &Config) -> &str {
+        &config.log_format
+    }
+
+    async fn build(config: Config) -> anyhow::Result<Self> {
+        Application::build(config).await
+    }
+
+    fn addrs(&self) -> (SocketAddr, SocketAddr) {
+        (self.local_addr(), self.metrics_addr())
+    }
+
+    async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        Application::run_until_stopped(self, shutdown).await
     }
 }

@@ -1,6 +1,7 @@
 //! Process plumbing shared by both services.
 
 pub mod allocator;
+pub mod binary;
 pub mod health;
 pub mod metrics;
 pub mod server;

@@ -54,6 +54,31 @@ pub struct Listeners {
     pub metrics: TcpListener,
 }
 
+impl Listeners {
+    /// Binds both, before anything is served (so port 0 works and a taken
+    /// port fails the start).
+    pub async fn bind(grpc: SocketAddr, metrics: SocketAddr) -> anyhow::Result<Self> {
+        Ok(Self {
+            grpc: TcpListener::bind(grpc)
+                .await
+                .with_context(|| format!("binding {grpc}"))?,
+            metrics: TcpListener::bind(metrics)
+                .await
+                .with_context(|| format!("binding {metrics}"))?,
+        })
+    }
+
+    /// The gRPC address.
+    pub fn grpc_addr(&self) -> SocketAddr {
+        bound_addr(&self.grpc)
+    }
+
+    /// The Prometheus endpoint's address.
+    pub fn metrics_addr(&self) -> SocketAddr {
+        bound_addr(&self.metrics)
+    }
+}
+
 /// How the background tasks of a service retry and fail: the same settings
 /// in both services.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::Args)]
@@ -292,7 +317,7 @@ async fn set_status(health: &HealthReporter, names: &[&'static str], status: Ser
 
 /// The address a listener is bound to, for logs and tests; the unspecified
 /// address when the socket cannot say.
-pub fn bound_addr(listener: &TcpListener) -> SocketAddr {
+fn bound_addr(listener: &TcpListener) -> SocketAddr {
     listener
         .local_addr()
         .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))

@@ -53,7 +53,7 @@ async fn a_ticket_submitted_twice_over_grpc_and_once_over_nats_is_stored_once() 
 async fn a_resubmission_after_the_dedup_window_still_stores_nothing() {
     let nats = NatsServer::start();
     let mut config = crate::helpers::test_config(&nats.url());
-    config.duplicate_window_secs = 1;
+    config.log.duplicate_window_secs = 1;
     let intake = spawn_intake_with(config).await;
     let mut client = intake.client.clone();
 

@@ -16,7 +16,7 @@ async fn messages_published_while_intake_is_down_are_processed_once_after_it_sta
     let mut first = spawn_intake_with(config.clone()).await;
     first.stop().await;
 
-    let inbound = Inbound::connect(&nats.url(), &config.prefix).await;
+    let inbound = Inbound::connect(&nats.url(), &config.log.prefix).await;
     let tickets: Vec<String> = (0..WHILE_DOWN).map(|i| format!("D-{i}")).collect();
     for t in &tickets {
         inbound.publish("zendesk", submit_json("zendesk", t)).await;

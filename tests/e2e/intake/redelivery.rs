@@ -17,7 +17,7 @@ use crate::helpers::{
 async fn a_follow_up_redelivered_after_a_crash_is_stored_once_without_a_request_id() {
     let nats_url = shared_nats_url();
     let config = test_config(&nats_url);
-    let names = Names::new(&config.prefix, &config.stream).expect("valid names");
+    let names = Names::new(&config.log.prefix, &config.log.stream).expect("valid names");
     let nats = plaint_bus::connect(&nats_url, "plaint-tests")
         .await
         .expect("connect to NATS");
@@ -28,7 +28,7 @@ async fn a_follow_up_redelivered_after_a_crash_is_stored_once_without_a_request_
         .await
         .expect("open the helpdesk streams");
 
-    let inbound = Inbound::connect(&nats_url, &config.prefix).await;
+    let inbound = Inbound::connect(&nats_url, &config.log.prefix).await;
     let id = ticket_id("zendesk", "R-1");
     inbound
         .publish("zendesk", submit_json("zendesk", "R-1"))
@@ -46,8 +46,8 @@ async fn a_follow_up_redelivered_after_a_crash_is_stored_once_without_a_request_
     // The first process: intake's own durable consumer, a short ack wait so
     // the successor gets what this one leaves unacked.
     let mut consumer = ConsumerSettings::new(
-        format!("{}_helpdesk", config.stream),
-        format!("{}.helpdesk.inbound.>", config.prefix),
+        format!("{}_helpdesk", config.log.stream),
+        format!("{}.helpdesk.inbound.>", config.log.prefix),
     );
     consumer.ack_wait = Duration::from_secs(1);
     let mut deliveries = streams.consume(&consumer).await.expect("open the consumer");

@@ -1,0 +1,81 @@
+//! Where the event log is and how its streams are provisioned: the settings
+//! both services read from the same flags and environment, and the one way
+//! they connect and open the log.
+
+use std::time::Duration;
+
+use crate::error::BusError;
+use crate::log::{EventLog, StreamSettings};
+use crate::names::Names;
+
+/// The event log's settings, shared by both services.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+pub struct LogSettings {
+    /// NATS server URL; several (the nodes of a cluster) separated by commas.
+    #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    pub nats_url: String,
+    /// Prefix of every subject; deployments sharing a server use different ones.
+    #[arg(long, env = "PLAINT_PREFIX", default_value = "plaint")]
+    pub prefix: String,
+    /// Name of the event log's stream (the inbound and dead-letter streams derive from it).
+    #[arg(long, env = "PLAINT_STREAM", default_value = "COMPLAINTS")]
+    pub stream: String,
+    /// Stream replicas: 1 for one NATS server, 3 for a cluster.
+    #[arg(long, env = "PLAINT_STREAM_REPLICAS", default_value_t = 1)]
+    pub stream_replicas: usize,
+    /// Deduplication window of the streams, in seconds.
+    #[arg(long, env = "PLAINT_DUPLICATE_WINDOW_SECS", default_value_t = 120)]
+    pub duplicate_window_secs: u64,
+}
+
+impl LogSettings {
+    /// The defaults, on `nats_url` under `prefix`, with a stream named after
+    /// the prefix (so that tests sharing a server stay apart).
+    pub fn for_tests(nats_url: &str, prefix: &str) -> Self {
+        Self {
+            nats_url: nats_url.to_owned(),
+            prefix: prefix.to_owned(),
+            stream: format!("{}_LOG", prefix.to_uppercase()),
+            stream_replicas: 1,
+            duplicate_window_secs: 120,
+        }
+    }
+
+    /// How the streams are provisioned.
+    pub fn stream_settings(&self) -> StreamSettings {
+        StreamSettings {
+            replicas: self.stream_replicas,
+            duplicate_window: Duration::from_secs(self.duplicate_window_secs),
+            ..StreamSettings::default()
+        }
+    }
+}
+
+/// Why the log could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The prefix or stream name cannot be part of a subject.
+    #[error("{0}")]
+    Names(String),
+    /// NATS did not answer.
+    #[error("connecting to NATS: {0}")]
+    Connect(#[source] BusError),
+    /// The stream could not be provisioned.
+    #[error("provisioning the event log: {0}")]
+    Provision(#[source] BusError),
+}
+
+/// Connects as `client_name` and opens (provisioning when needed) the log.
+pub async fn open(
+    settings: &LogSettings,
+    client_name: &str,
+) -> Result<(crate::Client, EventLog), OpenError> {
+    let names = Names::new(&settings.prefix, &settings.stream).map_err(OpenError::Names)?;
+    let client = crate::connect(&settings.nats_url, client_name)
+        .await
+        .map_err(OpenError::Connect)?;
+    let log = EventLog::open(client.clone(), names, &settings.stream_settings())
+        .await
+        .map_err(OpenError::Provision)?;
+    Ok((client, log))
+}

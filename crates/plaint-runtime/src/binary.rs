@@ -1,0 +1,52 @@
+//! The `main` of both service binaries: `<binary> healthcheck` asks a running
+//! instance (configured by the same environment) whether it is serving, for
+//! container health checks that need no grpcurl; anything else runs the
+//! service until SIGTERM or ctrl-c.
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use crate::{health, shutdown::shutdown_signal, telemetry};
+
+/// A service as its binary runs it.
+pub trait Service: Sized + Send {
+    /// Its settings, from flags and the environment.
+    type Config: clap::Parser + Send;
+    /// The binary's name, for logs and traces.
+    const NAME: &'static str;
+    /// The gRPC service the health check asks about.
+    const HEALTH_SERVICE: &'static str;
+
+    /// Where `config` says the gRPC server listens.
+    fn grpc_addr(config: &Self::Config) -> SocketAddr;
+    /// The log format `config` asks for.
+    fn log_format(config: &Self::Config) -> &str;
+    /// Connects, provisions and binds.
+    fn build(config: Self::Config) -> impl Future<Output = anyhow::Result<Self>> + Send;
+    /// The bound gRPC and metrics addresses.
+    fn addrs(&self) -> (SocketAddr, SocketAddr);
+    /// Serves until `shutdown` resolves or a task fails.
+    fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> impl Future<Output = anyhow::Result<()>> + Send;
+}
+
+/// Runs the binary of `S`.
+pub async fn main<S: Service>() -> anyhow::Result<()> {
+    crate::allocator::return_freed_memory_promptly();
+    if std::env::args().nth(1).as_deref() == Some("healthcheck") {
+        let config = <S::Config as clap::Parser>::parse_from([S::NAME]);
+        if let Err(e) = health::check(S::grpc_addr(&config), S::HEALTH_SERVICE).await {
+            eprintln!("unhealthy: {e}");
+            std::process::exit(1);
+        }
+        return Ok(());
+    }
+    let config = <S::Config as clap::Parser>::parse();
+    let _telemetry = telemetry::init(S::NAME, telemetry::LogFormat::parse(S::log_format(&config)));
+    let app = S::build(config).await?;
+    let (grpc, metrics) = app.addrs();
+    tracing::info!(service = S::NAME, addr = %grpc, %metrics, "listening");
+    app.run_until_stopped(shutdown_signal()).await
+}
