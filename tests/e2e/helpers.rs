@@ -2,6 +2,7 @@
 //! gRPC clients to it, the event log read back through `plaint_bus`, a plain
 //! NATS publisher for the helpdesk door, and bounded waits.
 
+use plaint_runtime::binary::Service as _;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

@@ -5,6 +5,7 @@ use plaint_domain::RoutingPolicy;
 use plaint_proto::events as epb;
 use plaint_proto::router::{self as rpb, admin_client::AdminClient, query_client::QueryClient};
 use plaint_router::{Application, Config};
+use plaint_runtime::binary::Service as _;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tonic::transport::{Channel, Endpoint};

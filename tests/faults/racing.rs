@@ -6,6 +6,7 @@
 //! The services run in-process (nothing is killed here). The helpers at the
 //! top are shared with [`crate::poison`] and [`crate::cluster`].
 
+use plaint_runtime::binary::Service as _;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

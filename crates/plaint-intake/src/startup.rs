@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use anyhow::Context;
 use plaint_bus::{ConsumerSettings, Helpdesk, RetryPolicy};
 use plaint_proto::intake::{intake_admin_server::IntakeAdminServer, intake_server::IntakeServer};
+use plaint_runtime::binary::Service;
 use plaint_runtime::server::{GrpcServer, Listeners};
 use plaint_runtime::tasks::Tasks;
 
@@ -25,10 +26,22 @@ pub struct Application {
     config: Config,
 }
 
-impl Application {
+impl Service for Application {
+    type Config = Config;
+    const NAME: &'static str = "plaint-intake";
+    const HEALTH_SERVICE: &'static str = "plaint.intake.v1.Intake";
+
+    fn basics(config: &Config) -> (SocketAddr, &str) {
+        (config.grpc_addr, &config.log_format)
+    }
+
+    fn listeners(&self) -> &Listeners {
+        &self.listeners
+    }
+
     /// Connects to NATS, provisions the streams and binds the listeners.
-    pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let (client, log) = plaint_bus::open(&config.log, "plaint-intake").await?;
+    async fn build(config: Config) -> anyhow::Result<Self> {
+        let (client, log) = plaint_bus::open(&config.log, Self::NAME).await?;
         let helpdesk = Helpdesk::open(log.clone(), &config.log.stream_settings())
             .await
             .context("provisioning the helpdesk streams")?;
@@ -42,21 +55,11 @@ impl Application {
         })
     }
 
-    /// The address of the Prometheus endpoint.
-    pub fn metrics_addr(&self) -> SocketAddr {
-        self.listeners.metrics_addr()
-    }
-
-    /// The address the gRPC server listens on.
-    pub fn local_addr(&self) -> SocketAddr {
-        self.listeners.grpc_addr()
-    }
-
     /// Serves until `shutdown` resolves: then reports NOT_SERVING, stops taking
     /// work, finishes in-flight requests and the helpdesk message in hand, and
     /// flushes NATS. `Err` when the helpdesk consumer failed (see
     /// [`plaint_runtime::server::GrpcServer::run`]).
-    pub async fn run_until_stopped(
+    async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
@@ -91,7 +94,7 @@ impl Application {
 
         let client = self.client;
         GrpcServer::new(
-            "plaint-intake",
+            Self::NAME,
             plaint_proto::FILE_DESCRIPTOR_SET,
             crate::size_hints::wire_errors_layer(max),
         )
@@ -108,37 +111,10 @@ impl Application {
         )
         .await
     }
-
-    fn helpdesk_consumer_name(&self) -> String {
-        format!("{}_helpdesk", self.config.log.stream)
-    }
 }
 
-impl plaint_runtime::binary::Service for Application {
-    type Config = Config;
-    const NAME: &'static str = "plaint-intake";
-    const HEALTH_SERVICE: &'static str = "plaint.intake.v1.Intake";
-
-    fn grpc_addr(config: &Config) -> SocketAddr {
-        config.grpc_addr
-    }
-
-    fn log_format(config: &Config) -> &str {
-        &config.log_format
-    }
-
-    async fn build(config: Config) -> anyhow::Result<Self> {
-        Application::build(config).await
-    }
-
-    fn addrs(&self) -> (SocketAddr, SocketAddr) {
-        (self.local_addr(), self.metrics_addr())
-    }
-
-    async fn run_until_stopped(
-        self,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> anyhow::Result<()> {
-        Application::run_until_stopped(self, shutdown).await
+impl Application {
+    fn helpdesk_consumer_name(&self) -> String {
+        format!("{}_helpdesk", self.config.log.stream)
     }
 }

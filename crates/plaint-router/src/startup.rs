@@ -9,6 +9,7 @@ use anyhow::Context;
 use plaint_bus::{ConsumerSettings, DeadLetters, EventLog, RetryPolicy};
 use plaint_proto::router::{admin_server::AdminServer, query_server::QueryServer};
 use plaint_runtime::WireErrorsLayer;
+use plaint_runtime::binary::Service;
 use plaint_runtime::server::{GrpcServer, Listeners};
 use plaint_runtime::tasks::Tasks;
 use tokio::sync::broadcast;
@@ -34,11 +35,23 @@ pub struct Application {
     config: Config,
 }
 
-impl Application {
+impl Service for Application {
+    type Config = Config;
+    const NAME: &'static str = "plaint-router";
+    const HEALTH_SERVICE: &'static str = "plaint.router.v1.Query";
+
+    fn basics(config: &Config) -> (SocketAddr, &str) {
+        (config.grpc_addr, &config.log_format)
+    }
+
+    fn listeners(&self) -> &Listeners {
+        &self.listeners
+    }
+
     /// Connects to NATS and PostgreSQL (running migrations), provisions the
     /// streams and binds the listeners.
-    pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let (client, log) = plaint_bus::open(&config.log, "plaint-router").await?;
+    async fn build(config: Config) -> anyhow::Result<Self> {
+        let (client, log) = plaint_bus::open(&config.log, Self::NAME).await?;
         let dead_letters = DeadLetters::open(log.clone(), &config.log.stream_settings())
             .await
             .context("provisioning the dead-letter stream")?;
@@ -60,21 +73,11 @@ impl Application {
         })
     }
 
-    /// The address of the Prometheus endpoint.
-    pub fn metrics_addr(&self) -> SocketAddr {
-        self.listeners.metrics_addr()
-    }
-
-    /// The address the gRPC server listens on.
-    pub fn local_addr(&self) -> SocketAddr {
-        self.listeners.grpc_addr()
-    }
-
     /// Serves until `shutdown` resolves: then reports NOT_SERVING, stops
     /// taking work, finishes the decisions and the projection batch in hand,
     /// and flushes NATS. `Err` when the routing consumer or the projector
     /// failed (see [`plaint_runtime::server::GrpcServer::run`]).
-    pub async fn run_until_stopped(
+    async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
@@ -141,7 +144,7 @@ impl Application {
 
         let client = self.client;
         GrpcServer::new(
-            "plaint-router",
+            Self::NAME,
             plaint_proto::FILE_DESCRIPTOR_SET,
             WireErrorsLayer::without_hints(max),
         )
@@ -157,34 +160,5 @@ impl Application {
             },
         )
         .await
-    }
-}
-
-impl plaint_runtime::binary::Service for Application {
-    type Config = Config;
-    const NAME: &'static str = "plaint-router";
-    const HEALTH_SERVICE: &'static str = "plaint.router.v1.Query";
-
-    fn grpc_addr(config: &Config) -> SocketAddr {
-        config.grpc_addr
-    }
-
-    fn log_format(config: &Config) -> &str {
-        &config.log_format
-    }
-
-    async fn build(config: Config) -> anyhow::Result<Self> {
-        Application::build(config).await
-    }
-
-    fn addrs(&self) -> (SocketAddr, SocketAddr) {
-        (self.local_addr(), self.metrics_addr())
-    }
-
-    async fn run_until_stopped(
-        self,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> anyhow::Result<()> {
-        Application::run_until_stopped(self, shutdown).await
     }
 }

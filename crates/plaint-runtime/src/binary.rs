@@ -6,9 +6,10 @@
 use std::future::Future;
 use std::net::SocketAddr;
 
+use crate::server::Listeners;
 use crate::{health, shutdown::shutdown_signal, telemetry};
 
-/// A service as its binary runs it.
+/// A service as its binary (and a test) runs it.
 pub trait Service: Sized + Send {
     /// Its settings, from flags and the environment.
     type Config: clap::Parser + Send;
@@ -17,19 +18,29 @@ pub trait Service: Sized + Send {
     /// The gRPC service the health check asks about.
     const HEALTH_SERVICE: &'static str;
 
-    /// Where `config` says the gRPC server listens.
-    fn grpc_addr(config: &Self::Config) -> SocketAddr;
-    /// The log format `config` asks for.
-    fn log_format(config: &Self::Config) -> &str;
+    /// Where `config` says the gRPC server listens, and the log format it
+    /// asks for.
+    fn basics(config: &Self::Config) -> (SocketAddr, &str);
     /// Connects, provisions and binds.
     fn build(config: Self::Config) -> impl Future<Output = anyhow::Result<Self>> + Send;
-    /// The bound gRPC and metrics addresses.
-    fn addrs(&self) -> (SocketAddr, SocketAddr);
-    /// Serves until `shutdown` resolves or a task fails.
+    /// Where it listens.
+    fn listeners(&self) -> &Listeners;
+    /// Serves until `shutdown` resolves or a task fails (see
+    /// [`GrpcServer::run`](crate::server::GrpcServer::run)).
     fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> impl Future<Output = anyhow::Result<()>> + Send;
+
+    /// The address the gRPC server listens on.
+    fn local_addr(&self) -> SocketAddr {
+        self.listeners().grpc_addr()
+    }
+
+    /// The address of the Prometheus endpoint.
+    fn metrics_addr(&self) -> SocketAddr {
+        self.listeners().metrics_addr()
+    }
 }
 
 /// Runs the binary of `S`.
@@ -37,16 +48,20 @@ pub async fn main<S: Service>() -> anyhow::Result<()> {
     crate::allocator::return_freed_memory_promptly();
     if std::env::args().nth(1).as_deref() == Some("healthcheck") {
         let config = <S::Config as clap::Parser>::parse_from([S::NAME]);
-        if let Err(e) = health::check(S::grpc_addr(&config), S::HEALTH_SERVICE).await {
+        if let Err(e) = health::check(S::basics(&config).0, S::HEALTH_SERVICE).await {
             eprintln!("unhealthy: {e}");
             std::process::exit(1);
         }
         return Ok(());
     }
     let config = <S::Config as clap::Parser>::parse();
-    let _telemetry = telemetry::init(S::NAME, telemetry::LogFormat::parse(S::log_format(&config)));
+    let _telemetry = telemetry::init(S::NAME, telemetry::LogFormat::parse(S::basics(&config).1));
     let app = S::build(config).await?;
-    let (grpc, metrics) = app.addrs();
-    tracing::info!(service = S::NAME, addr = %grpc, %metrics, "listening");
+    tracing::info!(
+        service = S::NAME,
+        addr = %app.local_addr(),
+        metrics = %app.metrics_addr(),
+        "listening"
+    );
     app.run_until_stopped(shutdown_signal()).await
 }
