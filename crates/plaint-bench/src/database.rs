@@ -54,7 +54,7 @@ impl BenchDatabase {
         &self.url
     }
 
-    /// Its name.
+    /// The database name, for the report.
     pub(crate) fn name(&self) -> &str {
         &self.name
     }

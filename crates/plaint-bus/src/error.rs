@@ -47,7 +47,7 @@ pub enum BusError {
     TooManyEvents {
         /// Which.
         subject: String,
-        /// The limit.
+        /// The most events a complaint's subject may hold.
         limit: usize,
     },
 }

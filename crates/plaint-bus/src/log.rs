@@ -89,7 +89,7 @@ pub struct RawMessage {
     pub sequence: u64,
     /// The subject it was published to.
     pub subject: String,
-    /// Its headers.
+    /// The message's NATS headers, in order.
     pub headers: Vec<(String, String)>,
     /// Its bytes.
     pub payload: Bytes,

@@ -46,7 +46,7 @@ pub struct BudgetSpent {
     pub failing_for: Duration,
     /// Failures in the run.
     pub failures: u32,
-    /// The budget.
+    /// The policy's budget it went over.
     pub budget: Duration,
 }
 

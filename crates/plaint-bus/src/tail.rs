@@ -17,7 +17,7 @@ use crate::trace::TRACEPARENT;
 pub struct TailItem {
     /// Its stream sequence.
     pub sequence: u64,
-    /// Its subject.
+    /// The subject it was stored under.
     pub subject: String,
     /// The event, or why it could not be decoded.
     pub event: Result<StoredEvent, BusError>,

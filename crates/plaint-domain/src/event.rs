@@ -145,14 +145,14 @@ pub enum CompanyEvent {
     },
     /// The operator set the economic climate.
     ClimateSet {
-        /// The climate.
+        /// The economic climate from now on.
         climate: Climate,
         /// Who set it.
         set_by: Label,
     },
     /// The operator set whether the company's stance matches its customers.
     StanceAlignmentSet {
-        /// The alignment.
+        /// Whether the company's stance agrees with the cause, from now on.
         alignment: StanceAlignment,
         /// Who set it.
         set_by: Label,

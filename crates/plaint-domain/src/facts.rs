@@ -141,7 +141,7 @@ pub struct Customer {
     pub segment: Segment,
     /// Loyalty tier.
     pub tier: CustomerTier,
-    /// Lifetime value.
+    /// What the customer has spent with the company so far.
     pub lifetime_value: Money,
     /// Likelihood of leaving.
     pub churn_risk: ChurnRisk,
@@ -165,7 +165,7 @@ pub struct ComplaintFacts {
     pub source_system: SourceSystem,
     /// That system's ticket id.
     pub external_ticket_id: ExternalTicketId,
-    /// The customer.
+    /// Who complains.
     pub customer: Customer,
     /// Where they complained.
     pub channel: Channel,

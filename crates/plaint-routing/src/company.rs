@@ -9,7 +9,7 @@ use plaint_domain::{Climate, RoutingPolicy, StanceAlignment, Timestamp};
 /// One published policy version.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PublishedPolicy {
-    /// The policy.
+    /// The routing rules of this version.
     pub policy: RoutingPolicy,
     /// When it was published.
     pub published_at: Timestamp,

@@ -105,7 +105,7 @@ impl Default for Supervision {
 }
 
 impl Supervision {
-    /// The retry budget.
+    /// How long a task may keep failing before it gives up.
     pub fn retry_budget(&self) -> Duration {
         Duration::from_secs(self.retry_budget_secs)
     }

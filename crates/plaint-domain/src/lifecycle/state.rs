@@ -107,7 +107,7 @@ impl FulfilmentProgress {
 /// A complaint, as its events have made it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Complaint {
-    /// Its id.
+    /// Derived from its source system and ticket id.
     pub id: ComplaintId,
     /// What it said when received.
     pub facts: ComplaintFacts,

@@ -20,7 +20,7 @@ pub const MAX_CHANGES: u32 = 1_000;
 /// A complaint whose route would change.
 #[derive(Debug, Clone)]
 pub struct SimulatedChange {
-    /// The complaint.
+    /// The complaint as it was received.
     pub complaint: Complaint,
     /// What was decided.
     pub actual: Decision,

@@ -30,7 +30,7 @@ macro_rules! complaint_columns {
 pub struct TimelineRow {
     /// Its log sequence.
     pub sequence: u64,
-    /// The event id.
+    /// The event's id in the log (its `Nats-Msg-Id`).
     pub event_id: Uuid,
     /// The event's type name.
     pub event_type: String,
@@ -93,9 +93,9 @@ impl fmt::Display for Cursor {
 pub struct ListFilter {
     /// Route in force.
     pub route: Option<Route>,
-    /// Status.
+    /// Only complaints in this status.
     pub status: Option<Status>,
-    /// Channel.
+    /// Only complaints that came through this channel.
     pub channel: Option<Channel>,
     /// Customer.
     pub customer_id: Option<String>,

@@ -75,7 +75,7 @@ pub enum StoreError {
     /// reader skipped ahead). Reopen the tail at the checkpoint.
     #[error("batch starts at sequence {got}, the checkpoint is {checkpoint}")]
     Gap {
-        /// The checkpoint.
+        /// The last sequence applied to the tables.
         checkpoint: u64,
         /// The first sequence of the batch beyond it.
         got: u64,

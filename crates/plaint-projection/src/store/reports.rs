@@ -15,7 +15,7 @@ use super::{Store, StoreError, checkpoint_in, parse_name};
 pub struct QueueGroup {
     /// Route in force.
     pub route: Option<Route>,
-    /// Status.
+    /// Where the complaints counted here stand in their life.
     pub status: Status,
     /// Priority of the decision in force.
     pub priority: Option<Priority>,
