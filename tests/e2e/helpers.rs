@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
-use plaint_bus::{EventLog, Helpdesk, Names, StoredEvent, StreamSettings};
+use plaint_bus::{EventLog, Helpdesk, StoredEvent, StreamSettings};
 use plaint_domain::values::{ExternalTicketId, SourceSystem};
 use plaint_domain::{ComplaintEvent, ComplaintId, EventPayload};
 use plaint_intake::{Application, Config};
@@ -90,7 +90,7 @@ pub(crate) async fn spawn_intake_with(config: Config) -> TestIntake {
     plaint_testkit::init_test_tracing();
     let prefix = config.log.prefix.clone();
     let nats_url = config.log.nats_url.clone();
-    let names = Names::new(&config.log.prefix, &config.log.stream).expect("valid names");
+    let settings = config.log.clone();
     let app = within("Application::build", Application::build(config))
         .await
         .expect("intake builds");
@@ -112,10 +112,7 @@ pub(crate) async fn spawn_intake_with(config: Config) -> TestIntake {
     let client = IntakeClient::new(channel.clone());
     let admin = IntakeAdminClient::new(channel.clone());
 
-    let nats = plaint_bus::connect(&nats_url, "plaint-tests")
-        .await
-        .expect("connect to NATS");
-    let log = EventLog::open(nats, names, &StreamSettings::default())
+    let (_, log) = plaint_bus::open(&settings, "plaint-tests")
         .await
         .expect("open the event log");
     let helpdesk = Helpdesk::open(log.clone(), &StreamSettings::default())

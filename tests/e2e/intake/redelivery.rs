@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use plaint_bus::{ConsumerSettings, EventLog, Helpdesk, Names, StreamSettings};
+use plaint_bus::{ConsumerSettings, EventLog, Helpdesk, StreamSettings};
 use plaint_intake::Intake;
 use plaint_intake::helpdesk;
 use plaint_testkit::shared_nats_url;
@@ -17,11 +17,7 @@ use crate::helpers::{
 async fn a_follow_up_redelivered_after_a_crash_is_stored_once_without_a_request_id() {
     let nats_url = shared_nats_url();
     let config = test_config(&nats_url);
-    let names = Names::new(&config.log.prefix, &config.log.stream).expect("valid names");
-    let nats = plaint_bus::connect(&nats_url, "plaint-tests")
-        .await
-        .expect("connect to NATS");
-    let log = EventLog::open(nats, names, &StreamSettings::default())
+    let (_, log) = plaint_bus::open(&config.log, "plaint-tests")
         .await
         .expect("open the event log");
     let streams = Helpdesk::open(log.clone(), &StreamSettings::default())
