@@ -349,7 +349,7 @@ pub(crate) fn follow_up(id: &ComplaintId, text: &str) -> pb::RecordFollowUpReque
 pub(crate) fn complaint_event(e: &StoredEvent) -> &ComplaintEvent {
     match &e.envelope.payload {
         EventPayload::Complaint(c) => c,
-        EventPayload::Company(other) => panic!("a company event on a complaint subject: {other:?}"),
+        other => panic!("a company event on a complaint subject: {other:?}"),
     }
 }
 

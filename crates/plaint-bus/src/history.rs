@@ -26,7 +26,7 @@ impl EventLog {
             id,
             events.iter().filter_map(|e| match &e.envelope.payload {
                 EventPayload::Complaint(c) => Some((c, e.envelope.occurred_at)),
-                EventPayload::Company(_) => None,
+                EventPayload::Company(_) | EventPayload::Access(_) => None,
             }),
         )
         .map_err(|h| BusError::Corrupt {

@@ -78,6 +78,16 @@ impl Names {
         format!("{}.company.settings", self.prefix)
     }
 
+    /// API keys: created, expired, revoked.
+    pub fn keys(&self) -> String {
+        format!("{}.company.keys", self.prefix)
+    }
+
+    /// The audit trail of administrative changes.
+    pub fn audit(&self) -> String {
+        format!("{}.company.audit", self.prefix)
+    }
+
     /// The CEO budget of the window starting at `window_start`.
     pub fn budget(&self, window_start: Timestamp) -> String {
         format!("{}.budget.{}", self.prefix, window_start.as_millis())

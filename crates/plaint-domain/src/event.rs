@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::access::AccessEvent;
 use crate::facts::{ComplaintFacts, Visibility};
 use crate::routing::{Climate, Decision, Route, RoutingPolicy, StanceAlignment};
 use crate::time::Timestamp;
@@ -181,6 +182,8 @@ pub enum EventPayload {
     Complaint(ComplaintEvent),
     /// About the company.
     Company(CompanyEvent),
+    /// About who may call the services, or what an operator changed.
+    Access(AccessEvent),
 }
 
 impl EventPayload {
@@ -189,6 +192,7 @@ impl EventPayload {
         match self {
             EventPayload::Complaint(e) => e.type_name(),
             EventPayload::Company(e) => e.type_name(),
+            EventPayload::Access(e) => e.type_name(),
         }
     }
 }

@@ -6,11 +6,13 @@
 //!
 //! - [`values`]: parsed newtypes with their limits as named constants;
 //! - [`facts`]: what a complaint says about the customer, channel and item;
+//! - [`access`]: scopes, API keys and the audit trail, as facts in the log;
 //! - [`event`]: the facts stored in the log, and their envelope;
 //! - [`lifecycle`]: commands, `decide` and `apply` for one complaint;
 //! - [`routing`]: the versioned policy and `decide_route`;
 //! - [`goodwill`]: satisfaction figures over resolved complaints.
 
+pub mod access;
 pub mod event;
 pub mod facts;
 pub mod goodwill;

@@ -258,7 +258,7 @@ fn complaint_of(item: &TailItem) -> Option<Uuid> {
     let envelope = &item.event.as_ref().ok()?.envelope;
     match envelope.payload {
         EventPayload::Complaint(_) => envelope.complaint_id.map(|id| id.as_uuid()),
-        EventPayload::Company(_) => None,
+        EventPayload::Company(_) | EventPayload::Access(_) => None,
     }
 }
 

@@ -14,8 +14,9 @@ use plaint_domain::{Climate, Route, RoutingPolicy, StanceAlignment, Timestamp};
 use prost::Message;
 
 use crate::convert::{
-    FromWire, ToWire, decision_from_wire, decision_to_wire, facts_from_wire, facts_to_wire, label,
-    text, visibility_from_wire, visibility_to_wire,
+    FromWire, ToWire, access_event_from_wire, access_event_to_wire, decision_from_wire,
+    decision_to_wire, facts_from_wire, facts_to_wire, label, text, visibility_from_wire,
+    visibility_to_wire,
 };
 use crate::events as pb;
 use pb::envelope::Event as E;
@@ -54,6 +55,7 @@ pub fn envelope_to_wire(e: &Envelope) -> pb::Envelope {
         event: Some(match &e.payload {
             EventPayload::Complaint(c) => complaint_event_to_wire(c),
             EventPayload::Company(c) => company_event_to_wire(c),
+            EventPayload::Access(a) => access_event_to_wire(a),
         }),
     }
 }
@@ -159,7 +161,10 @@ pub fn envelope_from_wire(w: pb::Envelope) -> Result<Envelope, DecodeError> {
             }
             EventPayload::Complaint(c)
         }
-        Err(company) => EventPayload::Company(company_event_from_wire(company)?),
+        Err(other) => match access_event_from_wire(other)? {
+            Ok(access) => EventPayload::Access(access),
+            Err(company) => EventPayload::Company(company_event_from_wire(company)?),
+        },
     };
     Ok(Envelope {
         event_id,

@@ -161,3 +161,42 @@ fn an_unknown_enum_number_is_refused_with_the_accepted_names() {
     assert!(message.contains("CHANNEL_LETTER_TO_CEO (8)"), "{message}");
     assert!(!message.contains("::"), "{message}");
 }
+
+#[test]
+fn key_and_audit_events_survive_the_wire_unchanged() {
+    use plaint_domain::access::{AccessEvent, AuditEntry, KeyId, KeyRecord, Scope};
+    use plaint_domain::values::Label;
+    let key_id = KeyId::parse("abcdefgh12345678").unwrap();
+    let events = [
+        AccessEvent::KeyCreated(Box::new(KeyRecord {
+            key_id: key_id.clone(),
+            name: Label::parse("billing").unwrap(),
+            scopes: Scope::parse_set(["complaints:read", "complaints:write"]).unwrap(),
+            secret_sha256: [7; 32],
+            expires_at: Some(Timestamp::from_millis(1_800_000_000_000)),
+            created_by: Label::parse("bootstrap:zz").unwrap(),
+        })),
+        AccessEvent::KeyExpirySet {
+            key_id: key_id.clone(),
+            expires_at: Timestamp::from_millis(1_800_000_000_001),
+            set_by: Label::parse("key:a").unwrap(),
+        },
+        AccessEvent::KeyRevoked {
+            key_id,
+            revoked_by: Label::parse("token:ops").unwrap(),
+        },
+        AccessEvent::Audited(Box::new(AuditEntry {
+            actor: Label::parse("key:a").unwrap(),
+            action: Label::parse("SetClimate").unwrap(),
+            target: FreeText::default(),
+            before: FreeText::parse("\"good\"").unwrap(),
+            after: FreeText::parse("\"bad\"").unwrap(),
+        })),
+    ];
+    for event in events {
+        let mut e = envelope(ComplaintEvent::ItemReceived);
+        e.complaint_id = None;
+        e.payload = EventPayload::Access(event);
+        assert_eq!(decode_envelope(&encode_envelope(&e)).unwrap(), e);
+    }
+}

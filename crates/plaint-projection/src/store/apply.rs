@@ -265,6 +265,8 @@ pub(super) fn fold_items(
                     .company
                     .push((item.sequence, at.as_millis(), event.clone()));
             }
+            // Keys and the audit trail are read from the log itself.
+            EventPayload::Access(_) => out.applied += 1,
         }
     }
 

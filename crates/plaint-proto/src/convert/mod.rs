@@ -1,9 +1,11 @@
 //! Conversions between wire and domain types. Wire → domain parses and names
 //! the offending field on failure; domain → wire cannot fail.
 
+mod access;
 mod decision;
 mod facts;
 
+pub use access::{access_event_from_wire, access_event_to_wire};
 pub use decision::{decision_from_wire, decision_to_wire};
 pub use facts::{
     customer_from_wire, facts_from_wire, facts_to_wire, visibility_from_wire, visibility_to_wire,
