@@ -239,6 +239,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[allow(clippy::unwrap_used)]
     fn scope_names_round_trip_and_star_means_all() {
         for s in Scope::ALL {
             assert_eq!(Scope::parse(s.as_str()), Ok(s));
