@@ -7,6 +7,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out_dir = PathBuf::from(env::var("OUT_DIR")?);
     let root = PathBuf::from(env::var("CARGO_MANIFEST_DIR")?).join("../../proto");
     let files = [
+        "plaint/access/v1/access.proto",
         "plaint/events/v1/events.proto",
         "plaint/intake/v1/intake.proto",
         "plaint/router/v1/router.proto",

@@ -8,6 +8,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod access;
 mod bench;
 #[path = "../shared/ceo_route.rs"]
 mod ceo_route;
@@ -16,6 +17,8 @@ mod ctl;
 mod helpers;
 mod intake;
 mod operability;
+#[path = "../shared/raw_codec.rs"]
+mod raw_codec;
 mod router;
 #[path = "../shared/scrape.rs"]
 mod scrape;

@@ -495,7 +495,7 @@ async fn a_new_policy_changes_later_decisions_only_and_a_simulation_appends_noth
         .admin
         .publish_policy(rpb::PublishPolicyRequest {
             policy_json: lenient.to_json(),
-            published_by: "test".to_owned(),
+            ..Default::default()
         })
         .await
         .expect("published")
@@ -606,7 +606,7 @@ async fn an_unknown_climate_is_refused_with_the_accepted_names() {
         .admin
         .set_climate(rpb::SetClimateRequest {
             climate: 7,
-            set_by: "ops".to_owned(),
+            ..Default::default()
         })
         .await
         .unwrap_err();

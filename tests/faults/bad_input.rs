@@ -10,14 +10,15 @@ use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_nats::HeaderMap;
-use bytes::{Buf, BufMut, Bytes};
+use bytes::Bytes;
 use plaint_proto::intake as ipb;
 use plaint_proto::router as rpb;
 use prost::Message;
-use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::codegen::http::uri::PathAndQuery;
 use tonic::transport::Channel;
 use tonic::{Code, Status};
+
+use crate::raw_codec::RawCodec;
 use tonic_types::StatusExt;
 use uuid::Uuid;
 
@@ -36,43 +37,6 @@ const RSS_GROWTH_LIMIT_KIB: u64 = 32 * 1024;
 const MIB: usize = 1024 * 1024;
 
 // --- raw gRPC: bytes in, bytes out ------------------------------------------
-
-#[derive(Debug, Clone, Copy, Default)]
-struct RawCodec;
-#[derive(Debug)]
-struct RawEncoder;
-#[derive(Debug)]
-struct RawDecoder;
-
-impl Encoder for RawEncoder {
-    type Item = Bytes;
-    type Error = Status;
-    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        dst.put_slice(&item);
-        Ok(())
-    }
-}
-
-impl Decoder for RawDecoder {
-    type Item = Bytes;
-    type Error = Status;
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, Status> {
-        Ok(Some(src.copy_to_bytes(src.remaining())))
-    }
-}
-
-impl Codec for RawCodec {
-    type Encode = Bytes;
-    type Decode = Bytes;
-    type Encoder = RawEncoder;
-    type Decoder = RawDecoder;
-    fn encoder(&mut self) -> RawEncoder {
-        RawEncoder
-    }
-    fn decoder(&mut self) -> RawDecoder {
-        RawDecoder
-    }
-}
 
 async fn raw_call(channel: Channel, path: &'static str, body: Bytes) -> Result<Bytes, Status> {
     let mut grpc = tonic::client::Grpc::new(channel)

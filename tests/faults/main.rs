@@ -23,6 +23,8 @@ mod duplicates;
 mod harness;
 mod poison;
 mod racing;
+#[path = "../shared/raw_codec.rs"]
+mod raw_codec;
 #[path = "../shared/scrape.rs"]
 mod scrape;
 mod shutdown;

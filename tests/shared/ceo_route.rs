@@ -15,14 +15,14 @@ pub(crate) async fn open_the_ceo_route(admin: &mut AdminClient<Channel>, budget:
     admin
         .publish_policy(rpb::PublishPolicyRequest {
             policy_json: policy.to_json(),
-            published_by: "test".to_owned(),
+            ..Default::default()
         })
         .await
         .expect("policy published");
     admin
         .set_climate(rpb::SetClimateRequest {
             climate: epb::Climate::Good as i32,
-            set_by: "test".to_owned(),
+            ..Default::default()
         })
         .await
         .expect("climate set");

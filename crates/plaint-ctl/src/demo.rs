@@ -97,7 +97,7 @@ pub(crate) async fn run(args: DemoArgs, target: &crate::ops::Target) -> anyhow::
         .admin
         .set_climate(SetClimateRequest {
             climate: Climate::Good as i32,
-            set_by: "plaint-ctl demo".to_owned(),
+            ..Default::default()
         })
         .await
         .context("router Admin.SetClimate(GOOD) failed")?;
@@ -105,7 +105,7 @@ pub(crate) async fn run(args: DemoArgs, target: &crate::ops::Target) -> anyhow::
         .admin
         .set_stance(SetStanceRequest {
             alignment: StanceAlignment::Aligned as i32,
-            set_by: "plaint-ctl demo".to_owned(),
+            ..Default::default()
         })
         .await
         .context("router Admin.SetStance(ALIGNED) failed")?;

@@ -1,7 +1,9 @@
 //! The gRPC door: `Intake` for internal systems and `IntakeAdmin` for operators.
 
-use plaint_bus::{DEAD_LETTER_REASON, DEAD_LETTER_SUBJECT, Helpdesk, Requeue};
+use plaint_access::audit::{self, Change};
+use plaint_bus::{DEAD_LETTER_REASON, DEAD_LETTER_SUBJECT, EventLog, Helpdesk, Requeue};
 use plaint_proto::intake::{self as pb, intake_admin_server::IntakeAdmin, intake_server};
+use plaint_runtime::gate::caller_of;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
@@ -116,12 +118,13 @@ intake_impl! {
 #[derive(Debug, Clone)]
 pub(crate) struct AdminService {
     helpdesk: Helpdesk,
+    log: EventLog,
 }
 
 impl AdminService {
-    /// The service over the helpdesk streams.
-    pub(crate) fn new(helpdesk: Helpdesk) -> Self {
-        Self { helpdesk }
+    /// The service over the helpdesk streams, auditing into `log`.
+    pub(crate) fn new(helpdesk: Helpdesk, log: EventLog) -> Self {
+        Self { helpdesk, log }
     }
 }
 
@@ -173,9 +176,22 @@ impl IntakeAdmin for AdminService {
         &self,
         request: Request<pb::RequeueDeadLetterRequest>,
     ) -> Result<Response<pb::RequeueDeadLetterResponse>, Status> {
+        let caller = caller_of(&request);
         let seq = request.into_inner().sequence;
         match self.helpdesk.requeue(seq).await.map_err(Error::from)? {
             Requeue::Published(inbound_sequence) => {
+                audit::record(
+                    &self.log,
+                    &caller,
+                    crate::now(),
+                    Change {
+                        action: "RequeueDeadLetter",
+                        target: &format!("dead letter {seq}"),
+                        before: "",
+                        after: &format!("{{\"inbound_sequence\":{inbound_sequence}}}"),
+                    },
+                )
+                .await?;
                 Ok(Response::new(pb::RequeueDeadLetterResponse {
                     inbound_sequence,
                 }))

@@ -5,6 +5,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 
 use anyhow::Context;
+use plaint_access::Access;
 use plaint_bus::{ConsumerSettings, Helpdesk, RetryPolicy};
 use plaint_proto::intake::{intake_admin_server::IntakeAdminServer, intake_server::IntakeServer};
 use plaint_runtime::binary::Service;
@@ -23,6 +24,7 @@ pub struct Application {
     client: plaint_bus::Client,
     core: Intake,
     helpdesk: Helpdesk,
+    access: Access,
     config: Config,
 }
 
@@ -45,12 +47,14 @@ impl Service for Application {
         let helpdesk = Helpdesk::open(log.clone(), &config.log.stream_settings())
             .await
             .context("provisioning the helpdesk streams")?;
+        let access = Access::load(&config.access, &log).await?;
         let listeners = Listeners::bind(config.grpc_addr, config.metrics_addr).await?;
         Ok(Self {
             listeners,
             client,
             core: Intake::new(log, config.conflict_retries),
             helpdesk,
+            access,
             config,
         })
     }
@@ -67,11 +71,17 @@ impl Service for Application {
         let intake = IntakeServer::new(IntakeService::new(self.core.clone()))
             .max_decoding_message_size(max)
             .max_encoding_message_size(max);
-        let admin = IntakeAdminServer::new(AdminService::new(self.helpdesk.clone()))
-            .max_decoding_message_size(max)
-            .max_encoding_message_size(max.max(crate::grpc::MAX_ADMIN_RESPONSE_BYTES));
+        let admin = IntakeAdminServer::new(AdminService::new(
+            self.helpdesk.clone(),
+            self.core.log().clone(),
+        ))
+        .max_decoding_message_size(max)
+        .max_encoding_message_size(max.max(crate::grpc::MAX_ADMIN_RESPONSE_BYTES));
 
         let mut tasks = Tasks::new();
+        let retry = RetryPolicy::default().with_budget(self.config.supervision.retry_budget());
+        self.access
+            .follow(&mut tasks, self.core.log().clone(), retry);
         if self.config.helpdesk {
             let mut consumer = ConsumerSettings::new(
                 self.helpdesk_consumer_name(),
@@ -82,7 +92,7 @@ impl Service for Application {
             let settings = HelpdeskSettings {
                 consumer,
                 max_payload_bytes: self.config.max_inbound_bytes,
-                retry: RetryPolicy::default().with_budget(self.config.supervision.retry_budget()),
+                retry,
             };
             let (core, helpdesk, stop) =
                 (self.core.clone(), self.helpdesk.clone(), tasks.stop_token());
@@ -97,6 +107,7 @@ impl Service for Application {
             Self::NAME,
             plaint_proto::FILE_DESCRIPTOR_SET,
             crate::size_hints::wire_errors_layer(max),
+            self.access.gate(),
         )
         .serve(intake)
         .serve(admin)

@@ -16,6 +16,13 @@ pub use envelope::{DecodeError, decode_envelope, encode_envelope};
     missing_debug_implementations
 )]
 pub mod plaint {
+    /// API keys and the audit trail.
+    pub mod access {
+        /// Version 1.
+        pub mod v1 {
+            tonic::include_proto!("plaint.access.v1");
+        }
+    }
     /// Event payloads.
     pub mod events {
         /// Version 1.
@@ -39,6 +46,7 @@ pub mod plaint {
     }
 }
 
+pub use plaint::access::v1 as access;
 pub use plaint::events::v1 as events;
 pub use plaint::intake::v1 as intake;
 pub use plaint::router::v1 as router;

@@ -1,13 +1,15 @@
 //! The admin API: policy versions, climate and stance, all appended to the
 //! company subject of the log, so every decision can name what was in force.
 
+use plaint_access::audit::{self, Change};
 use plaint_bus::{AppendError, EventLog, Expect};
 use plaint_domain::event::{CompanyEvent, Envelope, EventPayload};
 use plaint_domain::routing::PolicyError;
-use plaint_domain::values::{AtField, Label, ValidationError};
+use plaint_domain::values::{Label, ValidationError};
 use plaint_domain::{Climate, EventId, RoutingPolicy, SCHEMA_VERSION, StanceAlignment};
 use plaint_proto::convert::FromWire;
 use plaint_proto::router::{self as pb, admin_server::Admin};
+use plaint_runtime::gate::{Caller, caller_of};
 use tonic::{Code, Request, Response, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 use uuid::Uuid;
@@ -107,15 +109,13 @@ fn invalid_value(v: ValidationError) -> Status {
     )
 }
 
-fn operator(raw: &str, field: &str) -> Result<Label, Status> {
-    let raw = if raw.trim().is_empty() {
-        "unknown"
-    } else {
-        raw
-    };
-    Label::parse(raw)
-        .at(field)
-        .map_err(|e| invalid(field, e.problem.to_string()))
+/// Who made a change, as the log records it: the authenticated caller.
+fn operator(caller: &Caller) -> Result<Label, Status> {
+    Label::parse(caller.id()).map_err(|_| Status::internal("the caller's name is not a label"))
+}
+
+fn json(value: &impl serde::Serialize) -> String {
+    serde_json::to_string(value).unwrap_or_default()
 }
 
 fn version_to_wire(v: u32, p: &plaint_routing::company::PublishedPolicy) -> pb::PolicyVersion {
@@ -147,8 +147,9 @@ impl Admin for AdminService {
 
     async fn rebuild_projections(
         &self,
-        _request: Request<pb::RebuildProjectionsRequest>,
+        request: Request<pb::RebuildProjectionsRequest>,
     ) -> Result<Response<Self::RebuildProjectionsStream>, Status> {
+        let caller = caller_of(&request);
         let store = self
             .store
             .clone()
@@ -156,6 +157,18 @@ impl Admin for AdminService {
         let guard = Arc::clone(&self.rebuilding)
             .try_lock_owned()
             .map_err(|_| Status::failed_precondition("a rebuild is already running"))?;
+        audit::record(
+            &self.log,
+            &caller,
+            now(),
+            Change {
+                action: "RebuildProjections",
+                target: "projections",
+                before: "",
+                after: "",
+            },
+        )
+        .await?;
         let (tx, rx) = mpsc::channel(PROGRESS_BUFFER);
         let log = self.log.clone();
         tokio::spawn(async move {
@@ -185,6 +198,7 @@ impl Admin for AdminService {
         &self,
         request: Request<pb::PublishPolicyRequest>,
     ) -> Result<Response<pb::PublishPolicyResponse>, Status> {
+        let caller = caller_of(&request);
         let r = request.into_inner();
         let policy = RoutingPolicy::from_json(&r.policy_json).map_err(|e| match e {
             PolicyError::Invalid(v) => {
@@ -192,9 +206,10 @@ impl Admin for AdminService {
             }
             PolicyError::Syntax { message, .. } => invalid("policy_json", message),
         })?;
-        let by = operator(&r.published_by, "published_by")?;
+        let by = operator(&caller)?;
         let view = self.view().await?;
         let version = view.next_version();
+        let before = view.policy().version;
         let sequence = self
             .append(
                 &view,
@@ -204,6 +219,18 @@ impl Admin for AdminService {
                 },
             )
             .await?;
+        audit::record(
+            &self.log,
+            &caller,
+            now(),
+            Change {
+                action: "PublishPolicy",
+                target: "policy",
+                before: &format!("{{\"version\":{before}}}"),
+                after: &format!("{{\"version\":{version},\"sequence\":{sequence}}}"),
+            },
+        )
+        .await?;
         tracing::info!(version, sequence, "routing policy published");
         Ok(Response::new(pb::PublishPolicyResponse {
             version,
@@ -259,13 +286,26 @@ impl Admin for AdminService {
         &self,
         request: Request<pb::SetClimateRequest>,
     ) -> Result<Response<pb::AdminWriteResult>, Status> {
+        let caller = caller_of(&request);
         let r = request.into_inner();
         let climate = Climate::from_wire(r.climate, "climate").map_err(invalid_value)?;
-        let set_by = operator(&r.set_by, "set_by")?;
+        let set_by = operator(&caller)?;
         let view = self.view().await?;
         let sequence = self
             .append(&view, CompanyEvent::ClimateSet { climate, set_by })
             .await?;
+        audit::record(
+            &self.log,
+            &caller,
+            now(),
+            Change {
+                action: "SetClimate",
+                target: "climate",
+                before: &json(&view.climate),
+                after: &json(&climate),
+            },
+        )
+        .await?;
         Ok(Response::new(pb::AdminWriteResult { sequence }))
     }
 
@@ -273,10 +313,11 @@ impl Admin for AdminService {
         &self,
         request: Request<pb::SetStanceRequest>,
     ) -> Result<Response<pb::AdminWriteResult>, Status> {
+        let caller = caller_of(&request);
         let r = request.into_inner();
         let alignment =
             StanceAlignment::from_wire(r.alignment, "alignment").map_err(invalid_value)?;
-        let set_by = operator(&r.set_by, "set_by")?;
+        let set_by = operator(&caller)?;
         let view = self.view().await?;
         let sequence = self
             .append(
@@ -284,6 +325,18 @@ impl Admin for AdminService {
                 CompanyEvent::StanceAlignmentSet { alignment, set_by },
             )
             .await?;
+        audit::record(
+            &self.log,
+            &caller,
+            now(),
+            Change {
+                action: "SetStance",
+                target: "stance",
+                before: &json(&view.stance),
+                after: &json(&alignment),
+            },
+        )
+        .await?;
         Ok(Response::new(pb::AdminWriteResult { sequence }))
     }
 }

@@ -62,6 +62,9 @@ pub struct Config {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub supervision: plaint_runtime::server::Supervision,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub access: plaint_access::AccessSettings,
 }
 
 impl Config {
@@ -82,6 +85,7 @@ impl Config {
             log_format: "pretty".to_owned(),
             log: plaint_bus::LogSettings::for_tests(nats_url, prefix),
             supervision: Default::default(),
+            access: Default::default(),
         }
     }
 }

@@ -9,6 +9,7 @@
 
 mod admin;
 mod config;
+mod keys;
 mod query;
 mod startup;
 

@@ -6,7 +6,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context;
+use plaint_access::Access;
 use plaint_bus::{ConsumerSettings, DeadLetters, EventLog, RetryPolicy};
+use plaint_proto::access::access_server::AccessServer;
 use plaint_proto::router::{admin_server::AdminServer, query_server::QueryServer};
 use plaint_runtime::WireErrorsLayer;
 use plaint_runtime::binary::Service;
@@ -32,6 +34,7 @@ pub struct Application {
     log: EventLog,
     dead_letters: DeadLetters,
     store: Store,
+    access: Access,
     config: Config,
 }
 
@@ -62,6 +65,7 @@ impl Service for Application {
         )
         .await
         .context("connecting to PostgreSQL and migrating")?;
+        let access = Access::load(&config.access, &log).await?;
         let listeners = Listeners::bind(config.grpc_addr, config.metrics_addr).await?;
         Ok(Self {
             listeners,
@@ -69,6 +73,7 @@ impl Service for Application {
             log,
             dead_letters,
             store,
+            access,
             config,
         })
     }
@@ -84,6 +89,7 @@ impl Service for Application {
         let (updates, _) = broadcast::channel(WATCH_BUFFER);
         let retry = RetryPolicy::default().with_budget(self.config.supervision.retry_budget());
         let mut tasks = Tasks::new();
+        self.access.follow(&mut tasks, self.log.clone(), retry);
         if self.config.routing {
             let names = self.log.names();
             let settings = ConsumerSettings::new(
@@ -142,14 +148,23 @@ impl Service for Application {
                 .max_decoding_message_size(max)
                 .max_encoding_message_size(max);
 
+        let keys = AccessServer::new(crate::keys::AccessService::new(
+            self.log.clone(),
+            self.access.ring().clone(),
+        ))
+        .max_decoding_message_size(max)
+        .max_encoding_message_size(max);
+
         let client = self.client;
         GrpcServer::new(
             Self::NAME,
             plaint_proto::FILE_DESCRIPTOR_SET,
             WireErrorsLayer::without_hints(max),
+            self.access.gate(),
         )
         .serve(query)
         .serve(admin)
+        .serve(keys)
         .run(
             self.listeners,
             tasks,

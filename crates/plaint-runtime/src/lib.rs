@@ -2,6 +2,7 @@
 
 pub mod allocator;
 pub mod binary;
+pub mod gate;
 pub mod health;
 pub mod metrics;
 pub mod server;

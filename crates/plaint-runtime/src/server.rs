@@ -5,6 +5,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -17,6 +18,7 @@ use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
+use crate::gate::{Gate, GateLayer};
 use crate::metrics::{GrpcMetricsLayer, KnownMethods};
 use crate::tasks::Tasks;
 use crate::wire_errors::WireErrorsLayer;
@@ -43,6 +45,7 @@ pub struct GrpcServer {
     names: Vec<&'static str>,
     descriptors: &'static [u8],
     wire_errors: WireErrorsLayer,
+    gate: GateLayer,
 }
 
 /// Where a server listens.
@@ -119,11 +122,13 @@ impl GrpcServer {
     /// The server of the process `service` (for logs), whose gRPC services
     /// are described in `descriptors` (an encoded `FileDescriptorSet`), and
     /// whose transport refusals (a request over the size limit, bytes that do
-    /// not decode) `wire_errors` words for the caller.
+    /// not decode) `wire_errors` words for the caller, and whose every call
+    /// `gate` admits or refuses first.
     pub fn new(
         service: &'static str,
         descriptors: &'static [u8],
         wire_errors: WireErrorsLayer,
+        gate: Arc<dyn Gate>,
     ) -> Self {
         Self {
             service,
@@ -131,6 +136,7 @@ impl GrpcServer {
             names: Vec::new(),
             descriptors,
             wire_errors,
+            gate: GateLayer::new(gate),
         }
     }
 
@@ -218,6 +224,7 @@ impl GrpcServer {
                 .layer(GrpcMetricsLayer::new(known))
                 // Inside the metrics, so that they count the rewritten code.
                 .layer(self.wire_errors)
+                .layer(self.gate)
                 .add_routes(routes.routes())
                 .serve_with_incoming_shutdown(incoming, drain.clone().cancelled_owned()),
         );

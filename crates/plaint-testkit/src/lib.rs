@@ -9,6 +9,7 @@
 //! - [`shared_nats_url`]: the long-running NATS for tests that only need isolation by name.
 //! - [`TestDb`]: a fresh PostgreSQL database per test.
 //! - [`unique_prefix`]: a subject-safe prefix for streams, subjects and consumers.
+//! - [`admin_key`]: the bootstrap admin key of the services a test starts.
 //! - [`init_test_tracing`]: logs for a test run, only when `TEST_LOG` is set.
 //!
 //! Helpers panic with a descriptive message instead of returning errors: a broken harness
@@ -36,6 +37,17 @@ pub use pg::PgServer;
 pub fn unique_prefix() -> String {
     let id = uuid::Uuid::new_v4().simple().to_string();
     format!("t{}", &id[..12])
+}
+
+/// The bootstrap admin key of every service a test process starts, made once
+/// per process: services get it as their admin key, test clients present it.
+pub fn admin_key() -> &'static str {
+    static KEY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    KEY.get_or_init(|| {
+        plaint_access::api_key::NewKey::generate()
+            .unwrap_or_else(|e| panic!("cannot make the test admin key: {e}"))
+            .text
+    })
 }
 
 /// Installs a `tracing` subscriber once per process, only when `TEST_LOG` is set.

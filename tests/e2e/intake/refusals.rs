@@ -2,50 +2,16 @@
 //! accepted values, in the project's words, whether the handler refused the
 //! request or the transport did before any handler saw it.
 
-use bytes::{Buf, BufMut, Bytes};
+use bytes::Bytes;
 use plaint_domain::values::{MAX_SOURCE_SYSTEM_LEN, MAX_TEXT_BYTES};
 use plaint_testkit::shared_nats_url;
-use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::codegen::http::uri::PathAndQuery;
 use tonic::{Code, Request, Status};
 
 use crate::helpers::{assert_invalid_field, spawn_intake, submit_json, submit_request, ticket_id};
+use crate::raw_codec::RawCodec;
 
 const SUBMIT: &str = "/plaint.intake.v1.Intake/SubmitComplaint";
-
-/// Sends and receives bytes as they are, so a test can put anything on the wire.
-#[derive(Debug, Clone, Copy, Default)]
-struct RawCodec;
-
-impl Codec for RawCodec {
-    type Encode = Bytes;
-    type Decode = Bytes;
-    type Encoder = RawCodec;
-    type Decoder = RawCodec;
-    fn encoder(&mut self) -> Self::Encoder {
-        RawCodec
-    }
-    fn decoder(&mut self) -> Self::Decoder {
-        RawCodec
-    }
-}
-
-impl Encoder for RawCodec {
-    type Item = Bytes;
-    type Error = Status;
-    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        dst.put(item);
-        Ok(())
-    }
-}
-
-impl Decoder for RawCodec {
-    type Item = Bytes;
-    type Error = Status;
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, Status> {
-        Ok(Some(src.copy_to_bytes(src.remaining())))
-    }
-}
 
 /// Sends `body` as the request message of `path`; returns the refusal.
 async fn send_raw(

@@ -50,9 +50,6 @@ pub enum PolicyCommand {
     Publish {
         /// The policy file (JSON, as `policy show` prints it).
         file: std::path::PathBuf,
-        /// Who publishes it.
-        #[arg(long, default_value = "plaint-ctl")]
-        by: String,
     },
     /// Run a candidate policy over past complaints; appends nothing.
     Simulate {
@@ -75,9 +72,6 @@ pub enum PolicyCommand {
 pub struct ClimateArgs {
     /// GOOD, NEUTRAL or BAD.
     pub climate: String,
-    /// Who sets it.
-    #[arg(long, default_value = "plaint-ctl")]
-    pub by: String,
 }
 
 /// Settings of `stance`.
@@ -85,9 +79,6 @@ pub struct ClimateArgs {
 pub struct StanceArgs {
     /// ALIGNED, MISALIGNED or UNKNOWN.
     pub alignment: String,
-    /// Who sets it.
-    #[arg(long, default_value = "plaint-ctl")]
-    pub by: String,
 }
 
 pub(super) async fn dead_letters(t: &Target, c: DeadLetterCommand) -> anyhow::Result<()> {
@@ -183,12 +174,12 @@ pub(super) async fn policy(t: &Target, c: PolicyCommand) -> anyhow::Result<()> {
                 }
             }
         }
-        PolicyCommand::Publish { file, by } => {
+        PolicyCommand::Publish { file } => {
             let r = admin(t)
                 .await?
                 .publish_policy(PublishPolicyRequest {
                     policy_json: read_policy(&file)?,
-                    published_by: by,
+                    ..Default::default()
                 })
                 .await
                 .map_err(|s| rpc("PublishPolicy", s))?
@@ -281,7 +272,7 @@ pub(super) async fn climate(t: &Target, a: ClimateArgs) -> anyhow::Result<()> {
         .await?
         .set_climate(SetClimateRequest {
             climate: climate as i32,
-            set_by: a.by,
+            ..Default::default()
         })
         .await
         .map_err(|s| rpc("SetClimate", s))?
@@ -309,7 +300,7 @@ pub(super) async fn stance(t: &Target, a: StanceArgs) -> anyhow::Result<()> {
         .await?
         .set_stance(SetStanceRequest {
             alignment: alignment as i32,
-            set_by: a.by,
+            ..Default::default()
         })
         .await
         .map_err(|s| rpc("SetStance", s))?

@@ -3,15 +3,18 @@
 
 mod admin;
 mod complaints;
+mod keys;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
+use plaint_proto::access::access_client::AccessClient;
 use plaint_proto::intake::{intake_admin_client::IntakeAdminClient, intake_client::IntakeClient};
 use plaint_proto::router::{admin_client::AdminClient, query_client::QueryClient};
 use tonic::transport::{Channel, Endpoint};
 
 pub use admin::{ClimateArgs, DeadLetterCommand, PolicyCommand, StanceArgs};
 pub use complaints::{ListArgs, SubmitArgs, WatchArgs};
+pub use keys::KeyCommand;
 
 /// Where the services are, and how to print.
 #[derive(Debug, Clone, Args)]
@@ -71,6 +74,18 @@ pub enum Ops {
     Stance(StanceArgs),
     /// Rebuild every projection from sequence 1, with a progress bar.
     Rebuild,
+    /// API keys: bootstrap, create, list, expire, revoke.
+    #[command(subcommand)]
+    Keys(KeyCommand),
+    /// The audit trail of administrative changes, oldest first.
+    Audit {
+        /// Entries after this log sequence.
+        #[arg(long, default_value_t = 0)]
+        after: u64,
+        /// At most this many (the server caps it at 500).
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
 }
 
 async fn channel(url: &str, what: &str) -> anyhow::Result<Channel> {
@@ -97,6 +112,10 @@ async fn admin(t: &Target) -> anyhow::Result<AdminClient<Channel>> {
     Ok(AdminClient::new(channel(&t.router, "router").await?))
 }
 
+async fn access(t: &Target) -> anyhow::Result<AccessClient<Channel>> {
+    Ok(AccessClient::new(channel(&t.router, "router").await?))
+}
+
 /// A gRPC failure as an error a person can act on.
 fn rpc(what: &str, status: tonic::Status) -> anyhow::Error {
     anyhow::anyhow!("{what} failed: {} ({:?})", status.message(), status.code())
@@ -115,5 +134,7 @@ pub async fn run(target: Target, ops: Ops) -> anyhow::Result<()> {
         Ops::Climate(a) => admin::climate(&target, a).await,
         Ops::Stance(a) => admin::stance(&target, a).await,
         Ops::Rebuild => admin::rebuild(&target).await,
+        Ops::Keys(c) => keys::keys(&target, c).await,
+        Ops::Audit { after, limit } => keys::audit(&target, after, limit).await,
     }
 }
