@@ -115,7 +115,11 @@ async fn health_and_reflection_tell_only_what_the_router_serves() {
     let db = plaint_testkit::TestDb::create().await;
     let intake = spawn_intake(&plaint_testkit::shared_nats_url()).await;
     let router = spawn_router(&intake, db.url()).await;
-    let served = ["plaint.router.v1.Query", "plaint.router.v1.Admin"];
+    let served = [
+        "plaint.router.v1.Query",
+        "plaint.router.v1.Admin",
+        "plaint.access.v1.Access",
+    ];
     let elsewhere = ["plaint.intake.v1.Intake", "plaint.intake.v1.IntakeAdmin"];
     assert_health(router.channel.clone(), &served, &elsewhere).await;
     assert_eq!(
