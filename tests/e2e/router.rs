@@ -28,12 +28,22 @@ pub(crate) struct TestRouter {
 }
 
 pub(crate) async fn spawn_router(intake: &TestIntake, database_url: &str) -> TestRouter {
+    spawn_router_with(intake, database_url, |_| ()).await
+}
+
+/// Starts a router for `intake`'s log with its test config changed by `tweak`.
+pub(crate) async fn spawn_router_with(
+    intake: &TestIntake,
+    database_url: &str,
+    tweak: impl FnOnce(&mut Config),
+) -> TestRouter {
     let mut config = Config::for_tests(
         &plaint_testkit::shared_nats_url(),
         &intake.prefix,
         database_url,
     );
     config.access.admin_key = Some(KeyText::new(plaint_testkit::admin_key()));
+    tweak(&mut config);
     let app = within("router builds", Application::build(config))
         .await
         .expect("router builds");
