@@ -11,6 +11,7 @@ use plaint_runtime::tasks::Tasks;
 
 use crate::follow;
 use crate::gate::{AccessGate, SharedRing};
+use crate::jwt::JwtVerifier;
 use crate::settings::AccessSettings;
 
 /// A service's access control.
@@ -27,6 +28,10 @@ impl Access {
         if bootstrap.is_none() {
             tracing::info!("no bootstrap admin key: only keys from the log are accepted");
         }
+        let jwt = JwtVerifier::from_settings(&settings.jwt)?;
+        if jwt.is_none() {
+            tracing::info!("no JWKS file: JWTs are not accepted");
+        }
         let ring = SharedRing::default();
         follow::catch_up(log, &ring)
             .await
@@ -35,6 +40,7 @@ impl Access {
             ring.clone(),
             bootstrap,
             settings.reflection_open,
+            jwt,
         ));
         Ok(Self { ring, gate })
     }

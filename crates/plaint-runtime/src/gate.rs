@@ -13,7 +13,7 @@ use std::task::{Context, Poll};
 use http::header::AUTHORIZATION;
 
 /// Who made a call, as the audit trail and the quotas name them:
-/// `key:<id>`, `token:<subject>`, `bootstrap:<id>`, or `anyone` for the
+/// `key:<id>`, `jwt:<subject>`, `bootstrap:<id>`, or `anyone` for the
 /// methods that need no credential.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Caller(Arc<str>);
