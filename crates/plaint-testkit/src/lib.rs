@@ -10,6 +10,7 @@
 //! - [`TestDb`]: a fresh PostgreSQL database per test.
 //! - [`unique_prefix`]: a subject-safe prefix for streams, subjects and consumers.
 //! - [`admin_key`]: the bootstrap admin key of the services a test starts.
+//! - [`jwt::Issuer`]: an identity provider's key pair, JWKS file and tokens.
 //! - [`init_test_tracing`]: logs for a test run, only when `TEST_LOG` is set.
 //!
 //! Helpers panic with a descriptive message instead of returning errors: a broken harness
@@ -21,6 +22,7 @@
 
 mod cluster;
 mod db;
+pub mod jwt;
 mod nats;
 mod pg;
 
