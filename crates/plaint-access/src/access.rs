@@ -11,6 +11,7 @@ use plaint_runtime::tasks::Tasks;
 
 use crate::follow;
 use crate::gate::{AccessGate, SharedRing};
+use crate::jwks::KeyFile;
 use crate::jwt::JwtVerifier;
 use crate::settings::AccessSettings;
 
@@ -19,6 +20,7 @@ use crate::settings::AccessSettings;
 pub struct Access {
     ring: SharedRing,
     gate: Arc<AccessGate>,
+    key_file: Option<KeyFile>,
 }
 
 impl Access {
@@ -32,6 +34,7 @@ impl Access {
         if jwt.is_none() {
             tracing::info!("no JWKS file: JWTs are not accepted");
         }
+        let key_file = jwt.as_ref().map(|j| j.key_file().clone());
         let ring = SharedRing::default();
         follow::catch_up(log, &ring)
             .await
@@ -42,7 +45,11 @@ impl Access {
             settings.reflection_open,
             jwt,
         ));
-        Ok(Self { ring, gate })
+        Ok(Self {
+            ring,
+            gate,
+            key_file,
+        })
     }
 
     /// The gate to put in front of the server.
@@ -55,9 +62,13 @@ impl Access {
         &self.ring
     }
 
-    /// Keeps the keys up to date from `log` while the service runs.
+    /// Keeps the keys up to date from `log`, and the identity provider's
+    /// from their file, while the service runs.
     pub fn follow(&self, tasks: &mut Tasks, log: EventLog, retry: RetryPolicy) {
         let (ring, stop) = (self.ring.clone(), tasks.stop_token());
         tasks.spawn("key follower", follow::follow(log, ring, retry, stop));
+        if let Some(file) = &self.key_file {
+            tasks.spawn("JWK set watcher", file.clone().watch(tasks.stop_token()));
+        }
     }
 }

@@ -2,12 +2,19 @@
 //! they can check the configured algorithm, and picked for a token by its
 //! `kid`. A key the set marks for another algorithm or for encryption, or a
 //! symmetric one, is never used, so a token cannot steer verification to it.
+//! The file is re-read every [`POLL`], so that a rotation needs no restart.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
 
 use anyhow::Context;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet, PublicKeyUse};
 use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey};
+use tokio_util::sync::CancellationToken;
+
+/// How often the JWK set file is checked for changes.
+pub const POLL: Duration = Duration::from_secs(10);
 
 /// The keys of a JWK set that can check tokens signed with one algorithm.
 #[derive(Debug, Clone)]
@@ -26,14 +33,110 @@ pub enum KeyMiss {
     NoKid,
 }
 
-impl VerificationKeys {
+/// The keys of a JWK set file, as last read with success.
+#[derive(Debug, Clone)]
+pub struct KeyFile {
+    path: PathBuf,
+    algorithm: Algorithm,
+    state: Arc<RwLock<Read>>,
+}
+
+#[derive(Debug)]
+struct Read {
+    /// The file's text when last read, usable or not: a broken file is
+    /// reported once, not at every poll.
+    text: String,
+    keys: Arc<VerificationKeys>,
+}
+
+impl KeyFile {
     /// Reads the JWK set in the file at `path`; fails unless it holds at
     /// least one key for `algorithm`.
     pub fn read(path: &Path, algorithm: Algorithm) -> anyhow::Result<Self> {
+        let text = read_text(path)?;
+        let keys = VerificationKeys::parse(&text, path, algorithm)?;
+        Ok(Self {
+            path: path.to_owned(),
+            algorithm,
+            state: Arc::new(RwLock::new(Read {
+                text,
+                keys: Arc::new(keys),
+            })),
+        })
+    }
+
+    /// The keys in force.
+    pub fn keys(&self) -> Arc<VerificationKeys> {
+        let state = self.state.read().unwrap_or_else(PoisonError::into_inner);
+        Arc::clone(&state.keys)
+    }
+
+    /// Re-reads the file; when it changed and holds usable keys, they
+    /// replace the ones in force. Returns whether they did. A file that
+    /// cannot be read or holds no usable key leaves the keys in force.
+    pub fn refresh(&self) -> bool {
+        let text = match read_text(&self.path) {
+            Ok(text) => text,
+            Err(e) => {
+                tracing::warn!(
+                    error = format!("{e:#}"),
+                    "cannot re-read the JWK set; the keys in force stay"
+                );
+                return false;
+            }
+        };
+        let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
+        if state.text == text {
+            return false;
+        }
+        let parsed = VerificationKeys::parse(&text, &self.path, self.algorithm);
+        state.text = text;
+        match parsed {
+            Ok(keys) => {
+                state.keys = Arc::new(keys);
+                true
+            }
+            Err(e) => {
+                tracing::warn!(
+                    error = format!("{e:#}"),
+                    "the changed JWK set is not usable; the keys in force stay"
+                );
+                false
+            }
+        }
+    }
+
+    /// Refreshes every [`POLL`] until `stop`.
+    pub async fn watch(self, stop: CancellationToken) -> anyhow::Result<()> {
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return Ok(()),
+                () = tokio::time::sleep(POLL) => {}
+            }
+            let this = self.clone();
+            // File I/O off the runtime's threads.
+            if let Err(e) = tokio::task::spawn_blocking(move || this.refresh()).await {
+                tracing::warn!(error = %e, "re-reading the JWK set failed");
+            }
+        }
+    }
+}
+
+fn read_text(path: &Path) -> anyhow::Result<String> {
+    std::fs::read_to_string(path).with_context(|| {
+        format!(
+            "reading the JWK set (PLAINT_JWT_JWKS_FILE={})",
+            path.display()
+        )
+    })
+}
+
+impl VerificationKeys {
+    /// The keys of the JWK set `text` (read from `path`) for `algorithm`;
+    /// fails unless there is at least one.
+    fn parse(text: &str, path: &Path, algorithm: Algorithm) -> anyhow::Result<Self> {
         let named = || format!("PLAINT_JWT_JWKS_FILE={}", path.display());
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading the JWK set ({})", named()))?;
-        let set: JwkSet = serde_json::from_str(&text)
+        let set: JwkSet = serde_json::from_str(text)
             .with_context(|| format!("the JWK set ({}) is not a JSON JWK set", named()))?;
         let keys = Self::from_set(&set, algorithm);
         anyhow::ensure!(

@@ -11,13 +11,13 @@ use plaint_domain::access::{Scope, Scopes};
 use plaint_runtime::gate::Caller;
 use serde_json::{Map, Value};
 
-use crate::jwks::{KeyMiss, VerificationKeys};
+use crate::jwks::{KeyFile, KeyMiss};
 use crate::settings::{JwtAlgorithm, JwtSettings};
 
 /// Checks service tokens.
 #[derive(Debug, Clone)]
 pub struct JwtVerifier {
-    keys: VerificationKeys,
+    keys: KeyFile,
     validation: Validation,
     scopes_claim: String,
 }
@@ -77,14 +77,14 @@ impl JwtVerifier {
         let issuer = required(&settings.issuer, "PLAINT_JWT_ISSUER", "issuer (iss)")?;
         let audience = required(&settings.audience, "PLAINT_JWT_AUDIENCE", "audience (aud)")?;
         let algorithm = algorithm(settings.algorithm);
-        let keys = VerificationKeys::read(path, algorithm)?;
+        let keys = KeyFile::read(path, algorithm)?;
         Ok(Some(Self::new(
             keys, algorithm, &issuer, &audience, settings,
         )))
     }
 
     fn new(
-        keys: VerificationKeys,
+        keys: KeyFile,
         algorithm: Algorithm,
         issuer: &str,
         audience: &str,
@@ -103,6 +103,11 @@ impl JwtVerifier {
         }
     }
 
+    /// The file the keys come from, to keep them up to date.
+    pub fn key_file(&self) -> &KeyFile {
+        &self.keys
+    }
+
     /// The caller a token stands for and its scopes.
     pub fn verify(&self, token: &str) -> Result<(Caller, Scopes), JwtRefusal> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| JwtRefusal::Malformed)?;
@@ -111,7 +116,8 @@ impl JwtVerifier {
         if !self.validation.algorithms.contains(&header.alg) {
             return Err(JwtRefusal::WrongAlgorithm);
         }
-        let key = self.keys.pick(header.kid.as_deref())?;
+        let keys = self.keys.keys();
+        let key = keys.pick(header.kid.as_deref())?;
         let claims = jsonwebtoken::decode::<Map<String, Value>>(token, key, &self.validation)
             .map_err(|e| refusal(e.into_kind()))?
             .claims;

@@ -39,8 +39,9 @@ pub struct AccessSettings {
 #[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
 pub struct JwtSettings {
     /// A file holding the identity provider's public keys as a JWK set
-    /// (JSON, `{"keys": [...]}`), read at start-up: a key rotation needs a
-    /// restart. Unset (the default): JWTs are not accepted.
+    /// (JSON, `{"keys": [...]}`). It must be usable at start-up; after that
+    /// it is re-read every 10 s, and a change that leaves no usable key is
+    /// logged and ignored. Unset (the default): JWTs are not accepted.
     #[arg(long = "jwt-jwks-file", env = "PLAINT_JWT_JWKS_FILE")]
     pub jwks_file: Option<PathBuf>,
     /// The issuer (`iss`) a token must name; required with a JWKS file.

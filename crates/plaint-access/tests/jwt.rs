@@ -220,3 +220,28 @@ fn the_gate_admits_a_jwt_with_the_scope_and_denies_one_without() {
         Err(Refusal::Unauthenticated(why)) if why.contains("API key")
     ));
 }
+
+#[test]
+fn a_rotated_key_file_is_picked_up_and_a_broken_one_ignored() {
+    let issuer = Issuer::es256();
+    let v = verifier(&issuer.settings());
+    let next = Issuer::es256();
+    let rotated = next.mint(&issuer.claims("svc", &[]));
+    assert_eq!(refusal(&v, &rotated), JwtRefusal::Key(KeyMiss::UnknownKid));
+    assert!(!v.key_file().refresh(), "unchanged");
+
+    std::fs::write(issuer.jwks_file(), "{not json").unwrap();
+    assert!(!v.key_file().refresh());
+    assert!(
+        v.verify(&issuer.token("svc", &[])).is_ok(),
+        "the keys in force stay"
+    );
+
+    std::fs::copy(next.jwks_file(), issuer.jwks_file()).unwrap();
+    assert!(v.key_file().refresh());
+    assert!(v.verify(&rotated).is_ok());
+    assert_eq!(
+        refusal(&v, &issuer.token("svc", &[])),
+        JwtRefusal::Key(KeyMiss::UnknownKid)
+    );
+}
