@@ -1,7 +1,7 @@
 //! Who may call what: every RPC of both services against every kind of
-//! credential, with the status each must get; keys created, revoked and
-//! expired through the API, seen by a second replica; and an audit entry for
-//! every administrative change.
+//! credential (API keys and the identity provider's JWTs), with the status
+//! each must get; keys created, revoked and expired through the API, seen by
+//! a second replica; and an audit entry for every administrative change.
 
 use std::str::FromStr;
 use std::time::{Duration, Instant};
@@ -13,6 +13,7 @@ use plaint_access::settings::KeyText;
 use plaint_domain::access::Scope;
 use plaint_proto::access::{self as apb, access_client::AccessClient};
 use plaint_runtime::binary::Service as _;
+use plaint_testkit::jwt::Issuer;
 use prost::Message;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -90,13 +91,15 @@ async fn call(channel: &Channel, method: &Method, authorization: Option<&str>) -
     }
 }
 
-/// Both services, in-process, with the test admin key, under one prefix.
+/// Both services, in-process, with the test admin key and trusting the test
+/// identity provider, under one prefix.
 struct Services {
     intake: Channel,
     router: Channel,
     stops: Vec<(oneshot::Sender<()>, JoinHandle<anyhow::Result<()>>)>,
     _db: plaint_testkit::TestDb,
     prefix: String,
+    idp: Issuer,
 }
 
 async fn connect(addr: std::net::SocketAddr) -> Channel {
@@ -126,8 +129,10 @@ impl Services {
         let nats = plaint_testkit::shared_nats_url();
         let prefix = plaint_testkit::unique_prefix();
         let db = plaint_testkit::TestDb::create().await;
+        let idp = Issuer::es256();
         let mut intake = plaint_intake::Config::for_tests(&nats, &prefix);
         intake.access.admin_key = Some(KeyText::new(plaint_testkit::admin_key()));
+        intake.access.jwt = idp.settings();
         let intake = within("intake builds", plaint_intake::Application::build(intake))
             .await
             .expect("intake builds");
@@ -138,6 +143,7 @@ impl Services {
             stops: vec![run(intake)],
             _db: db,
             prefix,
+            idp,
         };
         let router = services.start_router().await;
         services.router = connect(router).await;
@@ -152,6 +158,7 @@ impl Services {
             self._db.url(),
         );
         config.access.admin_key = Some(KeyText::new(plaint_testkit::admin_key()));
+        config.access.jwt = self.idp.settings();
         let router = within("router builds", plaint_router::Application::build(config))
             .await
             .expect("router builds");
@@ -239,6 +246,21 @@ async fn until_code(channel: &Channel, method: &Method, secret: &str, code: Code
     }
 }
 
+/// Calls `method` with `jwt` until it gets `key` (what the right API key got),
+/// for at most 5 s: a call the key admitted may still be at work (a rebuild
+/// refuses a second one meanwhile). A refusal is final.
+async fn same_as_key(channel: &Channel, method: &Method, jwt: &str, key: Code) -> Code {
+    let started = Instant::now();
+    loop {
+        let code = call(channel, method, Some(&bearer(jwt))).await;
+        let refused = matches!(code, Code::Unauthenticated | Code::PermissionDenied);
+        if code == key || refused || started.elapsed() > Duration::from_secs(5) {
+            return code;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test]
 async fn every_rpc_answers_every_credential_as_the_matrix_says() {
     let services = Services::start().await;
@@ -291,6 +313,14 @@ async fn every_rpc_answers_every_credential_as_the_matrix_says() {
     until_code(&services.intake, probe, &last, Code::InvalidArgument).await;
 
     let unknown = NewKey::generate().expect("a key").text;
+    let idp = &services.idp;
+    let all_names: Vec<_> = everything.iter().map(|s| s.as_str()).collect();
+    let mut claims = idp.claims("elsewhere", &all_names);
+    claims.aud = "another-service".into();
+    let jwt_wrong_audience = idp.mint(&claims);
+    let mut claims = idp.claims("late", &all_names);
+    claims.exp = plaint_testkit::jwt::now() - 3600;
+    let jwt_expired = idp.mint(&claims);
     let mut cells = 0;
     let mut wrong = Vec::new();
     for method in &methods {
@@ -320,13 +350,43 @@ async fn every_rpc_answers_every_credential_as_the_matrix_says() {
             ("right scope", Some(bearer(&only[&scope])), |c| {
                 c != Code::Unauthenticated && c != Code::PermissionDenied
             }),
+            (
+                "JWT wrong audience",
+                Some(bearer(&jwt_wrong_audience)),
+                |c| c == Code::Unauthenticated,
+            ),
+            ("JWT expired", Some(bearer(&jwt_expired)), |c| {
+                c == Code::Unauthenticated
+            }),
         ];
+        let mut key = Code::Unknown;
         for (row, authorization, expected) in rows {
             let code = call(channel, method, authorization.as_deref()).await;
             cells += 1;
             if !expected(code) {
                 wrong.push(format!("{} × {row}: {code:?}", method.path));
             }
+            if row == "right scope" {
+                key = code;
+            }
+        }
+        // A JWT with the method's scope gets what the right key got; one
+        // with every other scope is denied.
+        let name = scope.as_str();
+        let others: Vec<_> = all_names.iter().copied().filter(|s| *s != name).collect();
+        let jwt = idp.token(&format!("only-{name}"), &[name]);
+        let jwt = same_as_key(channel, method, &jwt, key).await;
+        let denied = idp.token(&format!("all-but-{name}"), &others);
+        let denied = call(channel, method, Some(&bearer(&denied))).await;
+        cells += 2;
+        if jwt != key {
+            wrong.push(format!(
+                "{} × JWT right scope: {jwt:?}, the key got {key:?}",
+                method.path
+            ));
+        }
+        if denied != Code::PermissionDenied {
+            wrong.push(format!("{} × JWT wrong scope: {denied:?}", method.path));
         }
     }
     assert!(
@@ -336,7 +396,7 @@ async fn every_rpc_answers_every_credential_as_the_matrix_says() {
         wrong.join("\n")
     );
     eprintln!(
-        "authorization matrix: {} RPCs × 7 credentials = {cells} cells",
+        "authorization matrix: {} RPCs × 11 credentials = {cells} cells",
         methods.len()
     );
 
@@ -448,6 +508,25 @@ async fn every_admin_change_leaves_an_audit_entry_naming_its_caller() {
     .await
     .expect("RevokeKey");
 
+    // A JWT caller is named by its subject.
+    let header: tonic::metadata::MetadataValue<_> =
+        bearer(&services.idp.token("ops-robot", &["settings:write"]))
+            .parse()
+            .expect("ASCII");
+    plaint_proto::router::admin_client::AdminClient::with_interceptor(
+        services.router.clone(),
+        move |mut r: tonic::Request<()>| {
+            r.metadata_mut().insert("authorization", header.clone());
+            Ok(r)
+        },
+    )
+    .set_climate(plaint_proto::router::SetClimateRequest {
+        climate: plaint_proto::events::Climate::Good as i32,
+        ..Default::default()
+    })
+    .await
+    .expect("SetClimate with a JWT");
+
     let trail = keys
         .list_audit(apb::ListAuditRequest {
             after_sequence: 0,
@@ -486,6 +565,12 @@ async fn every_admin_change_leaves_an_audit_entry_naming_its_caller() {
     );
     assert_eq!(by_ops[5].target, made_id);
     assert_eq!(by_ops[6].after, "{\"revoked\":true}");
+    assert!(
+        trail
+            .iter()
+            .any(|e| e.actor == "jwt:ops-robot" && e.action == "SetClimate"),
+        "{trail:?}"
+    );
     // The bootstrap key's own changes (the ops key's creation) are in the trail too.
     assert!(
         trail

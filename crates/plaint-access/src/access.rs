@@ -12,6 +12,8 @@ use plaint_runtime::tasks::Tasks;
 
 use crate::follow;
 use crate::gate::{AccessGate, SharedRing};
+use crate::jwks::KeyFile;
+use crate::jwt::JwtVerifier;
 use crate::settings::AccessSettings;
 
 /// A service's access control.
@@ -20,6 +22,7 @@ pub struct Access {
     ring: SharedRing,
     gate: Arc<AccessGate>,
     limits: CallLimits,
+    key_file: Option<KeyFile>,
 }
 
 impl Access {
@@ -29,6 +32,11 @@ impl Access {
         if bootstrap.is_none() {
             tracing::info!("no bootstrap admin key: only keys from the log are accepted");
         }
+        let jwt = JwtVerifier::from_settings(&settings.jwt)?;
+        if jwt.is_none() {
+            tracing::info!("no JWKS file: JWTs are not accepted");
+        }
+        let key_file = jwt.as_ref().map(|j| j.key_file().clone());
         let ring = SharedRing::default();
         follow::catch_up(log, &ring)
             .await
@@ -37,11 +45,13 @@ impl Access {
             ring.clone(),
             bootstrap,
             settings.reflection_open,
+            jwt,
         ));
         Ok(Self {
             ring,
             gate,
             limits: settings.limits.clone(),
+            key_file,
         })
     }
 
@@ -60,9 +70,13 @@ impl Access {
         &self.ring
     }
 
-    /// Keeps the keys up to date from `log` while the service runs.
+    /// Keeps the keys up to date from `log`, and the identity provider's
+    /// from their file, while the service runs.
     pub fn follow(&self, tasks: &mut Tasks, log: EventLog, retry: RetryPolicy) {
         let (ring, stop) = (self.ring.clone(), tasks.stop_token());
         tasks.spawn("key follower", follow::follow(log, ring, retry, stop));
+        if let Some(file) = &self.key_file {
+            tasks.spawn("JWK set watcher", file.clone().watch(tasks.stop_token()));
+        }
     }
 }

@@ -10,7 +10,8 @@ use plaint_domain::access::KeyId;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-const PREFIX: &str = "plaint_";
+/// How every API key begins; other bearer tokens are not keys.
+pub const PREFIX: &str = "plaint_";
 const SECRET_BYTES: usize = 32;
 /// Length of a whole key.
 pub const KEY_LEN: usize = PREFIX.len() + KeyId::LEN + 1 + SECRET_BYTES * 2;

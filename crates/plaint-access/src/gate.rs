@@ -1,6 +1,7 @@
 //! The access rules both services apply to every call: the credential must be
-//! valid (an API key in the ring or the bootstrap key) and carry the scope
-//! the method needs.
+//! valid (an API key in the ring, the bootstrap key, or a JWT of the
+//! identity provider when one is configured) and carry the scope the method
+//! needs.
 
 use std::sync::{Arc, PoisonError, RwLock};
 
@@ -8,7 +9,8 @@ use plaint_domain::Timestamp;
 use plaint_domain::access::{Scope, Scopes};
 use plaint_runtime::gate::{Caller, Gate, Refusal};
 
-use crate::api_key::PresentedKey;
+use crate::api_key::{self, PresentedKey};
+use crate::jwt::JwtVerifier;
 use crate::method::{Requirement, requirement};
 use crate::ring::KeyRing;
 
@@ -22,24 +24,41 @@ pub struct AccessGate {
     ring: SharedRing,
     bootstrap: Option<PresentedKey>,
     reflection_open: bool,
+    jwt: Option<JwtVerifier>,
 }
 
 impl AccessGate {
-    /// Checks keys against `ring`, and the `bootstrap` key (every scope).
-    pub fn new(ring: SharedRing, bootstrap: Option<PresentedKey>, reflection_open: bool) -> Self {
+    /// Checks keys against `ring`, the `bootstrap` key (every scope), and
+    /// other bearer tokens with `jwt` when there is one.
+    pub fn new(
+        ring: SharedRing,
+        bootstrap: Option<PresentedKey>,
+        reflection_open: bool,
+        jwt: Option<JwtVerifier>,
+    ) -> Self {
         Self {
             ring,
             bootstrap,
             reflection_open,
+            jwt,
         }
     }
 
     fn authenticate(&self, token: &str, now: Timestamp) -> Result<(Caller, Scopes), Refusal> {
         let unauthenticated = |why: String| Refusal::Unauthenticated(why);
-        let Some(key) = PresentedKey::parse(token) else {
-            return Err(unauthenticated(
-                "the credential is not an API key (plaint_<id>_<secret>)".into(),
-            ));
+        let key = PresentedKey::parse(token);
+        let Some(key) = key else {
+            return match &self.jwt {
+                Some(jwt) if !token.starts_with(api_key::PREFIX) => {
+                    jwt.verify(token).map_err(|refusal| {
+                        tracing::info!(reason = %refusal, "refused a JWT");
+                        unauthenticated(refusal.to_string())
+                    })
+                }
+                _ => Err(unauthenticated(
+                    "the credential is not an API key (plaint_<id>_<secret>)".into(),
+                )),
+            };
         };
         if let Some(bootstrap) = &self.bootstrap
             && bootstrap.key_id() == key.key_id()
@@ -71,9 +90,11 @@ impl Gate for AccessGate {
             return Ok(Caller::anyone());
         }
         let token = bearer.ok_or_else(|| {
-            Refusal::Unauthenticated(
-                "this method needs a credential: `authorization: Bearer <API key>`".into(),
-            )
+            Refusal::Unauthenticated(if self.jwt.is_some() {
+                "this method needs a credential: `authorization: Bearer <API key or JWT>`".into()
+            } else {
+                "this method needs a credential: `authorization: Bearer <API key>`".into()
+            })
         })?;
         let (caller, scopes) = self.authenticate(token, now())?;
         match needed {

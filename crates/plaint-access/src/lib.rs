@@ -6,6 +6,8 @@
 //! - [`api_key`]: the form of an API key, making one, and checking its secret;
 //! - [`ring`]: the keys in force, folded from the log's key events;
 //! - [`follow`]: keeping a ring up to date from the log;
+//! - [`jwt`]: service tokens of the identity provider, checked with the keys
+//!   [`jwks`] reads;
 //! - [`gate`]: the check every call passes before a service sees it;
 //! - [`settings`]: the start-up settings (bootstrap key, JWT, reflection).
 
@@ -14,10 +16,12 @@ pub mod api_key;
 pub mod audit;
 pub mod follow;
 pub mod gate;
+pub mod jwks;
+pub mod jwt;
 pub mod method;
 pub mod ring;
 pub mod settings;
 
 pub use access::Access;
 pub use gate::AccessGate;
-pub use settings::AccessSettings;
+pub use settings::{AccessSettings, JwtAlgorithm, JwtSettings};

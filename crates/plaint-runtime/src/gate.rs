@@ -15,7 +15,7 @@ use http::header::AUTHORIZATION;
 use crate::limits::{CallLimits, HoldingBody, Limiter};
 
 /// Who made a call, as the audit trail and the quotas name them:
-/// `key:<id>`, `token:<subject>`, `bootstrap:<id>`, or `anyone` for the
+/// `key:<id>`, `jwt:<subject>`, `bootstrap:<id>`, or `anyone` for the
 /// methods that need no credential.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Caller(Arc<str>);

@@ -11,6 +11,7 @@
 //! - [`unique_prefix`]: a subject-safe prefix for streams, subjects and consumers.
 //! - [`admin_key`]: the bootstrap admin key of the services a test starts;
 //!   [`authed`] wraps a channel so that every call presents it.
+//! - [`jwt::Issuer`]: an identity provider's key pair, JWKS file and tokens.
 //! - [`init_test_tracing`]: logs for a test run, only when `TEST_LOG` is set.
 //!
 //! Helpers panic with a descriptive message instead of returning errors: a broken harness
@@ -22,6 +23,7 @@
 
 mod cluster;
 mod db;
+pub mod jwt;
 mod nats;
 mod pg;
 
