@@ -112,6 +112,7 @@ impl Services {
             ("PLAINT_STREAM_REPLICAS", "1".to_owned()),
             ("LOG_FORMAT", "json".to_owned()),
             (ADMIN_KEY_ENV, self.admin_key_text.expose().to_owned()),
+            ("PLAINT_INSECURE_PLAINTEXT", "true".to_owned()),
         ]
     }
 
