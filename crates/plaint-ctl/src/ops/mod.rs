@@ -126,7 +126,19 @@ async fn access(t: &Target) -> anyhow::Result<AccessClient<Authed>> {
 
 /// A gRPC failure as an error a person can act on.
 fn rpc(what: &str, status: tonic::Status) -> anyhow::Error {
-    anyhow::anyhow!("{what} failed: {} ({:?})", status.message(), status.code())
+    // A refused TLS handshake (no or a wrong client certificate) surfaces as
+    // "transport error"; the why is in the causes.
+    let mut causes = String::new();
+    let mut next = std::error::Error::source(&status);
+    while let Some(cause) = next {
+        causes.push_str(&format!(": {cause}"));
+        next = cause.source();
+    }
+    anyhow::anyhow!(
+        "{what} failed: {}{causes} ({:?})",
+        status.message(),
+        status.code()
+    )
 }
 
 /// Runs one operator command.
