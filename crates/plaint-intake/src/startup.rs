@@ -119,6 +119,7 @@ impl Service for Application {
             self.access.gate(),
         )
         .tls(self.tls)
+        .limits(self.access.limits())
         .serve(intake)
         .serve(admin)
         .run(

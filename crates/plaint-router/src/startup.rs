@@ -172,6 +172,7 @@ impl Service for Application {
             self.access.gate(),
         )
         .tls(self.tls)
+        .limits(self.access.limits())
         .serve(query)
         .serve(admin)
         .serve(keys)

@@ -20,6 +20,7 @@ use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
 use crate::gate::{Gate, GateLayer};
+use crate::limits::CallLimits;
 use crate::metrics::{GrpcMetricsLayer, KnownMethods};
 use crate::tasks::Tasks;
 use crate::wire_errors::WireErrorsLayer;
@@ -46,7 +47,8 @@ pub struct GrpcServer {
     names: Vec<&'static str>,
     descriptors: &'static [u8],
     wire_errors: WireErrorsLayer,
-    gate: GateLayer,
+    gate: Arc<dyn Gate>,
+    limits: CallLimits,
     tls: Option<ServerTlsConfig>,
 }
 
@@ -138,9 +140,17 @@ impl GrpcServer {
             names: Vec::new(),
             descriptors,
             wire_errors,
-            gate: GateLayer::new(gate),
+            gate,
+            limits: CallLimits::default(),
             tls: None,
         }
+    }
+
+    /// Limits every caller's calls, and all of them, to `limits` (the
+    /// defaults of [`CallLimits`] otherwise).
+    pub fn limits(mut self, limits: &CallLimits) -> Self {
+        self.limits = limits.clone();
+        self
     }
 
     /// Speaks TLS with `config` ([`TlsSettings::server_config`](crate::tls::TlsSettings::server_config)),
@@ -242,7 +252,7 @@ impl GrpcServer {
                 .layer(GrpcMetricsLayer::new(known))
                 // Inside the metrics, so that they count the rewritten code.
                 .layer(self.wire_errors)
-                .layer(self.gate)
+                .layer(GateLayer::new(self.gate, &self.limits))
                 .add_routes(routes.routes())
                 .serve_with_incoming_shutdown(incoming, drain.clone().cancelled_owned()),
         );
