@@ -5,11 +5,16 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tonic::transport::{Certificate, Identity, ServerTlsConfig};
+
+/// How long a client may take to finish its TLS handshake: a connection
+/// that never does would otherwise hold its socket and task forever.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 const CERT_ENV: &str = "PLAINT_TLS_CERT_FILE";
 const KEY_ENV: &str = "PLAINT_TLS_KEY_FILE";
@@ -83,7 +88,9 @@ impl TlsSettings {
             return Ok(None);
         };
         let identity = Identity::from_pem(read(cert_file, CERT_ENV)?, read(key_file, KEY_ENV)?);
-        let mut config = ServerTlsConfig::new().identity(identity);
+        let mut config = ServerTlsConfig::new()
+            .identity(identity)
+            .timeout(HANDSHAKE_TIMEOUT);
         if let Some(ca) = &self.tls_client_ca_file {
             config = config.client_ca_root(Certificate::from_pem(read(ca, CLIENT_CA_ENV)?));
         }
