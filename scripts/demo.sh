@@ -9,7 +9,9 @@
 # Services use the defaults (prefix `plaint`, stream COMPLAINTS, database `plaint`); their JSON
 # logs and pid files are in .local/run/. The bootstrap admin key is made once, in
 # .local/keys/admin.key (mode 0600): the services take it as their admin key and `plaint-ctl`
-# presents it by default.
+# presents it by default. The local CA and certificates are made once too, in .local/tls/
+# (`plaint-ctl certs init`): both services serve gRPC over mutual TLS with them, and
+# `plaint-ctl` trusts that CA and presents the client certificate by default.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -66,6 +68,21 @@ if [ ! -f "$ADMIN_KEY_FILE" ]; then
 fi
 export PLAINT_ADMIN_KEY_FILE="$ADMIN_KEY_FILE" PLAINT_API_KEY_FILE="$ADMIN_KEY_FILE"
 
+TLS_DIR="$ROOT/.local/tls"
+for f in ca.pem ca.key server.pem server.key client.pem client.key; do
+  if [ ! -f "$TLS_DIR/$f" ]; then
+    # A partial set is replaced whole: certificates only make sense with their CA.
+    target/release/plaint-ctl certs init --dir "$TLS_DIR" --force
+    break
+  fi
+done
+# Services: their certificate, and client certificates required from that CA (mutual TLS).
+export PLAINT_TLS_CERT_FILE="$TLS_DIR/server.pem" PLAINT_TLS_KEY_FILE="$TLS_DIR/server.key" \
+  PLAINT_TLS_CLIENT_CA_FILE="$TLS_DIR/ca.pem"
+# plaint-ctl: the CA to verify the services with, and the certificate to present.
+export PLAINT_TLS_CA_FILE="$TLS_DIR/ca.pem" PLAINT_TLS_CLIENT_CERT_FILE="$TLS_DIR/client.pem" \
+  PLAINT_TLS_CLIENT_KEY_FILE="$TLS_DIR/client.key"
+
 # start_service <name>: runs target/release/plaint-<name> in the background.
 start_service() {
   local name=$1
@@ -97,13 +114,16 @@ wait_for_port router 50052
 
 status=0
 target/release/plaint-ctl demo \
-  --intake http://127.0.0.1:50051 --router http://127.0.0.1:50052 \
+  --intake https://127.0.0.1:50051 --router https://127.0.0.1:50052 \
   --nats "$NATS_URL" --prefix plaint \
   --count "${DEMO_COUNT:-2000}" --seed "${DEMO_SEED:-$(date +%s)}" "$@" || status=$?
 
 cat >&2 <<MSG
 
-demo: the services keep running: intake on 127.0.0.1:50051, router on 127.0.0.1:50052
+demo: the services keep running, over mutual TLS: intake on https://127.0.0.1:50051,
+demo: router on https://127.0.0.1:50052 (CA and client certificate in .local/tls/; plaint-ctl
+demo: finds them there, grpcurl takes -cacert .local/tls/ca.pem -cert .local/tls/client.pem
+demo: -key .local/tls/client.key)
 demo: logs: .local/run/intake.log, .local/run/router.log
 demo: stop them with: scripts/demo.sh stop
 MSG

@@ -20,7 +20,6 @@ use plaint_proto::intake::intake_admin_client::IntakeAdminClient;
 use plaint_proto::intake::intake_client::IntakeClient;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use tonic::transport::Endpoint;
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
 
@@ -88,7 +87,16 @@ pub(crate) async fn spawn_intake(nats_url: &str) -> TestIntake {
 }
 
 /// Starts the intake with `config` (its `grpc_addr` should be port 0).
-pub(crate) async fn spawn_intake_with(mut config: Config) -> TestIntake {
+pub(crate) async fn spawn_intake_with(config: Config) -> TestIntake {
+    spawn_intake_over(config, None).await
+}
+
+/// Starts the intake with `config`; its clients call it over TLS verified
+/// with `tls` when given (`https://`), else in plaintext.
+pub(crate) async fn spawn_intake_over(
+    mut config: Config,
+    tls: Option<&plaint_client::ClientSettings>,
+) -> TestIntake {
     plaint_testkit::init_test_tracing();
     config.access.admin_key = Some(KeyText::new(plaint_testkit::admin_key()));
     let prefix = config.log.prefix.clone();
@@ -104,14 +112,14 @@ pub(crate) async fn spawn_intake_with(mut config: Config) -> TestIntake {
         let _ = stopped.await;
     }));
 
-    let channel = within(
-        "connecting to intake",
-        Endpoint::from_shared(format!("http://{addr}"))
-            .expect("valid endpoint")
-            .connect(),
-    )
-    .await
-    .expect("connect to intake");
+    let endpoint = match tls {
+        Some(tls) => tls.endpoint(&format!("https://{addr}")),
+        None => plaint_client::ClientSettings::default().endpoint(&format!("http://{addr}")),
+    }
+    .expect("valid endpoint");
+    let channel = within("connecting to intake", endpoint.connect())
+        .await
+        .expect("connect to intake");
     let channel = plaint_testkit::authed(channel);
     let client = IntakeClient::new(channel.clone());
     let admin = IntakeAdminClient::new(channel.clone());

@@ -23,3 +23,4 @@ mod raw_codec;
 mod router;
 #[path = "../shared/scrape.rs"]
 mod scrape;
+mod tls;

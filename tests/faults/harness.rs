@@ -312,6 +312,8 @@ impl Service {
                 plaint_access::settings::ADMIN_KEY_ENV,
                 plaint_testkit::admin_key(),
             )
+            // Loopback only, and the faults are not about TLS (tests/e2e/tls.rs is).
+            .env("PLAINT_INSECURE_PLAINTEXT", "true")
             // The load comes from one caller, far above a fair share.
             .env("PLAINT_QUOTA_PER_SEC", "0")
             .stdin(Stdio::null())

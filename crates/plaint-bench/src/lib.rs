@@ -66,6 +66,11 @@ pub struct BenchArgs {
     /// Name prefix of the bench's database (`<prefix>_<hex>`).
     #[arg(long, default_value = "plaint_bench")]
     pub db_prefix: String,
+    /// Run both services with mutual TLS (a CA made for the run) and drive
+    /// them over https, so that the CPU per 1,000 complaints shows what TLS
+    /// costs beside a run without it.
+    #[arg(long, env = "PLAINT_BENCH_TLS")]
+    pub tls: bool,
 }
 
 /// Counts and durations of one kind of run.
@@ -193,8 +198,9 @@ pub async fn run_bench(args: &BenchArgs) -> anyhow::Result<Report> {
     let dir = std::env::temp_dir().join(format!("plaint-bench-{prefix}"));
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     eprintln!(
-        "plaint bench{}: prefix {prefix}, work directory {}",
+        "plaint bench{}{}: prefix {prefix}, work directory {}",
         if args.quick { " (quick)" } else { "" },
+        if args.tls { " (mutual TLS)" } else { "" },
         dir.display()
     );
 
@@ -215,6 +221,7 @@ pub async fn run_bench(args: &BenchArgs) -> anyhow::Result<Report> {
         nats_url.clone(),
         prefix.clone(),
         db.url().to_owned(),
+        args.tls,
     )?;
     let result = run_phases(args, &profile, &nats_url, nats.pid, &db, &mut services).await;
 
@@ -303,6 +310,7 @@ async fn run_phases(
 
     Ok(Report {
         quick: args.quick,
+        tls: args.tls,
         machine: report::Machine::read(),
         calibration: cal,
         c1,

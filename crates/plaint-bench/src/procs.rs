@@ -228,24 +228,30 @@ pub(crate) async fn start_nats(binary: &Path, dir: &Path) -> anyhow::Result<(Pro
     }
 }
 
-/// A gRPC channel to `127.0.0.1:<port>`.
+/// A plaintext gRPC channel to `127.0.0.1:<port>`.
 pub(crate) async fn channel(port: u16) -> anyhow::Result<Channel> {
-    Endpoint::from_shared(format!("http://127.0.0.1:{port}"))?
+    connect(Endpoint::from_shared(format!("http://127.0.0.1:{port}"))?).await
+}
+
+/// A gRPC channel to `endpoint`, with the bench's timeouts.
+pub(crate) async fn connect(endpoint: Endpoint) -> anyhow::Result<Channel> {
+    let uri = endpoint.uri().clone();
+    endpoint
         .connect_timeout(Duration::from_secs(5))
         .timeout(Duration::from_secs(60))
         .tcp_nodelay(true)
         .connect()
         .await
-        .with_context(|| format!("cannot connect to 127.0.0.1:{port}"))
+        .with_context(|| format!("cannot connect to {uri}"))
 }
 
-/// Waits until the gRPC server on `port` reports SERVING; fails early when
-/// the process exits.
-pub(crate) async fn wait_serving(proc: &mut Proc, port: u16) -> anyhow::Result<()> {
+/// Waits until the gRPC server at `endpoint` reports SERVING; fails early
+/// when the process exits.
+pub(crate) async fn wait_serving(proc: &mut Proc, endpoint: Endpoint) -> anyhow::Result<()> {
     let deadline = Instant::now() + STARTUP;
     loop {
         proc.check_alive()?;
-        if let Ok(ch) = channel(port).await {
+        if let Ok(ch) = connect(endpoint.clone()).await {
             let mut health = HealthClient::new(ch);
             if let Ok(r) = health
                 .check(HealthCheckRequest {

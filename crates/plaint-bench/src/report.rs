@@ -53,6 +53,8 @@ impl Machine {
 #[derive(Debug, Clone)]
 pub struct Report {
     pub(crate) quick: bool,
+    /// Whether the services spoke mutual TLS.
+    pub(crate) tls: bool,
     pub(crate) machine: Machine,
     pub(crate) calibration: Calibration,
     pub(crate) c1: ClosedLoop,
@@ -190,8 +192,9 @@ impl Report {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "\nplaint bench{} — {} × {}, {:.1} GiB RAM, kernel {}; {:.0} s",
+            "\nplaint bench{}{} — {} × {}, {:.1} GiB RAM, kernel {}; {:.0} s",
             if self.quick { " --quick" } else { "" },
+            if self.tls { " --tls" } else { "" },
             m.nproc,
             m.cpu_model,
             m.ram_gib,
@@ -472,6 +475,7 @@ impl Report {
         let g = &self.gate;
         json!({
             "quick": self.quick,
+            "tls": self.tls,
             "elapsed_s": finite(self.elapsed.as_secs_f64()),
             "machine": {
                 "nproc": m.nproc, "cpu_model": m.cpu_model,

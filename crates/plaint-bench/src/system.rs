@@ -12,7 +12,7 @@ use anyhow::{Context, bail};
 use plaint_access::api_key::NewKey;
 use plaint_access::settings::{ADMIN_KEY_ENV, KeyText};
 use plaint_bus::{EventLog, Names, StreamSettings};
-use plaint_client::{Authed, Bearer};
+use plaint_client::{Authed, Bearer, ClientSettings};
 use plaint_proto::events::Route;
 use plaint_proto::intake::SubmitComplaintRequest;
 use plaint_proto::intake::intake_client::IntakeClient;
@@ -23,6 +23,7 @@ use plaint_proto::router::{
     WatchComplaintsRequest,
 };
 use tokio::task::JoinSet;
+use tonic::transport::Endpoint;
 
 use crate::generate::generate;
 use crate::observe::{Probe, ProbeSample};
@@ -57,6 +58,11 @@ pub(crate) struct Services {
     /// environment, the driver presents it.
     admin_key: Bearer,
     admin_key_text: KeyText,
+    /// How the driver reaches the services: over mutual TLS with the run's
+    /// own CA, or plaintext.
+    client: ClientSettings,
+    /// The services' transport settings.
+    transport_env: Vec<(&'static str, String)>,
     pub(crate) intake: Option<Proc>,
     pub(crate) router: Option<Proc>,
 }
@@ -68,9 +74,20 @@ impl Services {
         nats_url: String,
         prefix: String,
         database_url: String,
+        tls: bool,
     ) -> anyhow::Result<Self> {
         let key = NewKey::generate().context("cannot make the run's admin key")?;
+        let (client, transport_env) = if tls {
+            transport_tls(&dir.join("tls"))?
+        } else {
+            (
+                ClientSettings::default(),
+                vec![("PLAINT_INSECURE_PLAINTEXT", "true".to_owned())],
+            )
+        };
         Ok(Self {
+            client,
+            transport_env,
             admin_key: Bearer::token(&key.text)?,
             admin_key_text: KeyText::new(key.text),
             dir,
@@ -86,10 +103,21 @@ impl Services {
         })
     }
 
+    /// The service on `port`, over TLS when the run uses it.
+    fn endpoint(&self, port: u16) -> anyhow::Result<Endpoint> {
+        let scheme = if self.transport_env.iter().any(|(k, _)| *k == CERT_ENV) {
+            "https"
+        } else {
+            "http"
+        };
+        self.client
+            .endpoint(&format!("{scheme}://127.0.0.1:{port}"))
+    }
+
     /// A channel to the service on `port` that presents the run's admin key.
     async fn authed(&self, port: u16) -> anyhow::Result<Authed> {
         Ok(plaint_client::authed(
-            procs::channel(port).await?,
+            procs::connect(self.endpoint(port)?).await?,
             self.admin_key.clone(),
         ))
     }
@@ -105,7 +133,7 @@ impl Services {
     }
 
     fn common_env(&self) -> Vec<(&'static str, String)> {
-        vec![
+        let mut env = vec![
             ("NATS_URL", self.nats_url.clone()),
             ("PLAINT_PREFIX", self.prefix.clone()),
             ("PLAINT_STREAM", self.stream.clone()),
@@ -117,7 +145,9 @@ impl Services {
             ("PLAINT_QUOTA_PER_SEC", "0".to_owned()),
             ("PLAINT_MAX_CALLS_PER_CALLER", "0".to_owned()),
             ("PLAINT_MAX_CALLS", "0".to_owned()),
-        ]
+        ];
+        env.extend(self.transport_env.iter().cloned());
+        env
     }
 
     fn binary(&self, name: &str) -> anyhow::Result<PathBuf> {
@@ -140,7 +170,7 @@ impl Services {
         env.push(("INTAKE_METRICS_ADDR", "127.0.0.1:0".to_owned()));
         let bin = self.binary("plaint-intake")?;
         let mut proc = Proc::spawn("plaint-intake", &bin, &[], &env, &self.dir)?;
-        procs::wait_serving(&mut proc, self.intake_port).await?;
+        procs::wait_serving(&mut proc, self.endpoint(self.intake_port)?).await?;
         self.intake = Some(proc);
         Ok(())
     }
@@ -158,7 +188,7 @@ impl Services {
         let bin = self.binary("plaint-router")?;
         let spawned = Instant::now();
         let mut proc = Proc::spawn("plaint-router", &bin, &[], &env, &self.dir)?;
-        procs::wait_serving(&mut proc, self.router_port).await?;
+        procs::wait_serving(&mut proc, self.endpoint(self.router_port)?).await?;
         self.router = Some(proc);
         Ok(spawned)
     }
@@ -191,6 +221,30 @@ impl Services {
         }
         Ok(())
     }
+}
+
+const CERT_ENV: &str = "PLAINT_TLS_CERT_FILE";
+
+/// A CA of the run's own in `dir`: the services serve its server certificate
+/// and require client certificates (mutual TLS, as `scripts/demo.sh` runs
+/// them); the driver trusts the CA and presents its client certificate.
+fn transport_tls(
+    dir: &std::path::Path,
+) -> anyhow::Result<(ClientSettings, Vec<(&'static str, String)>)> {
+    let files = plaint_certs::LocalSet::new(&[])?.write(dir, false)?;
+    let path = |p: &std::path::Path| p.display().to_string();
+    let env = vec![
+        (CERT_ENV, path(&files.server_cert)),
+        ("PLAINT_TLS_KEY_FILE", path(&files.server_key)),
+        ("PLAINT_TLS_CLIENT_CA_FILE", path(&files.ca_cert)),
+    ];
+    let client = ClientSettings {
+        tls_ca_file: Some(files.ca_cert),
+        tls_client_cert_file: Some(files.client_cert),
+        tls_client_key_file: Some(files.client_key),
+        ..ClientSettings::default()
+    };
+    Ok((client, env))
 }
 
 /// The complaint ids intake acknowledged, and what went wrong.

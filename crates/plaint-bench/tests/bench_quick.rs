@@ -1,6 +1,6 @@
 //! The bench in its reduced form, as CI runs it: tiny counts and short
 //! phases, against the debug binaries of both services, with its own
-//! nats-server and a fresh database. Only the correctness gate is asserted
+//! nats-server and a fresh database, over mutual TLS. Only the correctness gate is asserted
 //! (every accepted complaint routed once and projected once), never speed.
 //!
 //! It needs `target/debug/plaint-intake` and `target/debug/plaint-router`:
@@ -50,6 +50,8 @@ async fn quick_bench_passes_the_correctness_gate() {
         nats_server: PathBuf::from(env_or("PLAINT_NATS_SERVER", "nats-server")),
         // scripts/test.sh drops stale `plaint_test_*` databases a failed run leaves.
         db_prefix: "plaint_test_bench".to_owned(),
+        // As deployed: mutual TLS (plaintext is what every other test runs).
+        tls: true,
     };
     let report = run_bench(&args).await.expect("the quick bench runs");
     assert!(

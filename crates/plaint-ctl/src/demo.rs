@@ -19,7 +19,7 @@ use plaint_proto::router::{
     SetStanceRequest,
 };
 use tokio::task::JoinSet;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use crate::DemoArgs;
 use crate::report;
@@ -33,9 +33,13 @@ pub(crate) struct Clients {
     pub(crate) admin: AdminClient<Authed>,
 }
 
-async fn connect(what: &str, url: &str) -> anyhow::Result<Channel> {
-    Endpoint::from_shared(url.to_owned())
-        .with_context(|| format!("{what} URL {url:?} is not a valid URI"))?
+async fn connect(
+    client: &plaint_client::ClientSettings,
+    what: &str,
+    url: &str,
+) -> anyhow::Result<Channel> {
+    client
+        .endpoint(url)?
         .connect_timeout(Duration::from_secs(5))
         .timeout(Duration::from_secs(30))
         .connect()
@@ -87,10 +91,13 @@ pub(crate) async fn run(args: DemoArgs, target: &crate::ops::Target) -> anyhow::
     let concurrency = args.concurrency.max(1);
     let bearer = target.client.bearer()?;
     let intake = plaint_client::authed(
-        connect("intake service", &target.intake).await?,
+        connect(&target.client, "intake service", &target.intake).await?,
         bearer.clone(),
     );
-    let router = plaint_client::authed(connect("router service", &target.router).await?, bearer);
+    let router = plaint_client::authed(
+        connect(&target.client, "router service", &target.router).await?,
+        bearer,
+    );
     let mut clients = Clients {
         intake: IntakeClient::new(intake),
         query: QueryClient::new(router.clone()),

@@ -3,6 +3,7 @@
 //! them through their lifecycle, and reports the routes, the CEO budget, the
 //! goodwill stock and a few decisions with their explanations.
 
+pub mod certs;
 mod demo;
 pub mod ops;
 mod render;
@@ -30,6 +31,9 @@ pub enum Command {
     /// Measure the raw limits of this machine, then the whole system against
     /// them, behind a correctness gate (see BENCHMARKS.md).
     Bench(plaint_bench::BenchArgs),
+    /// Certificates for local TLS (a CA, a server and a client certificate).
+    #[command(subcommand)]
+    Certs(certs::CertsCommand),
     /// Everyday operations: complaints, dead letters, policies, climate, stance, rebuilds.
     #[command(flatten)]
     Ops(ops::Ops),
@@ -61,6 +65,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Demo(args) => demo::run(args, &cli.target).await,
         Command::Bench(args) => plaint_bench::run(args, cli.target.json).await,
+        Command::Certs(command) => certs::run(command),
         Command::Ops(ops) => ops::run(cli.target, ops).await,
     }
 }

@@ -43,6 +43,9 @@ pub struct Config {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub access: plaint_access::AccessSettings,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub tls: plaint_runtime::tls::TlsSettings,
 }
 
 impl Config {
@@ -60,6 +63,7 @@ impl Config {
             log: plaint_bus::LogSettings::for_tests(nats_url, prefix),
             supervision: Default::default(),
             access: Default::default(),
+            tls: plaint_runtime::tls::TlsSettings::insecure_plaintext(),
         }
     }
 }

@@ -11,6 +11,8 @@ use plaint_proto::intake::{intake_admin_server::IntakeAdminServer, intake_server
 use plaint_runtime::binary::Service;
 use plaint_runtime::server::{GrpcServer, Listeners};
 use plaint_runtime::tasks::Tasks;
+use plaint_runtime::tls::TlsSettings;
+use tonic::transport::ServerTlsConfig;
 
 use crate::config::Config;
 use crate::grpc::{AdminService, IntakeService};
@@ -25,6 +27,7 @@ pub struct Application {
     core: Intake,
     helpdesk: Helpdesk,
     access: Access,
+    tls: Option<ServerTlsConfig>,
     config: Config,
 }
 
@@ -37,12 +40,17 @@ impl Service for Application {
         (config.grpc_addr, &config.log_format)
     }
 
+    fn tls(config: &Config) -> &TlsSettings {
+        &config.tls
+    }
+
     fn listeners(&self) -> &Listeners {
         &self.listeners
     }
 
     /// Connects to NATS, provisions the streams and binds the listeners.
     async fn build(config: Config) -> anyhow::Result<Self> {
+        let tls = config.tls.server_config(config.grpc_addr)?;
         let (client, log) = plaint_bus::open(&config.log, Self::NAME).await?;
         let helpdesk = Helpdesk::open(log.clone(), &config.log.stream_settings())
             .await
@@ -55,6 +63,7 @@ impl Service for Application {
             core: Intake::new(log, config.conflict_retries),
             helpdesk,
             access,
+            tls,
             config,
         })
     }
@@ -109,6 +118,7 @@ impl Service for Application {
             crate::size_hints::wire_errors_layer(max),
             self.access.gate(),
         )
+        .tls(self.tls)
         .limits(self.access.limits())
         .serve(intake)
         .serve(admin)

@@ -14,7 +14,9 @@ use plaint_runtime::WireErrorsLayer;
 use plaint_runtime::binary::Service;
 use plaint_runtime::server::{GrpcServer, Listeners};
 use plaint_runtime::tasks::Tasks;
+use plaint_runtime::tls::TlsSettings;
 use tokio::sync::broadcast;
+use tonic::transport::ServerTlsConfig;
 
 use crate::admin::AdminService;
 use crate::config::Config;
@@ -35,6 +37,7 @@ pub struct Application {
     dead_letters: DeadLetters,
     store: Store,
     access: Access,
+    tls: Option<ServerTlsConfig>,
     config: Config,
 }
 
@@ -47,6 +50,10 @@ impl Service for Application {
         (config.grpc_addr, &config.log_format)
     }
 
+    fn tls(config: &Config) -> &TlsSettings {
+        &config.tls
+    }
+
     fn listeners(&self) -> &Listeners {
         &self.listeners
     }
@@ -54,6 +61,7 @@ impl Service for Application {
     /// Connects to NATS and PostgreSQL (running migrations), provisions the
     /// streams and binds the listeners.
     async fn build(config: Config) -> anyhow::Result<Self> {
+        let tls = config.tls.server_config(config.grpc_addr)?;
         let (client, log) = plaint_bus::open(&config.log, Self::NAME).await?;
         let dead_letters = DeadLetters::open(log.clone(), &config.log.stream_settings())
             .await
@@ -74,6 +82,7 @@ impl Service for Application {
             dead_letters,
             store,
             access,
+            tls,
             config,
         })
     }
@@ -162,6 +171,7 @@ impl Service for Application {
             WireErrorsLayer::without_hints(max),
             self.access.gate(),
         )
+        .tls(self.tls)
         .limits(self.access.limits())
         .serve(query)
         .serve(admin)

@@ -7,6 +7,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 
 use crate::server::Listeners;
+use crate::tls::TlsSettings;
 use crate::{health, shutdown::shutdown_signal, telemetry};
 
 /// A service as its binary (and a test) runs it.
@@ -21,6 +22,8 @@ pub trait Service: Sized + Send {
     /// Where `config` says the gRPC server listens, and the log format it
     /// asks for.
     fn basics(config: &Self::Config) -> (SocketAddr, &str);
+    /// Its TLS settings, for the health check.
+    fn tls(config: &Self::Config) -> &TlsSettings;
     /// Connects, provisions and binds.
     fn build(config: Self::Config) -> impl Future<Output = anyhow::Result<Self>> + Send;
     /// Where it listens.
@@ -48,7 +51,9 @@ pub async fn main<S: Service>() -> anyhow::Result<()> {
     crate::allocator::return_freed_memory_promptly();
     if std::env::args().nth(1).as_deref() == Some("healthcheck") {
         let config = <S::Config as clap::Parser>::parse_from([S::NAME]);
-        if let Err(e) = health::check(S::basics(&config).0, S::HEALTH_SERVICE).await {
+        if let Err(e) =
+            health::check(S::basics(&config).0, S::HEALTH_SERVICE, S::tls(&config)).await
+        {
             eprintln!("unhealthy: {e}");
             std::process::exit(1);
         }

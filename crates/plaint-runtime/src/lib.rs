@@ -10,6 +10,7 @@ pub mod server;
 pub mod shutdown;
 pub mod tasks;
 pub mod telemetry;
+pub mod tls;
 pub mod wire_errors;
 
 pub use wire_errors::WireErrorsLayer;

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::body::Body;
 use tonic::server::NamedService;
 use tonic::service::RoutesBuilder;
+use tonic::transport::ServerTlsConfig;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
@@ -48,6 +49,7 @@ pub struct GrpcServer {
     wire_errors: WireErrorsLayer,
     gate: Arc<dyn Gate>,
     limits: CallLimits,
+    tls: Option<ServerTlsConfig>,
 }
 
 /// Where a server listens.
@@ -140,6 +142,7 @@ impl GrpcServer {
             wire_errors,
             gate,
             limits: CallLimits::default(),
+            tls: None,
         }
     }
 
@@ -147,6 +150,13 @@ impl GrpcServer {
     /// defaults of [`CallLimits`] otherwise).
     pub fn limits(mut self, limits: &CallLimits) -> Self {
         self.limits = limits.clone();
+        self
+    }
+
+    /// Speaks TLS with `config` ([`TlsSettings::server_config`](crate::tls::TlsSettings::server_config)),
+    /// or plaintext when `None`.
+    pub fn tls(mut self, config: Option<ServerTlsConfig>) -> Self {
+        self.tls = config;
         self
     }
 
@@ -203,6 +213,14 @@ impl GrpcServer {
         supervision: Supervision,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        let mut builder = tonic::transport::Server::builder();
+        // First, so that unusable settings fail before anything runs.
+        if let Some(tls) = self.tls {
+            builder = builder
+                .tls_config(tls)
+                .map_err(|e| anyhow::anyhow!("{e}"))
+                .context("the TLS settings are unusable")?;
+        }
         let (health, health_service) = tonic_health::server::health_reporter();
         set_status(&health, &self.names, ServingStatus::Serving).await;
         let mut served = self.names.clone();
@@ -230,7 +248,7 @@ impl GrpcServer {
         let drain = CancellationToken::new();
         let incoming = TcpIncoming::from(listeners.grpc).with_nodelay(Some(true));
         let mut server = tokio::spawn(
-            tonic::transport::Server::builder()
+            builder
                 .layer(GrpcMetricsLayer::new(known))
                 // Inside the metrics, so that they count the rewritten code.
                 .layer(self.wire_errors)

@@ -12,6 +12,7 @@
 //! - [`admin_key`]: the bootstrap admin key of the services a test starts;
 //!   [`authed`] wraps a channel so that every call presents it.
 //! - [`jwt::Issuer`]: an identity provider's key pair, JWKS file and tokens.
+//! - [`TlsFiles`]: a CA, a server and a client certificate in a temporary directory.
 //! - [`init_test_tracing`]: logs for a test run, only when `TEST_LOG` is set.
 //!
 //! Helpers panic with a descriptive message instead of returning errors: a broken harness
@@ -26,6 +27,7 @@ mod db;
 pub mod jwt;
 mod nats;
 mod pg;
+mod tls;
 
 use std::sync::Once;
 
@@ -33,6 +35,7 @@ pub use cluster::NatsCluster;
 pub use db::{DEFAULT_TEST_DATABASE_URL, TEST_DB_PREFIX, TestDb};
 pub use nats::{DEFAULT_TEST_NATS_URL, NatsServer, shared_nats_url};
 pub use pg::PgServer;
+pub use tls::TlsFiles;
 
 /// A unique prefix such as `t3f9a0c12be47`, safe in NATS subjects, stream and consumer names.
 ///

@@ -11,7 +11,6 @@ use plaint_client::{Authed, ClientSettings};
 use plaint_proto::access::access_client::AccessClient;
 use plaint_proto::intake::{intake_admin_client::IntakeAdminClient, intake_client::IntakeClient};
 use plaint_proto::router::{admin_client::AdminClient, query_client::QueryClient};
-use tonic::transport::Endpoint;
 
 pub use admin::{ClimateArgs, DeadLetterCommand, PolicyCommand, StanceArgs};
 pub use complaints::{ListArgs, SubmitArgs, WatchArgs};
@@ -25,7 +24,7 @@ pub struct Target {
         long,
         global = true,
         env = "PLAINT_INTAKE_URL",
-        default_value = "http://127.0.0.1:50051"
+        default_value = "https://127.0.0.1:50051"
     )]
     pub intake: String,
     /// gRPC endpoint of the router service.
@@ -33,13 +32,13 @@ pub struct Target {
         long,
         global = true,
         env = "PLAINT_ROUTER_URL",
-        default_value = "http://127.0.0.1:50052"
+        default_value = "https://127.0.0.1:50052"
     )]
     pub router: String,
     /// Print JSON instead of tables, for scripts.
     #[arg(long, global = true)]
     pub json: bool,
-    /// The credential every call presents.
+    /// The credential every call presents, and how the services' TLS is verified.
     #[command(flatten)]
     pub client: ClientSettings,
 }
@@ -93,15 +92,14 @@ pub enum Ops {
 }
 
 async fn channel(t: &Target, url: &str, what: &str) -> anyhow::Result<Authed> {
-    let bearer = t.client.bearer()?;
-    let channel = Endpoint::from_shared(url.to_owned())
-        .with_context(|| format!("{url} is not a valid {what} URL"))?
-        .connect()
-        .await
-        .with_context(|| {
-            format!("cannot connect to the {what} service at {url} (is it running?)")
-        })?;
-    Ok(plaint_client::authed(channel, bearer))
+    t.client.connect(url).await.with_context(|| {
+        let hint = if url.starts_with("http://") {
+            "; a service that serves TLS needs an https:// URL"
+        } else {
+            ""
+        };
+        format!("cannot reach the {what} service (is it running?{hint})")
+    })
 }
 
 async fn intake(t: &Target) -> anyhow::Result<IntakeClient<Authed>> {
@@ -128,7 +126,19 @@ async fn access(t: &Target) -> anyhow::Result<AccessClient<Authed>> {
 
 /// A gRPC failure as an error a person can act on.
 fn rpc(what: &str, status: tonic::Status) -> anyhow::Error {
-    anyhow::anyhow!("{what} failed: {} ({:?})", status.message(), status.code())
+    // A refused TLS handshake (no or a wrong client certificate) surfaces as
+    // "transport error"; the why is in the causes.
+    let mut causes = String::new();
+    let mut next = std::error::Error::source(&status);
+    while let Some(cause) = next {
+        causes.push_str(&format!(": {cause}"));
+        next = cause.source();
+    }
+    anyhow::anyhow!(
+        "{what} failed: {}{causes} ({:?})",
+        status.message(),
+        status.code()
+    )
 }
 
 /// Runs one operator command.
