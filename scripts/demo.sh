@@ -7,7 +7,9 @@
 #                            Extra arguments go to `plaint-ctl demo` (e.g. --json).
 #   scripts/demo.sh stop     stops the services a previous run started.
 # Services use the defaults (prefix `plaint`, stream COMPLAINTS, database `plaint`); their JSON
-# logs and pid files are in .local/run/.
+# logs and pid files are in .local/run/. The bootstrap admin key is made once, in
+# .local/keys/admin.key (mode 0600): the services take it as their admin key and `plaint-ctl`
+# presents it by default.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -57,6 +59,12 @@ cargo build --release -p plaint-intake -p plaint-router -p plaint-ctl
 
 mkdir -p "$RUN_DIR"
 stop_all
+
+ADMIN_KEY_FILE="$ROOT/.local/keys/admin.key"
+if [ ! -f "$ADMIN_KEY_FILE" ]; then
+  target/release/plaint-ctl keys bootstrap --out "$ADMIN_KEY_FILE"
+fi
+export PLAINT_ADMIN_KEY_FILE="$ADMIN_KEY_FILE" PLAINT_API_KEY_FILE="$ADMIN_KEY_FILE"
 
 # start_service <name>: runs target/release/plaint-<name> in the background.
 start_service() {

@@ -2,6 +2,7 @@
 //! gRPC clients to it, the event log read back through `plaint_bus`, a plain
 //! NATS publisher for the helpdesk door, and bounded waits.
 
+use plaint_access::settings::KeyText;
 use plaint_runtime::binary::Service as _;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -9,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
 use plaint_bus::{EventLog, Helpdesk, StoredEvent, StreamSettings};
+use plaint_client::Authed;
 use plaint_domain::values::{ExternalTicketId, SourceSystem};
 use plaint_domain::{ComplaintEvent, ComplaintId, EventPayload};
 use plaint_intake::{Application, Config};
@@ -18,7 +20,7 @@ use plaint_proto::intake::intake_admin_client::IntakeAdminClient;
 use plaint_proto::intake::intake_client::IntakeClient;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Endpoint;
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
 
@@ -62,11 +64,11 @@ pub(crate) struct TestIntake {
     /// Where its metrics endpoint listens.
     pub(crate) metrics_addr: SocketAddr,
     /// The `Intake` client.
-    pub(crate) client: IntakeClient<Channel>,
+    pub(crate) client: IntakeClient<Authed>,
     /// The `IntakeAdmin` client.
-    pub(crate) admin: IntakeAdminClient<Channel>,
+    pub(crate) admin: IntakeAdminClient<Authed>,
     /// The channel both clients use (for health and reflection clients).
-    pub(crate) channel: Channel,
+    pub(crate) channel: Authed,
     /// The subject prefix.
     pub(crate) prefix: String,
     /// The event log, opened with the service's names.
@@ -86,8 +88,9 @@ pub(crate) async fn spawn_intake(nats_url: &str) -> TestIntake {
 }
 
 /// Starts the intake with `config` (its `grpc_addr` should be port 0).
-pub(crate) async fn spawn_intake_with(config: Config) -> TestIntake {
+pub(crate) async fn spawn_intake_with(mut config: Config) -> TestIntake {
     plaint_testkit::init_test_tracing();
+    config.access.admin_key = Some(KeyText::new(plaint_testkit::admin_key()));
     let prefix = config.log.prefix.clone();
     let nats_url = config.log.nats_url.clone();
     let settings = config.log.clone();
@@ -109,6 +112,7 @@ pub(crate) async fn spawn_intake_with(config: Config) -> TestIntake {
     )
     .await
     .expect("connect to intake");
+    let channel = plaint_testkit::authed(channel);
     let client = IntakeClient::new(channel.clone());
     let admin = IntakeAdminClient::new(channel.clone());
 
@@ -381,7 +385,7 @@ pub(crate) fn assert_invalid_field(status: &Status, field: &str) {
 }
 
 /// The services a server's reflection lists, sorted.
-pub(crate) async fn list_services(channel: tonic::transport::Channel) -> Vec<String> {
+pub(crate) async fn list_services(channel: plaint_client::Authed) -> Vec<String> {
     use tokio_stream::StreamExt;
     use tonic_reflection::pb::v1::ServerReflectionRequest;
     use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
@@ -429,7 +433,7 @@ pub(crate) fn expected_listing(services: &[&str]) -> Vec<String> {
 /// Health says SERVING for the server as a whole and for each of `served`,
 /// and knows nothing of the services served `elsewhere`.
 pub(crate) async fn assert_health(
-    channel: tonic::transport::Channel,
+    channel: plaint_client::Authed,
     served: &[&str],
     elsewhere: &[&str],
 ) {

@@ -1,6 +1,8 @@
 //! The router end to end: decisions appended once and explained, the CEO
 //! budget holding across replicas, read-your-writes through the projections.
 
+use plaint_access::settings::KeyText;
+use plaint_client::Authed;
 use plaint_domain::RoutingPolicy;
 use plaint_proto::events as epb;
 use plaint_proto::router::{self as rpb, admin_client::AdminClient, query_client::QueryClient};
@@ -8,7 +10,7 @@ use plaint_router::{Application, Config};
 use plaint_runtime::binary::Service as _;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Endpoint;
 
 use crate::helpers::{
     TestIntake, assert_health, eventually, expected_listing, list_services, spawn_intake,
@@ -18,19 +20,20 @@ use crate::helpers::{
 /// A running router and its clients.
 pub(crate) struct TestRouter {
     pub(crate) addr: std::net::SocketAddr,
-    pub(crate) channel: Channel,
-    pub(crate) query: QueryClient<Channel>,
-    pub(crate) admin: AdminClient<Channel>,
+    pub(crate) channel: Authed,
+    pub(crate) query: QueryClient<Authed>,
+    pub(crate) admin: AdminClient<Authed>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<anyhow::Result<()>>>,
 }
 
 pub(crate) async fn spawn_router(intake: &TestIntake, database_url: &str) -> TestRouter {
-    let config = Config::for_tests(
+    let mut config = Config::for_tests(
         &plaint_testkit::shared_nats_url(),
         &intake.prefix,
         database_url,
     );
+    config.access.admin_key = Some(KeyText::new(plaint_testkit::admin_key()));
     let app = within("router builds", Application::build(config))
         .await
         .expect("router builds");
@@ -47,6 +50,7 @@ pub(crate) async fn spawn_router(intake: &TestIntake, database_url: &str) -> Tes
     )
     .await
     .expect("connect to the router");
+    let channel = plaint_testkit::authed(channel);
     TestRouter {
         addr,
         channel: channel.clone(),
@@ -90,7 +94,7 @@ fn viral(
     r
 }
 
-async fn decided(query: &mut QueryClient<Channel>, id: &str) -> rpb::GetComplaintResponse {
+async fn decided(query: &mut QueryClient<Authed>, id: &str) -> rpb::GetComplaintResponse {
     let id = id.to_owned();
     eventually("the complaint is routed and projected", async || {
         let r = query
@@ -299,7 +303,7 @@ async fn a_customer_the_ceo_engaged_stays_in_cooldown_for_this_router_and_the_ne
     db.drop_db().await;
 }
 
-async fn all_complaints(query: &mut QueryClient<Channel>) -> Vec<rpb::ComplaintSummary> {
+async fn all_complaints(query: &mut QueryClient<Authed>) -> Vec<rpb::ComplaintSummary> {
     let mut out = Vec::new();
     let mut token = String::new();
     loop {
@@ -321,7 +325,7 @@ async fn all_complaints(query: &mut QueryClient<Channel>) -> Vec<rpb::ComplaintS
 }
 
 /// Everything the query API says about every complaint, for comparison.
-async fn snapshot(query: &mut QueryClient<Channel>) -> Vec<String> {
+async fn snapshot(query: &mut QueryClient<Authed>) -> Vec<String> {
     let mut out = Vec::new();
     for c in all_complaints(query).await {
         let mut r = query

@@ -11,11 +11,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_nats::HeaderMap;
 use bytes::Bytes;
+use plaint_client::Authed;
 use plaint_proto::intake as ipb;
 use plaint_proto::router as rpb;
 use prost::Message;
 use tonic::codegen::http::uri::PathAndQuery;
-use tonic::transport::Channel;
 use tonic::{Code, Status};
 
 use crate::raw_codec::RawCodec;
@@ -38,7 +38,7 @@ const MIB: usize = 1024 * 1024;
 
 // --- raw gRPC: bytes in, bytes out ------------------------------------------
 
-async fn raw_call(channel: Channel, path: &'static str, body: Bytes) -> Result<Bytes, Status> {
+async fn raw_call(channel: Authed, path: &'static str, body: Bytes) -> Result<Bytes, Status> {
     let mut grpc = tonic::client::Grpc::new(channel)
         .max_decoding_message_size(16 * MIB)
         .max_encoding_message_size(16 * MIB);

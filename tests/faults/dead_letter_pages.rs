@@ -9,8 +9,8 @@ use std::time::Instant;
 use async_nats::HeaderMap;
 use bytes::Bytes;
 use plaint_bus::{DEAD_LETTER_REASON, DEAD_LETTER_SUBJECT};
+use plaint_client::Authed;
 use plaint_proto::intake::{self as ipb, intake_admin_client::IntakeAdminClient};
-use tonic::transport::Channel;
 
 use crate::checker::figures;
 use crate::harness::{Options, System};
@@ -53,12 +53,12 @@ fn letter(i: usize, size: usize) -> Bytes {
     Bytes::from(payload)
 }
 
-fn admin(sys: &System) -> IntakeAdminClient<Channel> {
+fn admin(sys: &System) -> IntakeAdminClient<Authed> {
     IntakeAdminClient::new(sys.intake_channel()).max_decoding_message_size(64 * MIB)
 }
 
 async fn page(
-    admin: &mut IntakeAdminClient<Channel>,
+    admin: &mut IntakeAdminClient<Authed>,
     after: u64,
     limit: u32,
 ) -> ipb::ListDeadLettersResponse {

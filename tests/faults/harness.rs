@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream;
 use bytes::Bytes;
 use plaint_bus::{EventLog, Names, StreamSettings};
+use plaint_client::Authed;
 use plaint_domain::values::{ExternalTicketId, SourceSystem};
 use plaint_domain::{ComplaintId, EventId};
 use plaint_proto::events as epb;
@@ -34,7 +35,7 @@ use plaint_proto::router::{admin_client::AdminClient, query_client::QueryClient}
 use plaint_testkit::{NatsServer, PgServer};
 use tempfile::TempDir;
 use tokio::task::JoinSet;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Endpoint;
 use tonic::{Code, Status};
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
@@ -307,6 +308,10 @@ impl Service {
         let mut cmd = Command::new(&self.binary);
         cmd.envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env(self.port_var, self.addr.to_string())
+            .env(
+                plaint_access::settings::ADMIN_KEY_ENV,
+                plaint_testkit::admin_key(),
+            )
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(err);
@@ -589,35 +594,37 @@ impl System {
     }
 
     /// A lazily connecting channel to `addr` (reconnects after restarts).
-    fn channel(addr: SocketAddr) -> Channel {
-        Endpoint::from_shared(format!("http://{addr}"))
-            .expect("endpoint")
-            .connect_timeout(Duration::from_secs(1))
-            .timeout(Duration::from_secs(60))
-            .connect_lazy()
+    fn channel(addr: SocketAddr) -> Authed {
+        plaint_testkit::authed(
+            Endpoint::from_shared(format!("http://{addr}"))
+                .expect("endpoint")
+                .connect_timeout(Duration::from_secs(1))
+                .timeout(Duration::from_secs(60))
+                .connect_lazy(),
+        )
     }
 
     /// An intake client.
-    pub(crate) fn intake_client(&self) -> IntakeClient<Channel> {
+    pub(crate) fn intake_client(&self) -> IntakeClient<Authed> {
         IntakeClient::new(Self::channel(self.intake.addr()))
             .max_decoding_message_size(16 << 20)
             .max_encoding_message_size(16 << 20)
     }
 
     /// A channel to intake, for raw calls.
-    pub(crate) fn intake_channel(&self) -> Channel {
+    pub(crate) fn intake_channel(&self) -> Authed {
         Self::channel(self.intake.addr())
     }
 
     /// A router query client.
-    pub(crate) fn query_client(&self) -> QueryClient<Channel> {
+    pub(crate) fn query_client(&self) -> QueryClient<Authed> {
         QueryClient::new(Self::channel(self.router.addr()))
             .max_decoding_message_size(64 << 20)
             .max_encoding_message_size(16 << 20)
     }
 
     /// A router admin client.
-    pub(crate) fn admin_client(&self) -> AdminClient<Channel> {
+    pub(crate) fn admin_client(&self) -> AdminClient<Authed> {
         AdminClient::new(Self::channel(self.router.addr())).max_decoding_message_size(64 << 20)
     }
 
@@ -978,7 +985,7 @@ impl Load {
 }
 
 async fn run_load(
-    client: IntakeClient<Channel>,
+    client: IntakeClient<Authed>,
     js: jetstream::Context,
     inbound: String,
     spec: LoadSpec,
@@ -1084,7 +1091,7 @@ impl<T> SharedReceiver<T> {
 
 /// Runs one job to an answer, retrying with the same ids; `false` when given up.
 async fn run_job(
-    client: &IntakeClient<Channel>,
+    client: &IntakeClient<Authed>,
     js: &jetstream::Context,
     inbound: &str,
     spec: &LoadSpec,

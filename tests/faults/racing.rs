@@ -6,6 +6,7 @@
 //! The services run in-process (nothing is killed here). The helpers at the
 //! top are shared with [`crate::poison`] and [`crate::cluster`].
 
+use plaint_access::settings::KeyText;
 use plaint_runtime::binary::Service as _;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
@@ -13,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
 use plaint_bus::{EventLog, Names, StreamSettings};
+use plaint_client::Authed;
 use plaint_domain::event::{CompanyEvent, ComplaintEvent, EventPayload};
 use plaint_domain::{ComplaintId, Route, Timestamp};
 use plaint_proto::events as epb;
@@ -20,7 +22,7 @@ use plaint_proto::intake::{self as ipb, intake_client::IntakeClient};
 use plaint_proto::router::{self as rpb, admin_client::AdminClient, query_client::QueryClient};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Endpoint;
 
 use crate::harness::{eventually, within};
 
@@ -31,7 +33,7 @@ use crate::harness::{eventually, within};
 
 /// A service running in-process until [`stop`](Self::stop).
 pub(crate) struct Running {
-    pub(crate) channel: Channel,
+    pub(crate) channel: Authed,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<anyhow::Result<()>>>,
 }
@@ -53,7 +55,7 @@ impl Running {
         .await
         .expect("connect");
         Self {
-            channel,
+            channel: plaint_testkit::authed(channel),
             shutdown: Some(shutdown),
             task: Some(task),
         }
@@ -73,25 +75,29 @@ impl Running {
     }
 
     /// An intake client.
-    pub(crate) fn intake(&self) -> IntakeClient<Channel> {
+    pub(crate) fn intake(&self) -> IntakeClient<Authed> {
         IntakeClient::new(self.channel.clone())
     }
 
     /// A router query client.
-    pub(crate) fn query(&self) -> QueryClient<Channel> {
+    pub(crate) fn query(&self) -> QueryClient<Authed> {
         QueryClient::new(self.channel.clone())
     }
 
     /// A router admin client.
-    pub(crate) fn admin(&self) -> AdminClient<Channel> {
+    pub(crate) fn admin(&self) -> AdminClient<Authed> {
         AdminClient::new(self.channel.clone())
     }
 }
 
 /// Starts the intake with `config` (port 0), retrying the build for up to
 /// `build_limit` (a cluster may not accept streams yet).
-pub(crate) async fn spawn_intake(config: plaint_intake::Config, build_limit: Duration) -> Running {
+pub(crate) async fn spawn_intake(
+    mut config: plaint_intake::Config,
+    build_limit: Duration,
+) -> Running {
     plaint_testkit::init_test_tracing();
+    config.access.admin_key = Some(KeyText::new(plaint_testkit::admin_key()));
     let app = eventually("the intake to build", build_limit, async || {
         match plaint_intake::Application::build(config.clone()).await {
             Ok(app) => Some(app),
@@ -112,8 +118,12 @@ pub(crate) async fn spawn_intake(config: plaint_intake::Config, build_limit: Dur
 }
 
 /// Starts a router with `config` (port 0), retrying the build for up to `build_limit`.
-pub(crate) async fn spawn_router(config: plaint_router::Config, build_limit: Duration) -> Running {
+pub(crate) async fn spawn_router(
+    mut config: plaint_router::Config,
+    build_limit: Duration,
+) -> Running {
     plaint_testkit::init_test_tracing();
+    config.access.admin_key = Some(KeyText::new(plaint_testkit::admin_key()));
     let app = eventually("the router to build", build_limit, async || {
         match plaint_router::Application::build(config.clone()).await {
             Ok(app) => Some(app),

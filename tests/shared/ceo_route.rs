@@ -1,14 +1,14 @@
 //! Opening the CEO route for tests of the budget and the cooldown; shared by
 //! the e2e and fault test binaries.
 
+use plaint_client::Authed;
 use plaint_domain::RoutingPolicy;
 use plaint_proto::events as epb;
 use plaint_proto::router::{self as rpb, admin_client::AdminClient};
-use tonic::transport::Channel;
 
 /// Publishes a policy with `budget` CEO engagements a window and no segment
 /// share limit, and sets the climate to good: viral complaints reach the CEO.
-pub(crate) async fn open_the_ceo_route(admin: &mut AdminClient<Channel>, budget: u32) {
+pub(crate) async fn open_the_ceo_route(admin: &mut AdminClient<Authed>, budget: u32) {
     let mut policy = RoutingPolicy::default();
     policy.budget.per_window = budget;
     policy.max_segment_share_pct = 100;

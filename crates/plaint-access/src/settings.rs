@@ -40,6 +40,11 @@ impl KeyText {
     pub fn new(text: impl Into<String>) -> Self {
         Self(text.into())
     }
+
+    /// The key itself, to hand to a child process's environment.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
 }
 
 impl std::fmt::Debug for KeyText {

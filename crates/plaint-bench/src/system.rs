@@ -9,7 +9,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
+use plaint_access::api_key::NewKey;
+use plaint_access::settings::{ADMIN_KEY_ENV, KeyText};
 use plaint_bus::{EventLog, Names, StreamSettings};
+use plaint_client::{Authed, Bearer};
 use plaint_proto::events::Route;
 use plaint_proto::intake::SubmitComplaintRequest;
 use plaint_proto::intake::intake_client::IntakeClient;
@@ -20,7 +23,6 @@ use plaint_proto::router::{
     WatchComplaintsRequest,
 };
 use tokio::task::JoinSet;
-use tonic::transport::Channel;
 
 use crate::generate::generate;
 use crate::observe::{Probe, ProbeSample};
@@ -51,6 +53,10 @@ pub(crate) struct Services {
     database_url: String,
     intake_port: u16,
     router_port: u16,
+    /// The run's bootstrap admin key: the services take it from their
+    /// environment, the driver presents it.
+    admin_key: Bearer,
+    admin_key_text: KeyText,
     pub(crate) intake: Option<Proc>,
     pub(crate) router: Option<Proc>,
 }
@@ -63,7 +69,10 @@ impl Services {
         prefix: String,
         database_url: String,
     ) -> anyhow::Result<Self> {
+        let key = NewKey::generate().context("cannot make the run's admin key")?;
         Ok(Self {
+            admin_key: Bearer::token(&key.text)?,
+            admin_key_text: KeyText::new(key.text),
             dir,
             bin_dir,
             nats_url,
@@ -75,6 +84,14 @@ impl Services {
             intake: None,
             router: None,
         })
+    }
+
+    /// A channel to the service on `port` that presents the run's admin key.
+    async fn authed(&self, port: u16) -> anyhow::Result<Authed> {
+        Ok(plaint_client::authed(
+            procs::channel(port).await?,
+            self.admin_key.clone(),
+        ))
     }
 
     /// The subject prefix of the run.
@@ -94,6 +111,7 @@ impl Services {
             ("PLAINT_STREAM", self.stream.clone()),
             ("PLAINT_STREAM_REPLICAS", "1".to_owned()),
             ("LOG_FORMAT", "json".to_owned()),
+            (ADMIN_KEY_ENV, self.admin_key_text.expose().to_owned()),
         ]
     }
 
@@ -214,9 +232,9 @@ impl Tickets {
 /// The clients and shared state of a run's system part.
 #[derive(Debug, Clone)]
 pub(crate) struct Driver {
-    intake: IntakeClient<Channel>,
-    query: QueryClient<Channel>,
-    admin: AdminClient<Channel>,
+    intake: IntakeClient<Authed>,
+    query: QueryClient<Authed>,
+    admin: AdminClient<Authed>,
     probe: Probe,
     tickets: Arc<Tickets>,
     pub(crate) ledger: Arc<Mutex<Ledger>>,
@@ -349,8 +367,8 @@ impl Driver {
         services: &Services,
         seed: u64,
     ) -> anyhow::Result<(Self, plaint_bus::Client)> {
-        let intake = IntakeClient::new(procs::channel(services.intake_port).await?);
-        let router = procs::channel(services.router_port).await?;
+        let intake = IntakeClient::new(services.authed(services.intake_port).await?);
+        let router = services.authed(services.router_port).await?;
         let client = plaint_bus::connect(&services.nats_url, "plaint-ctl-bench").await?;
         let names = Names::new(&services.prefix, &services.stream).map_err(anyhow::Error::msg)?;
         let durable = names.consumer("router");
@@ -373,7 +391,7 @@ impl Driver {
 
     /// New channels to the router (after a restart).
     pub(crate) async fn reconnect_router(&mut self, services: &Services) -> anyhow::Result<()> {
-        let router = procs::channel(services.router_port).await?;
+        let router = services.authed(services.router_port).await?;
         self.query = QueryClient::new(router.clone());
         self.admin = AdminClient::new(router);
         Ok(())

@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
+use plaint_client::Authed;
 use plaint_proto::events::{Climate, FulfilmentKind, ItemOutcome, Route, StanceAlignment};
 use plaint_proto::intake::intake_client::IntakeClient;
 use plaint_proto::intake::{
@@ -27,9 +28,9 @@ use plaint_bench::generate::{Complaint, Lifecycle, generate};
 /// Clients of both services.
 #[derive(Debug, Clone)]
 pub(crate) struct Clients {
-    pub(crate) intake: IntakeClient<Channel>,
-    pub(crate) query: QueryClient<Channel>,
-    pub(crate) admin: AdminClient<Channel>,
+    pub(crate) intake: IntakeClient<Authed>,
+    pub(crate) query: QueryClient<Authed>,
+    pub(crate) admin: AdminClient<Authed>,
 }
 
 async fn connect(what: &str, url: &str) -> anyhow::Result<Channel> {
@@ -84,8 +85,12 @@ pub(crate) struct RunStats {
 /// Runs the demo.
 pub(crate) async fn run(args: DemoArgs, target: &crate::ops::Target) -> anyhow::Result<()> {
     let concurrency = args.concurrency.max(1);
-    let intake = connect("intake service", &target.intake).await?;
-    let router = connect("router service", &target.router).await?;
+    let bearer = target.client.bearer()?;
+    let intake = plaint_client::authed(
+        connect("intake service", &target.intake).await?,
+        bearer.clone(),
+    );
+    let router = plaint_client::authed(connect("router service", &target.router).await?, bearer);
     let mut clients = Clients {
         intake: IntakeClient::new(intake),
         query: QueryClient::new(router.clone()),
@@ -174,7 +179,7 @@ fn retryable(status: &tonic::Status) -> bool {
 }
 
 async fn submit_one(
-    mut intake: IntakeClient<Channel>,
+    mut intake: IntakeClient<Authed>,
     complaint: &Complaint,
 ) -> anyhow::Result<WriteResult> {
     let mut attempt = 0;
@@ -263,7 +268,7 @@ async fn publish_helpdesk(
 }
 
 /// Total complaints in the router's projection, and how many are not routed yet.
-async fn queue_counts(query: &mut QueryClient<Channel>) -> anyhow::Result<(u64, u64)> {
+async fn queue_counts(query: &mut QueryClient<Authed>) -> anyhow::Result<(u64, u64)> {
     let stats = query
         .get_queue_stats(GetQueueStatsRequest { consistency: None })
         .await
@@ -279,14 +284,14 @@ async fn queue_counts(query: &mut QueryClient<Channel>) -> anyhow::Result<(u64, 
     Ok((total, unrouted))
 }
 
-async fn queue_total(query: &mut QueryClient<Channel>) -> anyhow::Result<u64> {
+async fn queue_total(query: &mut QueryClient<Authed>) -> anyhow::Result<u64> {
     Ok(queue_counts(query).await?.0)
 }
 
 /// Waits (at most 30 s) until the projection holds `expected` complaints, all routed,
 /// or (helpdesk resubmissions are duplicates the demo cannot see) until every complaint
 /// is routed and the count has stood still for 2 s.
-async fn wait_until_routed(query: &mut QueryClient<Channel>, expected: u64) -> anyhow::Result<()> {
+async fn wait_until_routed(query: &mut QueryClient<Authed>, expected: u64) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut last_total = None;
     let mut still_since = Instant::now();
@@ -312,7 +317,7 @@ async fn wait_until_routed(query: &mut QueryClient<Channel>, expected: u64) -> a
 
 /// The complaint once the router has decided, or `None` after 5 s.
 async fn routed(
-    query: &mut QueryClient<Channel>,
+    query: &mut QueryClient<Authed>,
     complaint_id: &str,
     sequence: u64,
 ) -> Option<ComplaintSummary> {

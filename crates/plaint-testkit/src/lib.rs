@@ -9,7 +9,8 @@
 //! - [`shared_nats_url`]: the long-running NATS for tests that only need isolation by name.
 //! - [`TestDb`]: a fresh PostgreSQL database per test.
 //! - [`unique_prefix`]: a subject-safe prefix for streams, subjects and consumers.
-//! - [`admin_key`]: the bootstrap admin key of the services a test starts.
+//! - [`admin_key`]: the bootstrap admin key of the services a test starts;
+//!   [`authed`] wraps a channel so that every call presents it.
 //! - [`init_test_tracing`]: logs for a test run, only when `TEST_LOG` is set.
 //!
 //! Helpers panic with a descriptive message instead of returning errors: a broken harness
@@ -48,6 +49,13 @@ pub fn admin_key() -> &'static str {
             .unwrap_or_else(|e| panic!("cannot make the test admin key: {e}"))
             .text
     })
+}
+
+/// `channel`, presenting [`admin_key`] on every call.
+pub fn authed(channel: tonic::transport::Channel) -> plaint_client::Authed {
+    let bearer = plaint_client::Bearer::token(admin_key())
+        .unwrap_or_else(|e| panic!("the test admin key is not a header value: {e}"));
+    plaint_client::authed(channel, bearer)
 }
 
 /// Installs a `tracing` subscriber once per process, only when `TEST_LOG` is set.

@@ -14,11 +14,7 @@ use crate::raw_codec::RawCodec;
 const SUBMIT: &str = "/plaint.intake.v1.Intake/SubmitComplaint";
 
 /// Sends `body` as the request message of `path`; returns the refusal.
-async fn send_raw(
-    channel: &tonic::transport::Channel,
-    path: &'static str,
-    body: Vec<u8>,
-) -> Status {
+async fn send_raw(channel: &plaint_client::Authed, path: &'static str, body: Vec<u8>) -> Status {
     let mut grpc = tonic::client::Grpc::new(channel.clone());
     grpc.ready().await.expect("the channel is ready");
     grpc.unary(

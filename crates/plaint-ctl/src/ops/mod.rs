@@ -7,10 +7,11 @@ mod keys;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
+use plaint_client::{Authed, ClientSettings};
 use plaint_proto::access::access_client::AccessClient;
 use plaint_proto::intake::{intake_admin_client::IntakeAdminClient, intake_client::IntakeClient};
 use plaint_proto::router::{admin_client::AdminClient, query_client::QueryClient};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Endpoint;
 
 pub use admin::{ClimateArgs, DeadLetterCommand, PolicyCommand, StanceArgs};
 pub use complaints::{ListArgs, SubmitArgs, WatchArgs};
@@ -38,6 +39,9 @@ pub struct Target {
     /// Print JSON instead of tables, for scripts.
     #[arg(long, global = true)]
     pub json: bool,
+    /// The credential every call presents.
+    #[command(flatten)]
+    pub client: ClientSettings,
 }
 
 /// The operator commands.
@@ -88,32 +92,38 @@ pub enum Ops {
     },
 }
 
-async fn channel(url: &str, what: &str) -> anyhow::Result<Channel> {
-    Endpoint::from_shared(url.to_owned())
+async fn channel(t: &Target, url: &str, what: &str) -> anyhow::Result<Authed> {
+    let bearer = t.client.bearer()?;
+    let channel = Endpoint::from_shared(url.to_owned())
         .with_context(|| format!("{url} is not a valid {what} URL"))?
         .connect()
         .await
-        .with_context(|| format!("cannot connect to the {what} service at {url} (is it running?)"))
+        .with_context(|| {
+            format!("cannot connect to the {what} service at {url} (is it running?)")
+        })?;
+    Ok(plaint_client::authed(channel, bearer))
 }
 
-async fn intake(t: &Target) -> anyhow::Result<IntakeClient<Channel>> {
-    Ok(IntakeClient::new(channel(&t.intake, "intake").await?))
+async fn intake(t: &Target) -> anyhow::Result<IntakeClient<Authed>> {
+    Ok(IntakeClient::new(channel(t, &t.intake, "intake").await?))
 }
 
-async fn intake_admin(t: &Target) -> anyhow::Result<IntakeAdminClient<Channel>> {
-    Ok(IntakeAdminClient::new(channel(&t.intake, "intake").await?))
+async fn intake_admin(t: &Target) -> anyhow::Result<IntakeAdminClient<Authed>> {
+    Ok(IntakeAdminClient::new(
+        channel(t, &t.intake, "intake").await?,
+    ))
 }
 
-async fn query(t: &Target) -> anyhow::Result<QueryClient<Channel>> {
-    Ok(QueryClient::new(channel(&t.router, "router").await?))
+async fn query(t: &Target) -> anyhow::Result<QueryClient<Authed>> {
+    Ok(QueryClient::new(channel(t, &t.router, "router").await?))
 }
 
-async fn admin(t: &Target) -> anyhow::Result<AdminClient<Channel>> {
-    Ok(AdminClient::new(channel(&t.router, "router").await?))
+async fn admin(t: &Target) -> anyhow::Result<AdminClient<Authed>> {
+    Ok(AdminClient::new(channel(t, &t.router, "router").await?))
 }
 
-async fn access(t: &Target) -> anyhow::Result<AccessClient<Channel>> {
-    Ok(AccessClient::new(channel(&t.router, "router").await?))
+async fn access(t: &Target) -> anyhow::Result<AccessClient<Authed>> {
+    Ok(AccessClient::new(channel(t, &t.router, "router").await?))
 }
 
 /// A gRPC failure as an error a person can act on.
