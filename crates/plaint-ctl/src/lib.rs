@@ -44,6 +44,13 @@ pub struct DemoArgs {
     /// Subject prefix of the deployment.
     #[arg(long, env = "PLAINT_PREFIX", default_value = "plaint")]
     pub prefix: String,
+    /// The helpdesk integration the demo publishes as: its inbound subject,
+    /// and the source system of its complaints.
+    #[arg(long, env = "PLAINT_DEMO_INTEGRATION", default_value = "demo-helpdesk")]
+    pub integration: String,
+    /// Credentials and TLS of that integration on NATS.
+    #[command(flatten)]
+    pub nats_access: plaint_bus::NatsAccess,
     /// How many complaints to submit (half over gRPC, half over the helpdesk).
     #[arg(long, default_value_t = 2000)]
     pub count: usize,

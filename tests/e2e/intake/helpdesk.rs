@@ -53,9 +53,22 @@ async fn bad_helpdesk_messages_are_dead_lettered_with_their_bytes_and_reason() {
             reason_names: "65536",
         },
         Refused {
-            kind: "illegal",
+            // Its own complaint, but not routed yet.
+            kind: "zendesk",
             payload: br#"{"type":"acknowledge","source_system":"zendesk","external_ticket_id":"H-A","by":"agent-7"}"#.to_vec(),
             reason_names: "acknowledge",
+        },
+        Refused {
+            // Another integration speaking for zendesk's complaint: the
+            // subject says who it is, whatever the payload says.
+            kind: "globex",
+            payload: br#"{"type":"follow_up","source_system":"zendesk","external_ticket_id":"H-A","text":"It is me, zendesk."}"#.to_vec(),
+            reason_names: "integration globex speaks only for complaints of source system globex",
+        },
+        Refused {
+            kind: "initech",
+            payload: submit_json("zendesk", "H-IMPOSTOR").into_bytes(),
+            reason_names: "this one is zendesk's",
         },
         Refused {
             // Field 1, length-delimited, claiming 255 bytes that never come.
@@ -118,13 +131,13 @@ async fn bad_helpdesk_messages_are_dead_lettered_with_their_bytes_and_reason() {
     );
 
     // The good messages on either side went through, once, and nothing
-    // followed the refused acknowledgement.
+    // followed the refused acknowledgement or the impostor's follow-up.
     for id in [a, b] {
         let events = intake.wait_for_complaint(&id).await;
         assert_eq!(events.len(), 1, "{events:?}");
         assert_eq!(count(&events, "complaint_received"), 1);
     }
-    for ticket in ["H-ENUM", "H-NC", "H-BIG"] {
+    for ticket in ["H-ENUM", "H-NC", "H-BIG", "H-IMPOSTOR"] {
         assert!(
             intake
                 .events(&ticket_id("zendesk", ticket))
