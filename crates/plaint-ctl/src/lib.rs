@@ -4,6 +4,7 @@
 //! goodwill stock and a few decisions with their explanations.
 
 mod demo;
+pub mod nats_user;
 pub mod ops;
 mod render;
 mod report;
@@ -30,6 +31,9 @@ pub enum Command {
     /// Measure the raw limits of this machine, then the whole system against
     /// them, behind a correctness gate (see BENCHMARKS.md).
     Bench(plaint_bench::BenchArgs),
+    /// Make (or show) a NATS user: an nkey pair, the seed in a file, and the
+    /// user's entry for the server configuration (see deploy/nats/README.md).
+    NatsUser(nats_user::NatsUserArgs),
     /// Everyday operations: complaints, dead letters, policies, climate, stance, rebuilds.
     #[command(flatten)]
     Ops(ops::Ops),
@@ -68,6 +72,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Demo(args) => demo::run(args, &cli.target).await,
         Command::Bench(args) => plaint_bench::run(args, cli.target.json).await,
+        Command::NatsUser(args) => nats_user::run(&args),
         Command::Ops(ops) => ops::run(cli.target, ops).await,
     }
 }
