@@ -31,8 +31,9 @@ pub struct Helpdesk {
 }
 
 impl Helpdesk {
-    /// Opens both streams, creating them when needed. The inbound stream's
-    /// per-integration limit follows `settings` when it changed.
+    /// Opens both streams, creating them when needed. The inbound stream
+    /// takes the per-integration limit of `settings`, also when it exists
+    /// with another: whoever opens it should pass intake's.
     pub async fn open(log: EventLog, settings: &StreamSettings) -> Result<Self, BusError> {
         let names = log.names().clone();
         let js = log.context();

@@ -200,3 +200,32 @@ async fn a_dead_letter_requeued_once_its_complaint_exists_is_stored() {
     assert_eq!(intake.dead_letters().await.len(), 1);
     intake.finish().await;
 }
+
+#[tokio::test]
+async fn an_inbound_stream_made_before_the_limit_gets_it_when_intake_starts() {
+    let nats = plaint_testkit::NatsServer::start();
+    let mut config = crate::helpers::test_config(&nats.url());
+    let names = plaint_bus::Names::new(&config.log.prefix, &config.log.stream).unwrap();
+    // As earlier versions made it: no limit per subject, old messages dropped.
+    let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    js.create_stream(async_nats::jetstream::stream::Config {
+        name: names.inbound_stream(),
+        subjects: vec![names.inbound_subjects()],
+        retention: async_nats::jetstream::stream::RetentionPolicy::WorkQueue,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+
+    config.helpdesk_max_pending = 3;
+    let intake = crate::helpers::spawn_intake_with(config).await;
+    let mut stream = js.get_stream(names.inbound_stream()).await.unwrap();
+    let limits = stream.info().await.unwrap().config.clone();
+    assert_eq!(limits.max_messages_per_subject, 3);
+    assert!(limits.discard_new_per_subject);
+    assert_eq!(
+        limits.discard,
+        async_nats::jetstream::stream::DiscardPolicy::New
+    );
+    intake.finish().await;
+}
