@@ -16,6 +16,10 @@ async fn ctl(
 ) -> anyhow::Result<()> {
     let intake = format!("http://{intake}");
     let router = format!("http://{router}");
+    let dir = tempfile::tempdir()?;
+    let key_file = dir.path().join("admin.key");
+    std::fs::write(&key_file, plaint_testkit::admin_key())?;
+    let key_file = key_file.display().to_string();
     let mut argv = vec![
         "plaint-ctl",
         "--json",
@@ -23,6 +27,8 @@ async fn ctl(
         &intake,
         "--router",
         &router,
+        "--api-key-file",
+        &key_file,
     ];
     argv.extend_from_slice(args);
     run(Cli::try_parse_from(argv)?).await

@@ -28,12 +28,22 @@ pub(crate) struct TestRouter {
 }
 
 pub(crate) async fn spawn_router(intake: &TestIntake, database_url: &str) -> TestRouter {
+    spawn_router_with(intake, database_url, |_| ()).await
+}
+
+/// Starts a router for `intake`'s log with its test config changed by `tweak`.
+pub(crate) async fn spawn_router_with(
+    intake: &TestIntake,
+    database_url: &str,
+    tweak: impl FnOnce(&mut Config),
+) -> TestRouter {
     let mut config = Config::for_tests(
         &plaint_testkit::shared_nats_url(),
         &intake.prefix,
         database_url,
     );
     config.access.admin_key = Some(KeyText::new(plaint_testkit::admin_key()));
+    tweak(&mut config);
     let app = within("router builds", Application::build(config))
         .await
         .expect("router builds");
@@ -115,7 +125,11 @@ async fn health_and_reflection_tell_only_what_the_router_serves() {
     let db = plaint_testkit::TestDb::create().await;
     let intake = spawn_intake(&plaint_testkit::shared_nats_url()).await;
     let router = spawn_router(&intake, db.url()).await;
-    let served = ["plaint.router.v1.Query", "plaint.router.v1.Admin"];
+    let served = [
+        "plaint.router.v1.Query",
+        "plaint.router.v1.Admin",
+        "plaint.access.v1.Access",
+    ];
     let elsewhere = ["plaint.intake.v1.Intake", "plaint.intake.v1.IntakeAdmin"];
     assert_health(router.channel.clone(), &served, &elsewhere).await;
     assert_eq!(

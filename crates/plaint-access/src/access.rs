@@ -7,6 +7,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use plaint_bus::{EventLog, RetryPolicy};
 use plaint_runtime::gate::Gate;
+use plaint_runtime::limits::CallLimits;
 use plaint_runtime::tasks::Tasks;
 
 use crate::follow;
@@ -18,6 +19,7 @@ use crate::settings::AccessSettings;
 pub struct Access {
     ring: SharedRing,
     gate: Arc<AccessGate>,
+    limits: CallLimits,
 }
 
 impl Access {
@@ -36,12 +38,21 @@ impl Access {
             bootstrap,
             settings.reflection_open,
         ));
-        Ok(Self { ring, gate })
+        Ok(Self {
+            ring,
+            gate,
+            limits: settings.limits.clone(),
+        })
     }
 
     /// The gate to put in front of the server.
     pub fn gate(&self) -> Arc<dyn Gate> {
         self.gate.clone()
+    }
+
+    /// How much each caller, and all of them, may call.
+    pub fn limits(&self) -> &CallLimits {
+        &self.limits
     }
 
     /// The keys in force.

@@ -25,6 +25,9 @@ pub struct AccessSettings {
     /// needs a valid credential, of any scope).
     #[arg(long, env = "PLAINT_REFLECTION_OPEN", default_value_t = false, action = clap::ArgAction::Set)]
     pub reflection_open: bool,
+    /// Quotas and concurrency caps per caller and for the whole server.
+    #[command(flatten)]
+    pub limits: plaint_runtime::limits::CallLimits,
     /// The bootstrap admin key handed over by a program that embeds a
     /// service (tests); never read from flags or the environment.
     #[arg(skip)]

@@ -112,6 +112,11 @@ impl Services {
             ("PLAINT_STREAM_REPLICAS", "1".to_owned()),
             ("LOG_FORMAT", "json".to_owned()),
             (ADMIN_KEY_ENV, self.admin_key_text.expose().to_owned()),
+            // The bench is one caller offering the whole load: it measures
+            // the system, not the quotas that would hold such a caller back.
+            ("PLAINT_QUOTA_PER_SEC", "0".to_owned()),
+            ("PLAINT_MAX_CALLS_PER_CALLER", "0".to_owned()),
+            ("PLAINT_MAX_CALLS", "0".to_owned()),
         ]
     }
 

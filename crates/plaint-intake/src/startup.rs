@@ -113,6 +113,7 @@ impl Service for Application {
             crate::size_hints::wire_errors_layer(max),
             self.access.gate(),
         )
+        .limits(self.access.limits())
         .serve(intake)
         .serve(admin)
         .run(

@@ -162,6 +162,7 @@ impl Service for Application {
             WireErrorsLayer::without_hints(max),
             self.access.gate(),
         )
+        .limits(self.access.limits())
         .serve(query)
         .serve(admin)
         .serve(keys)

@@ -12,6 +12,8 @@ use std::task::{Context, Poll};
 
 use http::header::AUTHORIZATION;
 
+use crate::limits::{CallLimits, HoldingBody, Limiter};
+
 /// Who made a call, as the audit trail and the quotas name them:
 /// `key:<id>`, `token:<subject>`, `bootstrap:<id>`, or `anyone` for the
 /// methods that need no credential.
@@ -68,7 +70,7 @@ impl Refusal {
 }
 
 /// The access rules of a service.
-pub trait Gate: Send + Sync + 'static {
+pub trait Gate: fmt::Debug + Send + Sync + 'static {
     /// Admits or refuses a call to `path` (`/package.Service/Method`) made
     /// with `bearer` (the token of an `authorization: Bearer` header).
     fn admit(&self, path: &str, bearer: Option<&str>) -> Result<Caller, Refusal>;
@@ -91,10 +93,12 @@ fn bearer<B>(request: &http::Request<B>) -> Result<Option<&str>, Refusal> {
     Ok(Some(token))
 }
 
-/// Puts a [`Gate`] in front of every service of a server.
+/// Puts a [`Gate`] in front of every service of a server, and the
+/// [`CallLimits`] behind it.
 #[derive(Clone)]
 pub struct GateLayer {
     gate: Arc<dyn Gate>,
+    limiter: Arc<Limiter>,
 }
 
 impl fmt::Debug for GateLayer {
@@ -104,9 +108,12 @@ impl fmt::Debug for GateLayer {
 }
 
 impl GateLayer {
-    /// Checks every call against `gate`.
-    pub fn new(gate: Arc<dyn Gate>) -> Self {
-        Self { gate }
+    /// Checks every call against `gate`, then `limits`.
+    pub fn new(gate: Arc<dyn Gate>, limits: &CallLimits) -> Self {
+        Self {
+            gate,
+            limiter: Arc::new(Limiter::new(limits)),
+        }
     }
 }
 
@@ -116,6 +123,7 @@ impl<S> tower::Layer<S> for GateLayer {
         Gated {
             inner,
             gate: self.gate.clone(),
+            limiter: self.limiter.clone(),
         }
     }
 }
@@ -125,6 +133,7 @@ impl<S> tower::Layer<S> for GateLayer {
 pub struct Gated<S> {
     inner: S,
     gate: Arc<dyn Gate>,
+    limiter: Arc<Limiter>,
 }
 
 impl<S> fmt::Debug for Gated<S> {
@@ -150,10 +159,35 @@ where
         let admitted =
             bearer(&request).and_then(|token| self.gate.admit(request.uri().path(), token));
         match admitted {
-            Ok(caller) => {
+            // Methods open to anyone (health) are never limited: a saturated
+            // server still answers its orchestrator's probes.
+            Ok(caller) if caller == Caller::anyone() => {
                 request.extensions_mut().insert(caller);
                 Box::pin(self.inner.call(request))
             }
+            Ok(caller) => match self.limiter.admit(&caller) {
+                Ok(held) => {
+                    request.extensions_mut().insert(caller);
+                    let call = self.inner.call(request);
+                    Box::pin(async move {
+                        let response = call.await?;
+                        Ok(response
+                            .map(|body| tonic::body::Body::new(HoldingBody::new(body, held))))
+                    })
+                }
+                Err(limited) => {
+                    tracing::debug!(
+                        path = request.uri().path(),
+                        caller = caller.id(),
+                        reason = limited.reason(),
+                        "held back a call"
+                    );
+                    metrics::counter!("plaint_grpc_limited_total", "reason" => limited.reason())
+                        .increment(1);
+                    let response = limited.status().into_http();
+                    Box::pin(async move { Ok(response) })
+                }
+            },
             Err(refusal) => {
                 tracing::warn!(
                     path = request.uri().path(),

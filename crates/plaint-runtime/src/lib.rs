@@ -4,6 +4,7 @@ pub mod allocator;
 pub mod binary;
 pub mod gate;
 pub mod health;
+pub mod limits;
 pub mod metrics;
 pub mod server;
 pub mod shutdown;

@@ -19,6 +19,7 @@ use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
 use crate::gate::{Gate, GateLayer};
+use crate::limits::CallLimits;
 use crate::metrics::{GrpcMetricsLayer, KnownMethods};
 use crate::tasks::Tasks;
 use crate::wire_errors::WireErrorsLayer;
@@ -45,7 +46,8 @@ pub struct GrpcServer {
     names: Vec<&'static str>,
     descriptors: &'static [u8],
     wire_errors: WireErrorsLayer,
-    gate: GateLayer,
+    gate: Arc<dyn Gate>,
+    limits: CallLimits,
 }
 
 /// Where a server listens.
@@ -136,8 +138,16 @@ impl GrpcServer {
             names: Vec::new(),
             descriptors,
             wire_errors,
-            gate: GateLayer::new(gate),
+            gate,
+            limits: CallLimits::default(),
         }
+    }
+
+    /// Limits every caller's calls, and all of them, to `limits` (the
+    /// defaults of [`CallLimits`] otherwise).
+    pub fn limits(mut self, limits: &CallLimits) -> Self {
+        self.limits = limits.clone();
+        self
     }
 
     /// Serves `service`: routed, reported by health, listed by reflection.
@@ -224,7 +234,7 @@ impl GrpcServer {
                 .layer(GrpcMetricsLayer::new(known))
                 // Inside the metrics, so that they count the rewritten code.
                 .layer(self.wire_errors)
-                .layer(self.gate)
+                .layer(GateLayer::new(self.gate, &self.limits))
                 .add_routes(routes.routes())
                 .serve_with_incoming_shutdown(incoming, drain.clone().cancelled_owned()),
         );
