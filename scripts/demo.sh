@@ -1,35 +1,45 @@
 #!/usr/bin/env bash
 # Brings plaint up on loopback and runs a demo load through it:
-#   scripts/demo.sh          NATS + PostgreSQL (scripts/ensure-deps.sh), database `plaint`,
-#                            release builds, intake and router in the background, then
-#                            `plaint-ctl demo` (DEMO_COUNT complaints, default 2000; DEMO_SEED,
-#                            default the current time, so every run adds fresh complaints).
-#                            Extra arguments go to `plaint-ctl demo` (e.g. --json).
-#   scripts/demo.sh stop     stops the services a previous run started.
-# Services use the defaults (prefix `plaint`, stream COMPLAINTS, database `plaint`); their JSON
-# logs and pid files are in .local/run/. The bootstrap admin key is made once, in
-# .local/keys/admin.key (mode 0600): the services take it as their admin key and `plaint-ctl`
-# presents it by default. The local CA and certificates are made once too, in .local/tls/
-# (`plaint-ctl certs init`): both services serve gRPC over mutual TLS with them, and
-# `plaint-ctl` trusts that CA and presents the client certificate by default.
+#   scripts/demo.sh          dependencies (scripts/ensure-deps.sh), database `plaint_demo`,
+#                            release builds, a NATS server of its own with users
+#                            (deploy/nats/secured.conf), intake and router in the background,
+#                            then `plaint-ctl demo` (DEMO_COUNT complaints, default 2000;
+#                            DEMO_SEED, default the current time, so every run adds fresh
+#                            complaints). Extra arguments go to `plaint-ctl demo` (e.g. --json).
+#   scripts/demo.sh stop     stops the services and the NATS server a previous run started.
+# Services use the defaults (prefix `plaint`, stream COMPLAINTS); their JSON logs and pid files
+# are in .local/run/. The bootstrap admin key is made once, in .local/keys/admin.key (mode
+# 0600): the services take it as their admin key and `plaint-ctl` presents it by default.
+# NATS runs on 127.0.0.1:$DEMO_NATS_PORT (default 4223; store and log in .local/nats/demo/),
+# every process signed in as its own nkey user: the seeds are made once, in
+# .local/nats-users/<user>.nk (mode 0600); the demo's helpdesk half publishes as integration
+# `acme`.
+# The local CA and certificates are made once too, in .local/tls/ (`plaint-ctl certs init`):
+# both services serve gRPC over mutual TLS with them, and `plaint-ctl` trusts that CA and
+# presents the client certificate by default.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 RUN_DIR="$ROOT/.local/run"
 SERVICES=(intake router)
+NATS_DIR="$ROOT/.local/nats/demo"
+NATS_USERS_DIR="$ROOT/.local/nats-users"
+NATS_USERS=(intake router acme globex)
+DEMO_NATS_PORT="${DEMO_NATS_PORT:-4223}"
+DEMO_DATABASE=plaint_demo
 
 say() { echo "demo: $*" >&2; }
 die() { say "$*"; exit 1; }
 
-# stop_service <name>: kills the process in its pid file, if it is still that service.
-stop_service() {
-  local name=$1 pid_file="$RUN_DIR/$1.pid" pid
+# stop_pid <program> <pid file>: kills the process in the pid file, if it still runs <program>.
+stop_pid() {
+  local program=$1 pid_file=$2 pid
   [ -f "$pid_file" ] || return 0
   pid="$(cat "$pid_file")"
   if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null &&
-    grep -q "plaint-$name" "/proc/$pid/cmdline" 2>/dev/null; then
-    say "stopping plaint-$name (pid $pid)"
+    grep -q "$program" "/proc/$pid/cmdline" 2>/dev/null; then
+    say "stopping $program (pid $pid)"
     kill "$pid"
     for _ in $(seq 50); do
       kill -0 "$pid" 2>/dev/null || break
@@ -41,7 +51,8 @@ stop_service() {
 }
 
 stop_all() {
-  for name in "${SERVICES[@]}"; do stop_service "$name"; done
+  for name in "${SERVICES[@]}"; do stop_pid "plaint-$name" "$RUN_DIR/$name.pid"; done
+  stop_pid nats-server "$NATS_DIR/pid"
 }
 
 if [ "${1:-}" = stop ]; then
@@ -52,10 +63,12 @@ fi
 scripts/ensure-deps.sh
 # shellcheck source=/dev/null
 source .local/env
-export NATS_URL="$PLAINT_NATS_URL"
+export NATS_URL="nats://127.0.0.1:$DEMO_NATS_PORT"
+# Its own database: the projections of its own log.
+export DATABASE_URL="postgres://postgres@127.0.0.1:5432/$DEMO_DATABASE"
 
-psql -h 127.0.0.1 -U postgres -tc "SELECT 1 FROM pg_database WHERE datname='plaint'" | grep -q 1 ||
-  createdb -h 127.0.0.1 -U postgres plaint
+psql -h 127.0.0.1 -U postgres -tc "SELECT 1 FROM pg_database WHERE datname='$DEMO_DATABASE'" |
+  grep -q 1 || createdb -h 127.0.0.1 -U postgres "$DEMO_DATABASE"
 
 cargo build --release -p plaint-intake -p plaint-router -p plaint-ctl
 
@@ -83,15 +96,39 @@ export PLAINT_TLS_CERT_FILE="$TLS_DIR/server.pem" PLAINT_TLS_KEY_FILE="$TLS_DIR/
 export PLAINT_TLS_CA_FILE="$TLS_DIR/ca.pem" PLAINT_TLS_CLIENT_CERT_FILE="$TLS_DIR/client.pem" \
   PLAINT_TLS_CLIENT_KEY_FILE="$TLS_DIR/client.key"
 
-# start_service <name>: runs target/release/plaint-<name> in the background.
+# Every NATS user's seed, made once; the server learns the public keys from its environment.
+mkdir -p "$NATS_USERS_DIR" "$NATS_DIR/store"
+chmod 700 "$NATS_USERS_DIR"
+for user in "${NATS_USERS[@]}"; do
+  key="$(target/release/plaint-ctl nats-user "$user" --seed-file "$NATS_USERS_DIR/$user.nk" \
+    --print public-key)"
+  export "PLAINT_NKEY_${user^^}=$key"
+done
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+port_open "$DEMO_NATS_PORT" &&
+  die "127.0.0.1:$DEMO_NATS_PORT is taken; set DEMO_NATS_PORT to a free port"
+say "starting nats-server with users (deploy/nats/secured.conf) on 127.0.0.1:$DEMO_NATS_PORT"
+setsid "$PLAINT_NATS_SERVER" -c deploy/nats/secured.conf -a 127.0.0.1 -p "$DEMO_NATS_PORT" \
+  -sd "$NATS_DIR/store" -l "$NATS_DIR/nats-server.log" -P "$NATS_DIR/pid" \
+  </dev/null >/dev/null 2>&1 &
+for _ in $(seq 75); do
+  port_open "$DEMO_NATS_PORT" && break
+  sleep 0.2
+done
+port_open "$DEMO_NATS_PORT" ||
+  die "nats-server did not listen on 127.0.0.1:$DEMO_NATS_PORT within 15 s; see .local/nats/demo/nats-server.log"
+
+# start_service <name>: runs target/release/plaint-<name> in the background, signed in to NATS
+# as its own user.
 start_service() {
   local name=$1
-  LOG_FORMAT=json nohup "target/release/plaint-$name" >"$RUN_DIR/$name.log" 2>&1 &
+  LOG_FORMAT=json PLAINT_NATS_NKEY_FILE="$NATS_USERS_DIR/$name.nk" \
+    nohup "target/release/plaint-$name" >"$RUN_DIR/$name.log" 2>&1 &
   echo $! >"$RUN_DIR/$name.pid"
   say "started plaint-$name (pid $!), log .local/run/$name.log"
 }
-
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 # wait_for_port <name> <port>: up to 30 s, failing early when the service died.
 wait_for_port() {
@@ -115,7 +152,8 @@ wait_for_port router 50052
 status=0
 target/release/plaint-ctl demo \
   --intake https://127.0.0.1:50051 --router https://127.0.0.1:50052 \
-  --nats "$NATS_URL" --prefix plaint \
+  --nats "$NATS_URL" --prefix plaint --integration acme \
+  --nats-nkey-file "$NATS_USERS_DIR/acme.nk" --nats-inbox-prefix _INBOX_acme \
   --count "${DEMO_COUNT:-2000}" --seed "${DEMO_SEED:-$(date +%s)}" "$@" || status=$?
 
 cat >&2 <<MSG
@@ -124,7 +162,8 @@ demo: the services keep running, over mutual TLS: intake on https://127.0.0.1:50
 demo: router on https://127.0.0.1:50052 (CA and client certificate in .local/tls/; plaint-ctl
 demo: finds them there, grpcurl takes -cacert .local/tls/ca.pem -cert .local/tls/client.pem
 demo: -key .local/tls/client.key)
-demo: logs: .local/run/intake.log, .local/run/router.log
+demo: NATS (with users) on 127.0.0.1:$DEMO_NATS_PORT, database $DEMO_DATABASE
+demo: logs: .local/run/intake.log, .local/run/router.log, .local/nats/demo/nats-server.log
 demo: stop them with: scripts/demo.sh stop
 MSG
 exit "$status"

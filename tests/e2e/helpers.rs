@@ -102,6 +102,11 @@ pub(crate) async fn spawn_intake_over(
     let prefix = config.log.prefix.clone();
     let nats_url = config.log.nats_url.clone();
     let settings = config.log.clone();
+    // The same limits as the service: opening the streams applies them.
+    let streams = StreamSettings {
+        inbound_pending_per_integration: config.helpdesk_max_pending,
+        ..StreamSettings::default()
+    };
     let app = within("Application::build", Application::build(config))
         .await
         .expect("intake builds");
@@ -127,7 +132,7 @@ pub(crate) async fn spawn_intake_over(
     let (_, log) = plaint_bus::open(&settings, "plaint-tests")
         .await
         .expect("open the event log");
-    let helpdesk = Helpdesk::open(log.clone(), &StreamSettings::default())
+    let helpdesk = Helpdesk::open(log.clone(), &streams)
         .await
         .expect("open the helpdesk streams");
     let inbound = Inbound::connect(&nats_url, &prefix).await;

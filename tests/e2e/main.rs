@@ -17,6 +17,8 @@ mod ctl;
 mod helpers;
 mod intake;
 mod limits;
+mod nats_tls;
+mod nats_users;
 mod operability;
 #[path = "../shared/raw_codec.rs"]
 mod raw_codec;

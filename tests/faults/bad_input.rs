@@ -437,7 +437,7 @@ async fn bad_input_is_refused_or_dead_lettered_stores_nothing_and_memory_stays_f
     wait_converged(&sys, &history, Duration::from_secs(30)).await;
     let log_before = sys.log.last_sequence().await.expect("last sequence");
     let js = sys.js();
-    let subject = sys.inbound_subject("bad");
+    let subject = sys.inbound_subject("bad-hd");
     let dead_stream = sys.names.dead_letter_stream();
     let rss_start = (sys.intake.rss_kib(), sys.router.rss_kib());
 

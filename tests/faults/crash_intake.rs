@@ -21,7 +21,7 @@ const BURST: usize = 100;
 /// how many the inbound stream acknowledged.
 async fn follow_up_burst(sys: &System, history: &History, round: u32) -> usize {
     let js = sys.js();
-    let inbound = sys.inbound_subject("burst");
+    let inbound = sys.inbound_subject(GRPC_SOURCE);
     let targets: Vec<_> = (0..1_200)
         .map(|j| ticket_id(GRPC_SOURCE, &format!("I-{j}")))
         .filter(|id| history.is_acked(id))

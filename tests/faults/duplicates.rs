@@ -54,15 +54,19 @@ async fn duplicates_inside_and_beyond_the_window_change_nothing() {
     let history = Arc::new(History::default());
     let mut client = sys.intake_client();
     let js = sys.js();
-    let subject = sys.inbound_subject("dup");
-    let publish = async |id: &str, payload: String| {
+    // Each integration on its own subject, speaking for its own source system.
+    let publish = async |integration: &str, id: &str, payload: String| {
         let mut headers = HeaderMap::new();
         headers.insert("Nats-Msg-Id", id);
-        js.publish_with_headers(subject.clone(), headers, Bytes::from(payload))
-            .await
-            .expect("publish")
-            .await
-            .expect("PubAck")
+        js.publish_with_headers(
+            sys.inbound_subject(integration),
+            headers,
+            Bytes::from(payload),
+        )
+        .await
+        .expect("publish")
+        .await
+        .expect("PubAck")
     };
 
     // Originals, each followed at once by its duplicate (inside the window).
@@ -136,16 +140,16 @@ async fn duplicates_inside_and_beyond_the_window_change_nothing() {
         let id = ticket_id("dup-hd", &ticket);
         history.attempt_submit(id, Door::Helpdesk);
         let payload = helpdesk_json("dup-hd", &ticket, i);
-        let first = publish(&format!("dh-{i}"), payload.clone()).await;
+        let first = publish("dup-hd", &format!("dh-{i}"), payload.clone()).await;
         history.ack_submit(id, 0);
         assert!(!first.duplicate);
-        let again = publish(&format!("dh-{i}"), payload.clone()).await;
+        let again = publish("dup-hd", &format!("dh-{i}"), payload.clone()).await;
         assert!(
             again.duplicate,
             "the inbound stream deduplicates by message id"
         );
         inside += 1;
-        helpdesk.push((format!("dh-{i}"), payload));
+        helpdesk.push(("dup-hd", format!("dh-{i}"), payload));
     }
     for (k, (ticket, id, _)) in written
         .iter()
@@ -156,12 +160,12 @@ async fn duplicates_inside_and_beyond_the_window_change_nothing() {
         let request_id = Uuid::new_v5(&Uuid::NAMESPACE_OID, format!("dup-hd {ticket}").as_bytes());
         history.attempt_command(follow_up_event_id(request_id), *id);
         let payload = helpdesk_follow_up_json(id, request_id, "any news?");
-        publish(&format!("dhf-{k}"), payload.clone()).await;
+        publish("dup", &format!("dhf-{k}"), payload.clone()).await;
         history.ack_command(follow_up_event_id(request_id));
-        let again = publish(&format!("dhf-{k}"), payload.clone()).await;
+        let again = publish("dup", &format!("dhf-{k}"), payload.clone()).await;
         assert!(again.duplicate);
         inside += 1;
-        helpdesk.push((format!("dhf-{k}"), payload));
+        helpdesk.push(("dup", format!("dhf-{k}"), payload));
     }
     let originals_done = Instant::now();
 
@@ -233,8 +237,8 @@ async fn duplicates_inside_and_beyond_the_window_change_nothing() {
         );
         beyond += 1;
     }
-    for (msg_id, payload) in &helpdesk {
-        let again = publish(msg_id, payload.clone()).await;
+    for (integration, msg_id, payload) in &helpdesk {
+        let again = publish(integration, msg_id, payload.clone()).await;
         assert!(
             !again.duplicate,
             "beyond the window the inbound stream takes it again"

@@ -637,7 +637,8 @@ impl System {
         jetstream::new(self.nats_client.clone())
     }
 
-    /// The subject of helpdesk messages of `kind`.
+    /// The subject the helpdesk integration `kind` publishes to; intake
+    /// takes it for the source system the integration speaks for.
     pub(crate) fn inbound_subject(&self, kind: &str) -> String {
         format!("{}.helpdesk.inbound.{kind}", self.prefix)
     }
@@ -709,7 +710,7 @@ impl System {
         let started = Instant::now();
         history.attempt_submit(ticket_id("probe-hd", ticket), Door::Helpdesk);
         let js = self.js();
-        let subject = self.inbound_subject("probe");
+        let subject = self.inbound_subject("probe-hd");
         let payload = Bytes::from(helpdesk_json("probe-hd", ticket, 0));
         eventually(
             &format!("helpdesk probe {ticket} published"),
@@ -975,7 +976,8 @@ impl Load {
     pub(crate) fn start(system: &System, spec: LoadSpec, history: Arc<History>) -> Self {
         let client = system.intake_client();
         let js = system.js();
-        let inbound = system.inbound_subject("load");
+        // Each integration's subject is added per message (see `run_job`).
+        let inbound = system.inbound_subject("");
         let task = tokio::spawn(run_load(client, js, inbound, spec, history));
         Self { task }
     }
@@ -1193,7 +1195,7 @@ async fn run_job(
             let text = format!("Helpdesk follow-up {n} on {ticket}.");
             publish_follow_up(
                 js,
-                inbound,
+                &format!("{inbound}{GRPC_SOURCE}"),
                 history,
                 id,
                 &text,
@@ -1210,9 +1212,10 @@ async fn run_job(
             let mut headers = async_nats::HeaderMap::new();
             headers.insert("Nats-Msg-Id", format!("hd-{id}").as_str());
             history.attempt_submit(id, Door::Helpdesk);
+            let subject = format!("{inbound}{HELPDESK_SOURCE}");
             loop {
                 let sent = async {
-                    js.publish_with_headers(inbound.to_owned(), headers.clone(), payload.clone())
+                    js.publish_with_headers(subject.clone(), headers.clone(), payload.clone())
                         .await
                         .map_err(|e| e.to_string())?
                         .await

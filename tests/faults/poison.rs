@@ -119,7 +119,7 @@ async fn poison_at_the_helpdesk_door_is_dead_lettered_and_healthy_messages_flow_
     for i in 0..HEALTHY {
         publish(
             &js,
-            inbound("zendesk"),
+            inbound("poison"),
             submit_json("poison", &format!("H-{i}")),
         )
         .await;

@@ -4,12 +4,12 @@
 
 use async_nats::HeaderMap;
 use async_nats::jetstream::stream::{
-    Config, LastRawMessageErrorKind, RetentionPolicy, StorageType, Stream,
+    Config, DiscardPolicy, LastRawMessageErrorKind, RetentionPolicy, StorageType, Stream,
 };
 use bytes::Bytes;
 
 use crate::consumer::{self, ConsumerSettings, Deliveries, Delivery};
-use crate::error::{AppendError, BusError};
+use crate::error::{AppendError, BusError, while_doing};
 use crate::letter_page::{DeadLetterPage, read_page};
 use crate::log::{Appended, EventLog, Expect, StreamSettings, ensure_stream, header_pairs};
 
@@ -31,11 +31,14 @@ pub struct Helpdesk {
 }
 
 impl Helpdesk {
-    /// Opens both streams, creating them when needed.
+    /// Opens both streams, creating them when needed. The inbound stream
+    /// takes the per-integration limit of `settings`, also when it exists
+    /// with another: whoever opens it should pass intake's.
     pub async fn open(log: EventLog, settings: &StreamSettings) -> Result<Self, BusError> {
         let names = log.names().clone();
         let js = log.context();
-        let inbound = ensure_stream(
+        let limit = settings.inbound_pending_per_integration;
+        let mut inbound = ensure_stream(
             js,
             Config {
                 name: names.inbound_stream(),
@@ -46,10 +49,32 @@ impl Helpdesk {
                 max_message_size: settings.max_message_bytes,
                 // Acked messages are gone: the log holds what they became.
                 retention: RetentionPolicy::WorkQueue,
+                // One integration per subject: one that floods its own is
+                // refused at its limit, the others keep publishing.
+                max_messages_per_subject: limit,
+                discard: DiscardPolicy::New,
+                discard_new_per_subject: true,
                 ..Default::default()
             },
         )
         .await?;
+        let current = &inbound.cached_info().config;
+        if current.max_messages_per_subject != limit
+            || !current.discard_new_per_subject
+            || current.discard != DiscardPolicy::New
+        {
+            let mut config = current.clone();
+            config.max_messages_per_subject = limit;
+            config.discard = DiscardPolicy::New;
+            config.discard_new_per_subject = true;
+            js.update_stream(config).await.map_err(|e| {
+                BusError::JetStream(while_doing("cannot update the inbound stream", e))
+            })?;
+            inbound = js
+                .get_stream(names.inbound_stream())
+                .await
+                .map_err(|e| BusError::Unavailable(e.into()))?;
+        }
         let dead = ensure_dead_letter_stream(&log, settings).await?;
         Ok(Self { log, inbound, dead })
     }

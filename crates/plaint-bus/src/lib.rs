@@ -9,6 +9,7 @@
 //!   one loop every service consumes with ([`retry`]: its retry policy);
 //! - [`trace`]: W3C `traceparent` in message headers.
 
+mod connection;
 pub mod consumer;
 mod error;
 mod helpdesk;
@@ -23,6 +24,7 @@ pub mod tail;
 pub mod trace;
 
 pub use async_nats::HeaderMap;
+pub use connection::{DEFAULT_INBOX_PREFIX, NatsAccess};
 pub use consumer::{
     Consume, ConsumerSettings, Deliveries, Delivery, GaveUp, consume_until_stopped,
 };
@@ -31,8 +33,8 @@ pub use helpdesk::{DEAD_LETTER_REASON, DEAD_LETTER_SUBJECT, DeadLetters, Helpdes
 pub use history::History;
 pub use letter_page::{DeadLetterPage, letter_bytes};
 pub use log::{
-    Appended, EVENT_TYPE_HEADER, EventLog, Expect, MAX_EVENTS_PER_SUBJECT, RawMessage,
-    SCHEMA_HEADER, StoredEvent, StreamSettings,
+    Appended, DEFAULT_INBOUND_PENDING_PER_INTEGRATION, EVENT_TYPE_HEADER, EventLog, Expect,
+    MAX_EVENTS_PER_SUBJECT, RawMessage, SCHEMA_HEADER, StoredEvent, StreamSettings,
 };
 pub use names::Names;
 pub use publish::RawPublisher;
@@ -40,23 +42,32 @@ pub use retry::{Backoff, RetryPolicy};
 pub use settings::{LogSettings, OpenError, open};
 pub use tail::{Tail, TailItem};
 
-/// Connects to NATS with the options every service uses: a client name,
-/// retries on the initial connect, and endless reconnects.
+/// Connects to NATS without credentials, as [`connect_with`] does with
+/// [`NatsAccess::default`].
+pub async fn connect(url: &str, client_name: &str) -> Result<async_nats::Client, BusError> {
+    connect_with(url, &NatsAccess::default(), client_name).await
+}
+
+/// Connects to NATS as `access` says (credentials, TLS, inbox prefix), with
+/// the options every process uses: a client name, retries on the initial
+/// connect, and endless reconnects.
 ///
 /// `url` may list several servers separated by commas (the nodes of a
 /// cluster, e.g. `nats://a:4222,nats://b:4222`); the client connects to one
 /// of them and moves to another when it is lost.
-pub async fn connect(url: &str, client_name: &str) -> Result<async_nats::Client, BusError> {
+pub async fn connect_with(
+    url: &str,
+    access: &NatsAccess,
+    client_name: &str,
+) -> Result<async_nats::Client, BusError> {
     let urls: Vec<&str> = url
         .split(',')
         .map(str::trim)
         .filter(|u| !u.is_empty())
         .collect();
-    async_nats::ConnectOptions::new()
-        .name(client_name)
-        .retry_on_initial_connect()
-        .max_reconnects(None)
-        .connection_timeout(std::time::Duration::from_secs(5))
+    access
+        .options(client_name)
+        .await?
         .connect(urls)
         .await
         .map_err(|e| BusError::Connect(e.into()))

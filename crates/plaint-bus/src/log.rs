@@ -26,6 +26,8 @@ pub const EVENT_TYPE_HEADER: &str = "Plaint-Event-Type";
 pub const SCHEMA_HEADER: &str = "Plaint-Schema-Version";
 /// Attempts for an append interrupted by a disconnect or a timeout.
 const APPEND_ATTEMPTS: u32 = 6;
+/// Messages one helpdesk integration may have waiting for intake by default.
+pub const DEFAULT_INBOUND_PENDING_PER_INTEGRATION: i64 = 10_000;
 
 /// How the event log's stream is provisioned.
 #[derive(Debug, Clone)]
@@ -38,6 +40,10 @@ pub struct StreamSettings {
     pub duplicate_window: Duration,
     /// Largest message the stream accepts, in bytes.
     pub max_message_bytes: i32,
+    /// Messages one helpdesk integration (one inbound subject) may have
+    /// waiting for intake; past it the inbound stream refuses its publishes,
+    /// and only its own.
+    pub inbound_pending_per_integration: i64,
 }
 
 impl Default for StreamSettings {
@@ -47,6 +53,7 @@ impl Default for StreamSettings {
             max_age: Duration::ZERO,
             duplicate_window: Duration::from_secs(120),
             max_message_bytes: 1024 * 1024,
+            inbound_pending_per_integration: DEFAULT_INBOUND_PENDING_PER_INTEGRATION,
         }
     }
 }

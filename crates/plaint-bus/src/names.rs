@@ -105,9 +105,24 @@ impl Names {
         format!("{}.ceo.*", self.prefix)
     }
 
-    /// Where helpdesk integrations publish; `<kind>` is free for them to choose.
+    /// Where helpdesk integrations publish, each on its own subject.
     pub fn inbound_subjects(&self) -> String {
         format!("{}.helpdesk.inbound.>", self.prefix)
+    }
+
+    /// The subject the integration `name` publishes to.
+    pub fn inbound(&self, name: &str) -> String {
+        format!("{}.helpdesk.inbound.{name}", self.prefix)
+    }
+
+    /// The integration an inbound subject belongs to: what follows
+    /// `<prefix>.helpdesk.inbound.`. NATS permissions give each integration
+    /// its subject alone, so this is who published, whatever the payload says.
+    pub fn integration_of<'a>(&self, subject: &'a str) -> Option<&'a str> {
+        subject
+            .strip_prefix(self.prefix.as_str())?
+            .strip_prefix(".helpdesk.inbound.")
+            .filter(|name| !name.is_empty())
     }
 
     /// Where a dead letter from `original_subject` is stored.
@@ -122,6 +137,7 @@ impl Names {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -131,5 +147,17 @@ mod tests {
         assert!(Names::new("a", "S S").is_err());
         assert!(Names::new("", "S").is_err());
         assert!(Names::new("t1", "COMPLAINTS").is_ok());
+    }
+
+    #[test]
+    fn the_integration_is_what_its_inbound_subject_names() {
+        let names = Names::new("p", "S").unwrap();
+        let acme = names.inbound("acme");
+        assert_eq!(acme, "p.helpdesk.inbound.acme");
+        assert_eq!(names.integration_of(&acme), Some("acme"));
+        assert_eq!(names.integration_of("p.helpdesk.inbound.a.b"), Some("a.b"));
+        assert_eq!(names.integration_of("p.helpdesk.inbound."), None);
+        assert_eq!(names.integration_of("q.helpdesk.inbound.acme"), None);
+        assert_eq!(names.integration_of("p.helpdesk.dead"), None);
     }
 }

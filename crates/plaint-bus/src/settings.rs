@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use crate::connection::NatsAccess;
 use crate::error::BusError;
 use crate::log::{EventLog, StreamSettings};
 use crate::names::Names;
@@ -26,6 +27,9 @@ pub struct LogSettings {
     /// Deduplication window of the streams, in seconds.
     #[arg(long, env = "PLAINT_DUPLICATE_WINDOW_SECS", default_value_t = 120)]
     pub duplicate_window_secs: u64,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub access: NatsAccess,
 }
 
 impl LogSettings {
@@ -38,6 +42,7 @@ impl LogSettings {
             stream: format!("{}_LOG", prefix.to_uppercase()),
             stream_replicas: 1,
             duplicate_window_secs: 120,
+            access: NatsAccess::default(),
         }
     }
 
@@ -71,7 +76,7 @@ pub async fn open(
     client_name: &str,
 ) -> Result<(crate::Client, EventLog), OpenError> {
     let names = Names::new(&settings.prefix, &settings.stream).map_err(OpenError::Names)?;
-    let client = crate::connect(&settings.nats_url, client_name)
+    let client = crate::connect_with(&settings.nats_url, &settings.access, client_name)
         .await
         .map_err(OpenError::Connect)?;
     let log = EventLog::open(client.clone(), names, &settings.stream_settings())

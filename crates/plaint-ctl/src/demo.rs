@@ -137,8 +137,7 @@ pub(crate) async fn run(args: DemoArgs, target: &crate::ops::Target) -> anyhow::
     let progress = Arc::new(Progress::default());
     let total = grpc.len() + helpdesk.len();
     let publisher = tokio::spawn(publish_helpdesk(
-        args.nats.clone(),
-        format!("{}.helpdesk.inbound.demo", args.prefix),
+        args.clone(),
         helpdesk,
         Arc::clone(&progress),
         total,
@@ -243,9 +242,10 @@ async fn join_submit(
     }
 }
 
+/// Publishes `complaints` as the integration `args.integration`, on its own
+/// subject and as its own source system (intake refuses any other).
 async fn publish_helpdesk(
-    nats_url: String,
-    subject: String,
+    args: DemoArgs,
     complaints: Vec<Complaint>,
     progress: Arc<Progress>,
     total: usize,
@@ -253,13 +253,18 @@ async fn publish_helpdesk(
     if complaints.is_empty() {
         return Ok(0);
     }
-    let client = plaint_bus::connect(&nats_url, "plaint-ctl")
+    let subject = format!("{}.helpdesk.inbound.{}", args.prefix, args.integration);
+    let client = plaint_bus::connect_with(&args.nats, &args.nats_access, "plaint-ctl")
         .await
-        .with_context(|| format!("cannot connect to NATS at {nats_url}"))?;
+        .with_context(|| format!("cannot connect to NATS at {}", args.nats))?;
     let publisher = plaint_bus::RawPublisher::new(client);
     let payloads = complaints
         .iter()
-        .map(|c| serde_json::to_vec(&c.to_helpdesk_json()).map(bytes::Bytes::from))
+        .map(|c| {
+            let mut message = c.to_helpdesk_json();
+            message["source_system"] = args.integration.clone().into();
+            serde_json::to_vec(&message).map(bytes::Bytes::from)
+        })
         .collect::<Result<Vec<_>, _>>()?;
     publisher
         .publish_all(&subject, None, payloads, 256, || {

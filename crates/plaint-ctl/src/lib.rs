@@ -5,6 +5,7 @@
 
 pub mod certs;
 mod demo;
+pub mod nats_user;
 pub mod ops;
 mod render;
 mod report;
@@ -34,6 +35,9 @@ pub enum Command {
     /// Certificates for local TLS (a CA, a server and a client certificate).
     #[command(subcommand)]
     Certs(certs::CertsCommand),
+    /// Make (or show) a NATS user: an nkey pair, the seed in a file, and the
+    /// user's entry for the server configuration (see deploy/nats/README.md).
+    NatsUser(nats_user::NatsUserArgs),
     /// Everyday operations: complaints, dead letters, policies, climate, stance, rebuilds.
     #[command(flatten)]
     Ops(ops::Ops),
@@ -48,6 +52,13 @@ pub struct DemoArgs {
     /// Subject prefix of the deployment.
     #[arg(long, env = "PLAINT_PREFIX", default_value = "plaint")]
     pub prefix: String,
+    /// The helpdesk integration the demo publishes as: its inbound subject,
+    /// and the source system of its complaints.
+    #[arg(long, env = "PLAINT_DEMO_INTEGRATION", default_value = "demo-helpdesk")]
+    pub integration: String,
+    /// Credentials and TLS of that integration on NATS.
+    #[command(flatten)]
+    pub nats_access: plaint_bus::NatsAccess,
     /// How many complaints to submit (half over gRPC, half over the helpdesk).
     #[arg(long, default_value_t = 2000)]
     pub count: usize,
@@ -66,6 +77,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo(args) => demo::run(args, &cli.target).await,
         Command::Bench(args) => plaint_bench::run(args, cli.target.json).await,
         Command::Certs(command) => certs::run(command),
+        Command::NatsUser(args) => nats_user::run(&args),
         Command::Ops(ops) => ops::run(cli.target, ops).await,
     }
 }

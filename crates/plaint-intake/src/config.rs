@@ -31,6 +31,10 @@ pub struct Config {
     /// Deliveries of a helpdesk message that keeps failing before it is dead-lettered.
     #[arg(long, env = "INTAKE_HELPDESK_MAX_DELIVER", default_value_t = 5)]
     pub helpdesk_max_deliver: i64,
+    /// Helpdesk messages one integration may have waiting for intake; past
+    /// it, NATS refuses that integration's publishes (and only its).
+    #[arg(long, env = "INTAKE_HELPDESK_MAX_PENDING", default_value_t = plaint_bus::DEFAULT_INBOUND_PENDING_PER_INTEGRATION)]
+    pub helpdesk_max_pending: i64,
     /// Log format: json or pretty.
     #[arg(long, env = "LOG_FORMAT", default_value = "json")]
     pub log_format: String,
@@ -59,6 +63,7 @@ impl Config {
             conflict_retries: 5,
             helpdesk: true,
             helpdesk_max_deliver: 5,
+            helpdesk_max_pending: plaint_bus::DEFAULT_INBOUND_PENDING_PER_INTEGRATION,
             log_format: "pretty".to_owned(),
             log: plaint_bus::LogSettings::for_tests(nats_url, prefix),
             supervision: Default::default(),

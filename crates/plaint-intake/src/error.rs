@@ -17,6 +17,17 @@ pub enum Error {
     /// The command does not fit the complaint's state: `FAILED_PRECONDITION`.
     #[error("{0}")]
     Rejected(DomainError),
+    /// A helpdesk integration spoke for a complaint of another source
+    /// system: `PERMISSION_DENIED` (the helpdesk dead-letters it).
+    #[error(
+        "integration {integration} speaks only for complaints of source system {integration}; this one is {source_system}'s"
+    )]
+    NotItsOwn {
+        /// Who sent it (its inbound subject).
+        integration: String,
+        /// Whose complaint it named.
+        source_system: String,
+    },
     /// Other writers kept changing the complaint: `ABORTED`, safe to retry.
     #[error("the complaint kept changing under {attempts} attempts; retry")]
     Conflict {
@@ -70,6 +81,7 @@ impl From<Error> for Status {
             ),
             Error::NotFound(_) => Status::not_found(e.to_string()),
             Error::Rejected(d) => Status::failed_precondition(d.to_string()),
+            Error::NotItsOwn { .. } => Status::permission_denied(e.to_string()),
             Error::Conflict { .. } => Status::aborted(e.to_string()),
             Error::Unavailable(ref cause) => {
                 tracing::warn!(error = %cause, "event log unavailable");

@@ -42,6 +42,7 @@ fn origin<T>(req: &Request<T>, request_id: Option<Uuid>) -> Origin {
             .get("traceparent")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned),
+        integration: None,
     }
 }
 

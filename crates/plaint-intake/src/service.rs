@@ -5,7 +5,7 @@ use std::time::SystemTime;
 
 use plaint_bus::{AppendError, EventLog, Expect, trace};
 use plaint_domain::event::{Envelope, EventPayload};
-use plaint_domain::values::{AtField, parse_occurred_at};
+use plaint_domain::values::{AtField, SourceSystem, parse_occurred_at};
 use plaint_domain::{
     Command, ComplaintEvent, ComplaintFacts, ComplaintId, EventId, SCHEMA_VERSION, Timestamp,
     decide,
@@ -34,6 +34,10 @@ pub struct Origin {
     pub request_id: Option<Uuid>,
     /// The caller's W3C trace context, if any.
     pub traceparent: Option<String>,
+    /// The helpdesk integration that sent the command, which may act only on
+    /// complaints of its own source system; `None` for the gRPC door, whose
+    /// callers the access gate vouches for.
+    pub integration: Option<SourceSystem>,
 }
 
 /// The intake's core, shared by both doors.
@@ -93,6 +97,7 @@ impl Intake {
         occurred_at_ms: i64,
         origin: &Origin,
     ) -> Result<Written> {
+        check_own(origin, &facts.source_system)?;
         let now = now();
         let occurred_at = if occurred_at_ms == 0 {
             now
@@ -164,6 +169,9 @@ impl Intake {
             if history.is_empty() {
                 return Err(Error::NotFound(complaint_id.to_string()));
             }
+            if let Some(complaint) = &state {
+                check_own(origin, &complaint.facts.source_system)?;
+            }
             let event_id = |i: u32| match origin.request_id {
                 Some(r) => EventId::derived(r, command.name(), i),
                 None => EventId::from_uuid(Uuid::new_v4()),
@@ -228,6 +236,17 @@ impl Intake {
         Err(Error::Conflict {
             attempts: self.conflict_retries,
         })
+    }
+}
+
+/// Refuses a helpdesk integration speaking for another source system.
+fn check_own(origin: &Origin, source: &SourceSystem) -> Result<()> {
+    match &origin.integration {
+        Some(integration) if integration != source => Err(Error::NotItsOwn {
+            integration: integration.as_str().to_owned(),
+            source_system: source.as_str().to_owned(),
+        }),
+        _ => Ok(()),
     }
 }
 

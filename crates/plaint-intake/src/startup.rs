@@ -52,7 +52,11 @@ impl Service for Application {
     async fn build(config: Config) -> anyhow::Result<Self> {
         let tls = config.tls.server_config(config.grpc_addr)?;
         let (client, log) = plaint_bus::open(&config.log, Self::NAME).await?;
-        let helpdesk = Helpdesk::open(log.clone(), &config.log.stream_settings())
+        let streams = plaint_bus::StreamSettings {
+            inbound_pending_per_integration: config.helpdesk_max_pending,
+            ..config.log.stream_settings()
+        };
+        let helpdesk = Helpdesk::open(log.clone(), &streams)
             .await
             .context("provisioning the helpdesk streams")?;
         let access = Access::load(&config.access, &log).await?;

@@ -45,6 +45,8 @@ pub struct NatsServer {
     child: Option<Child>,
     version: String,
     config: Option<PathBuf>,
+    /// The server's extra environment (values for `$VAR`s in its configuration).
+    env: Vec<(String, String)>,
 }
 
 impl NatsServer {
@@ -61,19 +63,31 @@ impl NatsServer {
     /// As [`start`](Self::start), with `config` (nats-server configuration
     /// text, e.g. `max_payload: 4MB`) given to the server on every start.
     pub fn start_with_config(config: Option<&str>) -> Self {
-        let binary = std::env::var_os("PLAINT_NATS_SERVER")
-            .filter(|path| !path.is_empty())
-            .map_or_else(|| PathBuf::from("nats-server"), PathBuf::from);
-        let dir = tempfile::Builder::new()
-            .prefix("plaint-nats-")
-            .tempdir()
-            .unwrap_or_else(|e| panic!("cannot create a temporary directory for nats-server: {e}"));
+        let dir = temp_dir();
         let config = config.map(|text| {
             let path = dir.path().join("nats-server.conf");
             fs::write(&path, text)
                 .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
             path
         });
+        Self::launch(dir, config, Vec::new())
+    }
+
+    /// As [`start`](Self::start), with the configuration file at `path`, read
+    /// in place (so that its `include`s resolve), and `env` in the server's
+    /// environment (the values of `$VAR`s the file refers to).
+    pub fn start_with_config_file(path: &Path, env: &[(&str, &str)]) -> Self {
+        let env = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Self::launch(temp_dir(), Some(path.to_owned()), env)
+    }
+
+    fn launch(dir: TempDir, config: Option<PathBuf>, env: Vec<(String, String)>) -> Self {
+        let binary = std::env::var_os("PLAINT_NATS_SERVER")
+            .filter(|path| !path.is_empty())
+            .map_or_else(|| PathBuf::from("nats-server"), PathBuf::from);
         let mut server = Self {
             binary,
             dir,
@@ -81,6 +95,7 @@ impl NatsServer {
             child: None,
             version: String::new(),
             config,
+            env,
         };
         server.spawn(None);
         server
@@ -158,6 +173,7 @@ impl NatsServer {
             command.arg("-c").arg(config);
         }
         let child = command
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .args(["-a", "127.0.0.1", "-p", &port_arg, "-js", "-sd"])
             .arg(self.store_dir())
             .arg("--ports_file_dir")
@@ -265,6 +281,13 @@ impl Drop for NatsServer {
         }
         self.kill();
     }
+}
+
+fn temp_dir() -> TempDir {
+    tempfile::Builder::new()
+        .prefix("plaint-nats-")
+        .tempdir()
+        .unwrap_or_else(|e| panic!("cannot create a temporary directory for nats-server: {e}"))
 }
 
 /// The `version` field of the `INFO` line a NATS server sends first on a new connection.

@@ -53,9 +53,22 @@ async fn bad_helpdesk_messages_are_dead_lettered_with_their_bytes_and_reason() {
             reason_names: "65536",
         },
         Refused {
-            kind: "illegal",
+            // Its own complaint, but not routed yet.
+            kind: "zendesk",
             payload: br#"{"type":"acknowledge","source_system":"zendesk","external_ticket_id":"H-A","by":"agent-7"}"#.to_vec(),
             reason_names: "acknowledge",
+        },
+        Refused {
+            // Another integration speaking for zendesk's complaint: the
+            // subject says who it is, whatever the payload says.
+            kind: "globex",
+            payload: br#"{"type":"follow_up","source_system":"zendesk","external_ticket_id":"H-A","text":"It is me, zendesk."}"#.to_vec(),
+            reason_names: "integration globex speaks only for complaints of source system globex",
+        },
+        Refused {
+            kind: "initech",
+            payload: submit_json("zendesk", "H-IMPOSTOR").into_bytes(),
+            reason_names: "this one is zendesk's",
         },
         Refused {
             // Field 1, length-delimited, claiming 255 bytes that never come.
@@ -118,13 +131,13 @@ async fn bad_helpdesk_messages_are_dead_lettered_with_their_bytes_and_reason() {
     );
 
     // The good messages on either side went through, once, and nothing
-    // followed the refused acknowledgement.
+    // followed the refused acknowledgement or the impostor's follow-up.
     for id in [a, b] {
         let events = intake.wait_for_complaint(&id).await;
         assert_eq!(events.len(), 1, "{events:?}");
         assert_eq!(count(&events, "complaint_received"), 1);
     }
-    for ticket in ["H-ENUM", "H-NC", "H-BIG"] {
+    for ticket in ["H-ENUM", "H-NC", "H-BIG", "H-IMPOSTOR"] {
         assert!(
             intake
                 .events(&ticket_id("zendesk", ticket))
@@ -185,5 +198,34 @@ async fn a_dead_letter_requeued_once_its_complaint_exists_is_stored() {
     assert_eq!(count(&events, "customer_followed_up"), 1);
     assert_eq!(intake.events(&id).await.len(), 2);
     assert_eq!(intake.dead_letters().await.len(), 1);
+    intake.finish().await;
+}
+
+#[tokio::test]
+async fn an_inbound_stream_made_before_the_limit_gets_it_when_intake_starts() {
+    let nats = plaint_testkit::NatsServer::start();
+    let mut config = crate::helpers::test_config(&nats.url());
+    let names = plaint_bus::Names::new(&config.log.prefix, &config.log.stream).unwrap();
+    // As earlier versions made it: no limit per subject, old messages dropped.
+    let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    js.create_stream(async_nats::jetstream::stream::Config {
+        name: names.inbound_stream(),
+        subjects: vec![names.inbound_subjects()],
+        retention: async_nats::jetstream::stream::RetentionPolicy::WorkQueue,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+
+    config.helpdesk_max_pending = 3;
+    let intake = crate::helpers::spawn_intake_with(config).await;
+    let mut stream = js.get_stream(names.inbound_stream()).await.unwrap();
+    let limits = stream.info().await.unwrap().config.clone();
+    assert_eq!(limits.max_messages_per_subject, 3);
+    assert!(limits.discard_new_per_subject);
+    assert_eq!(
+        limits.discard,
+        async_nats::jetstream::stream::DiscardPolicy::New
+    );
     intake.finish().await;
 }

@@ -1,6 +1,7 @@
 //! The helpdesk door: integrations publish JSON or protobuf onto
-//! `<prefix>.helpdesk.inbound.<anything>`; a durable stream keeps it while
-//! intake is down. Each message is parsed, run through the core like a gRPC
+//! `<prefix>.helpdesk.inbound.<integration>`; a durable stream keeps it while
+//! intake is down. The subject names the integration (NATS permissions give
+//! each its own), and an integration speaks only for its own source system. Each message is parsed, run through the core like a gRPC
 //! call, and acked only after the append is stored. What cannot be accepted is
 //! dead-lettered with its original bytes and the reason, then acked.
 
@@ -13,7 +14,7 @@ use plaint_bus::{
     BusError, Consume, ConsumerSettings, Deliveries, Delivery, GaveUp, Helpdesk, RetryPolicy,
     consume_until_stopped,
 };
-use plaint_domain::values::{Problem, ValidationError};
+use plaint_domain::values::{AtField, Problem, SourceSystem, ValidationError};
 use prost::Message;
 use tokio_util::sync::CancellationToken;
 
@@ -117,6 +118,7 @@ pub async fn store(
         .iter()
         .find(|(n, _)| n.eq_ignore_ascii_case(CONTENT_TYPE))
         .map(|(_, v)| v.as_str());
+    let integration = integration(core, d)?;
     let parsed = parse_payload(d.payload(), content_type, max_payload_bytes)?;
     let inbound = match d.message_id() {
         Some(message_id) => key::Inbound::Named {
@@ -131,8 +133,26 @@ pub async fn store(
     let origin = Origin {
         request_id: Some(inbound.request_id()),
         traceparent: d.traceparent(),
+        integration: Some(integration),
     };
     handle(core, parsed, origin).await
+}
+
+/// The integration that published `d`: its subject's, never its payload's.
+fn integration(core: &Intake, d: &Delivery) -> Result<SourceSystem, ValidationError> {
+    let name = core
+        .log()
+        .names()
+        .integration_of(d.subject())
+        .ok_or_else(|| {
+            ValidationError::new(
+                "subject",
+                Problem::Malformed {
+                    expected: "<prefix>.helpdesk.inbound.<integration>",
+                },
+            )
+        })?;
+    SourceSystem::parse(name).at("subject")
 }
 
 #[tracing::instrument(skip_all, fields(inbound_sequence = d.stream_sequence, delivered = d.delivered))]
@@ -145,7 +165,12 @@ async fn process(core: &Intake, helpdesk: &Helpdesk, settings: &HelpdeskSettings
                 tracing::warn!(error = %e, "ack failed; the message will be redelivered and deduplicated");
             }
         }
-        Err(e @ (Error::Validation(_) | Error::NotFound(_) | Error::Rejected(_))) => {
+        Err(
+            e @ (Error::Validation(_)
+            | Error::NotFound(_)
+            | Error::Rejected(_)
+            | Error::NotItsOwn { .. }),
+        ) => {
             dead_letter(helpdesk, &d, &e.to_string()).await;
         }
         Err(e) if d.delivered >= settings.consumer.max_deliver => {
