@@ -57,6 +57,26 @@ fn the_compose_file_parses_and_matches_the_services_configuration() {
     let doc = merged(&docs[0]);
     let services = merged(&doc["services"]);
     let volumes: BTreeSet<String> = merged(&doc["volumes"]).into_keys().collect();
+    let secrets = merged(&doc["secrets"]);
+    let secrets_script =
+        std::fs::read_to_string(root().join("scripts/compose-secrets.sh")).expect("secrets script");
+    for (secret, node) in &secrets {
+        let file = merged(node)["file"]
+            .as_str()
+            .unwrap_or_else(|| panic!("secret {secret}: not a file"))
+            .to_owned();
+        let made = file
+            .strip_prefix("./deploy/secrets/")
+            .unwrap_or_else(|| panic!("secret {secret}: {file} is not under deploy/secrets/"));
+        // `nats/intake.nk` is made in a loop over the users: the script names
+        // the directory, the user and the extension.
+        let (dir, file_name) = made.rsplit_once('/').unwrap_or(("", made));
+        let (stem, ext) = file_name.split_once('.').unwrap_or((file_name, ""));
+        assert!(
+            [dir, stem, ext].iter().all(|part| secrets_script.contains(part)),
+            "secret {secret}: scripts/compose-secrets.sh does not make {made}"
+        );
+    }
     let dockerfile = std::fs::read_to_string(root().join("deploy/Dockerfile")).expect("Dockerfile");
     let intake_env = env_names(plaint_intake::Config::command());
     let router_env = env_names(plaint_router::Config::command());
@@ -155,6 +175,45 @@ fn the_compose_file_parses_and_matches_the_services_configuration() {
                 "{name} sets {key}, which {binary} does not read"
             );
         }
+        // Secrets reach a service as files: a *_FILE setting names one of its
+        // compose secrets, and no setting holds a secret's value itself.
+        let own_secrets: BTreeSet<String> = svc
+            .get("secrets")
+            .and_then(Yaml::as_vec)
+            .into_iter()
+            .flatten()
+            .map(|s| s.as_str().expect("short secret syntax").to_owned())
+            .collect();
+        for s in &own_secrets {
+            assert!(secrets.contains_key(s), "{name}: secret {s} not declared");
+        }
+        let mut settings = env_file();
+        settings.extend(env.clone());
+        for (key, value) in &settings {
+            assert!(
+                !["PLAINT_ADMIN_KEY", "PLAINT_API_KEY"].contains(&key.as_str())
+                    && !key.ends_with("PASSWORD"),
+                "{name}: {key} holds a secret in the environment; use a file"
+            );
+            if let Some(secret) = value.strip_prefix("/run/secrets/") {
+                assert!(
+                    own_secrets.contains(secret),
+                    "{name}: {key} names /run/secrets/{secret}, which it is not given"
+                );
+            }
+        }
+        for required in [
+            "PLAINT_ADMIN_KEY_FILE",
+            "PLAINT_TLS_CERT_FILE",
+            "PLAINT_TLS_KEY_FILE",
+            "PLAINT_NATS_NKEY_FILE",
+        ] {
+            let value = settings.get(required);
+            assert!(
+                value.is_some_and(|v| v.starts_with("/run/secrets/")),
+                "{name}: {required} is not a compose secret"
+            );
+        }
         let ports: Vec<String> = svc["ports"]
             .as_vec()
             .expect("ports")
@@ -167,6 +226,13 @@ fn the_compose_file_parses_and_matches_the_services_configuration() {
             "{name}: gRPC port {grpc_port} not published"
         );
         assert!(env.contains_key(metrics), "{name}: metrics address not set");
+        let metrics_port = port_of(&env[metrics]).to_owned();
+        assert!(
+            !ports
+                .iter()
+                .any(|p| p.ends_with(&format!(":{metrics_port}"))),
+            "{name}: metrics port {metrics_port} is published; it stays on the compose network"
+        );
         let check: Vec<&str> = svc["healthcheck"]["test"]
             .as_vec()
             .expect("health check")
