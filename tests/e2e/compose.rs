@@ -73,7 +73,9 @@ fn the_compose_file_parses_and_matches_the_services_configuration() {
         let (dir, file_name) = made.rsplit_once('/').unwrap_or(("", made));
         let (stem, ext) = file_name.split_once('.').unwrap_or((file_name, ""));
         assert!(
-            [dir, stem, ext].iter().all(|part| secrets_script.contains(part)),
+            [dir, stem, ext]
+                .iter()
+                .all(|part| secrets_script.contains(part)),
             "secret {secret}: scripts/compose-secrets.sh does not make {made}"
         );
     }

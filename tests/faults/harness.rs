@@ -26,13 +26,13 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream;
 use bytes::Bytes;
 use plaint_bus::{EventLog, Names, StreamSettings};
-use plaint_client::Authed;
+use plaint_client::{Authed, ClientSettings};
 use plaint_domain::values::{ExternalTicketId, SourceSystem};
 use plaint_domain::{ComplaintId, EventId};
 use plaint_proto::events as epb;
 use plaint_proto::intake::{self as ipb, intake_client::IntakeClient};
 use plaint_proto::router::{admin_client::AdminClient, query_client::QueryClient};
-use plaint_testkit::{NatsServer, PgServer};
+use plaint_testkit::{NatsServer, PgServer, TlsFiles};
 use tempfile::TempDir;
 use tokio::task::JoinSet;
 use tonic::transport::Endpoint;
@@ -168,6 +168,10 @@ fn build_binaries() -> PathBuf {
     }
 }
 
+fn path_text(path: &Path) -> String {
+    path.to_str().expect("a UTF-8 temporary path").to_owned()
+}
+
 /// A port nobody listens on right now.
 pub(crate) fn free_port() -> u16 {
     TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
@@ -176,25 +180,25 @@ pub(crate) fn free_port() -> u16 {
         .expect("a free port")
 }
 
-/// A watch of `service`'s health at `addr`, once it has said SERVING.
+/// A watch of `health_service`'s health at `service`, once it has said SERVING.
 pub(crate) async fn watch_serving(
-    addr: SocketAddr,
-    service: &str,
+    service: &Service,
+    health_service: &str,
 ) -> tonic::Streaming<tonic_health::pb::HealthCheckResponse> {
-    let channel = Endpoint::from_shared(format!("http://{addr}"))
-        .expect("endpoint")
-        .connect()
-        .await
-        .expect("connect");
+    let channel = service.endpoint().connect().await.expect("connect");
     let mut watch = HealthClient::new(channel)
         .watch(HealthCheckRequest {
-            service: service.to_owned(),
+            service: health_service.to_owned(),
         })
         .await
         .expect("Health.Watch")
         .into_inner();
     let first = watch.message().await.expect("watch").expect("a status");
-    assert_eq!(first.status, ServingStatus::Serving as i32, "{service}");
+    assert_eq!(
+        first.status,
+        ServingStatus::Serving as i32,
+        "{health_service}"
+    );
     watch
 }
 
@@ -228,6 +232,8 @@ pub(crate) struct Service {
     health_service: &'static str,
     port_var: &'static str,
     addr: SocketAddr,
+    /// How a client verifies the service and presents its own certificate.
+    tls: ClientSettings,
     log_path: PathBuf,
     child: Option<Child>,
     /// How many times the process was started.
@@ -244,6 +250,7 @@ impl Service {
         health_service: &'static str,
         port_var: &'static str,
         log_dir: &Path,
+        tls: ClientSettings,
     ) -> Self {
         Self {
             name,
@@ -252,6 +259,7 @@ impl Service {
             health_service,
             port_var,
             addr: SocketAddr::from((Ipv4Addr::LOCALHOST, free_port())),
+            tls,
             log_path: log_dir.join(format!("{name}.log")),
             child: None,
             starts: 0,
@@ -259,9 +267,11 @@ impl Service {
         }
     }
 
-    /// The gRPC address (the same across restarts).
-    pub(crate) fn addr(&self) -> SocketAddr {
-        self.addr
+    /// An endpoint for the service's address, over mutual TLS.
+    pub(crate) fn endpoint(&self) -> Endpoint {
+        self.tls
+            .endpoint(&format!("https://{}", self.addr))
+            .expect("a TLS endpoint")
     }
 
     /// The process id while it runs.
@@ -312,8 +322,6 @@ impl Service {
                 plaint_access::settings::ADMIN_KEY_ENV,
                 plaint_testkit::admin_key(),
             )
-            // Loopback only, and the faults are not about TLS (tests/e2e/tls.rs is).
-            .env("PLAINT_INSECURE_PLAINTEXT", "true")
             // The load comes from one caller, far above a fair share.
             .env("PLAINT_QUOTA_PER_SEC", "0")
             .stdin(Stdio::null())
@@ -333,8 +341,8 @@ impl Service {
     /// Waits until the health service reports SERVING.
     pub(crate) async fn wait_serving(&mut self, limit: Duration) -> Result<(), String> {
         let deadline = Instant::now() + limit;
-        let endpoint = Endpoint::from_shared(format!("http://{}", self.addr))
-            .expect("endpoint")
+        let endpoint = self
+            .endpoint()
             .connect_timeout(Duration::from_millis(500))
             .timeout(Duration::from_secs(2));
         loop {
@@ -512,6 +520,8 @@ pub(crate) struct System {
     /// The test's view of the log (its own NATS connection, reconnecting).
     pub(crate) log: EventLog,
     pub(crate) nats_client: async_nats::Client,
+    /// The services' certificates, read again at every restart.
+    _tls: TlsFiles,
     _dir: Logs,
 }
 
@@ -539,7 +549,28 @@ impl System {
         let prefix = plaint_testkit::unique_prefix();
         let stream = format!("{}_LOG", prefix.to_uppercase());
         let names = Names::new(&prefix, &stream).expect("names");
+        // The services run as deployed: mutual TLS, certificates from a CA
+        // made for this system.
+        let tls = TlsFiles::new();
+        let client_tls = ClientSettings {
+            tls_ca_file: Some(tls.files.ca_cert.clone()),
+            tls_client_cert_file: Some(tls.files.client_cert.clone()),
+            tls_client_key_file: Some(tls.files.client_key.clone()),
+            ..ClientSettings::default()
+        };
         let mut common = vec![
+            (
+                "PLAINT_TLS_CERT_FILE".to_owned(),
+                path_text(&tls.files.server_cert),
+            ),
+            (
+                "PLAINT_TLS_KEY_FILE".to_owned(),
+                path_text(&tls.files.server_key),
+            ),
+            (
+                "PLAINT_TLS_CLIENT_CA_FILE".to_owned(),
+                path_text(&tls.files.ca_cert),
+            ),
             ("NATS_URL".to_owned(), nats.url()),
             ("PLAINT_PREFIX".to_owned(), prefix.clone()),
             ("PLAINT_STREAM".to_owned(), stream.clone()),
@@ -560,6 +591,7 @@ impl System {
             INTAKE_SERVICE,
             "INTAKE_GRPC_ADDR",
             dir.path(),
+            client_tls.clone(),
         );
         let mut router_env = common;
         router_env.push(("DATABASE_URL".to_owned(), pg.url()));
@@ -570,6 +602,7 @@ impl System {
             QUERY_SERVICE,
             "ROUTER_GRPC_ADDR",
             dir.path(),
+            client_tls,
         );
         // Intake first: it provisions the streams with the test's settings.
         intake.start().await;
@@ -593,15 +626,16 @@ impl System {
             names,
             log,
             nats_client,
+            _tls: tls,
             _dir: dir,
         }
     }
 
-    /// A lazily connecting channel to `addr` (reconnects after restarts).
-    fn channel(addr: SocketAddr) -> Authed {
+    /// A lazily connecting channel to `service` (reconnects after restarts).
+    fn channel(service: &Service) -> Authed {
         plaint_testkit::authed(
-            Endpoint::from_shared(format!("http://{addr}"))
-                .expect("endpoint")
+            service
+                .endpoint()
                 .connect_timeout(Duration::from_secs(1))
                 .timeout(Duration::from_secs(60))
                 .connect_lazy(),
@@ -610,26 +644,26 @@ impl System {
 
     /// An intake client.
     pub(crate) fn intake_client(&self) -> IntakeClient<Authed> {
-        IntakeClient::new(Self::channel(self.intake.addr()))
+        IntakeClient::new(Self::channel(&self.intake))
             .max_decoding_message_size(16 << 20)
             .max_encoding_message_size(16 << 20)
     }
 
     /// A channel to intake, for raw calls.
     pub(crate) fn intake_channel(&self) -> Authed {
-        Self::channel(self.intake.addr())
+        Self::channel(&self.intake)
     }
 
     /// A router query client.
     pub(crate) fn query_client(&self) -> QueryClient<Authed> {
-        QueryClient::new(Self::channel(self.router.addr()))
+        QueryClient::new(Self::channel(&self.router))
             .max_decoding_message_size(64 << 20)
             .max_encoding_message_size(16 << 20)
     }
 
     /// A router admin client.
     pub(crate) fn admin_client(&self) -> AdminClient<Authed> {
-        AdminClient::new(Self::channel(self.router.addr())).max_decoding_message_size(64 << 20)
+        AdminClient::new(Self::channel(&self.router)).max_decoding_message_size(64 << 20)
     }
 
     /// A JetStream context on the test's connection.

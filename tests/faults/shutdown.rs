@@ -20,7 +20,7 @@ const EXIT_WITHIN: Duration = Duration::from_secs(10);
 /// Sends SIGTERM while watching the health service; returns how long until
 /// NOT_SERVING was reported and until the process exited.
 async fn graceful_stop(service: &mut Service, health_service: &str) -> (Duration, Duration) {
-    let mut watch = watch_serving(service.addr(), health_service).await;
+    let mut watch = watch_serving(service, health_service).await;
     service.terminate();
     let signalled = Instant::now();
     assert!(

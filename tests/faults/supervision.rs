@@ -37,7 +37,7 @@ async fn a_router_whose_database_stays_away_reports_not_serving_counts_it_and_ex
         ..Options::default()
     })
     .await;
-    let mut watch = watch_serving(system.router.addr(), QUERY_SERVICE).await;
+    let mut watch = watch_serving(&system.router, QUERY_SERVICE).await;
     system.pg.stop();
     let gone = Instant::now();
 
