@@ -67,6 +67,12 @@ export NATS_URL="nats://127.0.0.1:$DEMO_NATS_PORT"
 # Its own database: the projections of its own log.
 export DATABASE_URL="postgres://postgres@127.0.0.1:5432/$DEMO_DATABASE"
 
+# The projections belong to the log: without the demo's NATS store (a first run, or one
+# deleted), a database left from an earlier log would hold rows and a checkpoint that the
+# new log does not have, so it starts over too.
+if [ ! -d "$NATS_DIR/store" ]; then
+  dropdb -h 127.0.0.1 -U postgres --if-exists --force "$DEMO_DATABASE"
+fi
 psql -h 127.0.0.1 -U postgres -tc "SELECT 1 FROM pg_database WHERE datname='$DEMO_DATABASE'" |
   grep -q 1 || createdb -h 127.0.0.1 -U postgres "$DEMO_DATABASE"
 
