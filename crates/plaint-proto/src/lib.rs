@@ -4,6 +4,7 @@
 
 pub mod convert;
 pub mod envelope;
+pub mod personal;
 
 pub use convert::{FromWire, ToWire};
 pub use envelope::{DecodeError, decode_envelope, encode_envelope};

@@ -1,0 +1,172 @@
+//! Which fields of the event log hold personal data: the one place that says
+//! so. A field of a `plaint.events.v1` message missing here fails the
+//! classification test (`tests/personal.rs`), so no field reaches the log
+//! without a decision about it.
+//!
+//! Routing facts (channel, category, reach, tier, segment, value and risk
+//! figures, the decision and its reasons) are not personal: the router
+//! needs them, and none of them names or describes a person. Identifiers
+//! that lead back to a person (the customer's id in the source system, the
+//! ticket id, a return authorisation, a parcel's tracking number, the
+//! employee a complaint is assigned to) and free text written by or about
+//! a customer are.
+
+/// Whether a field holds personal data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Class {
+    /// It names or describes a customer (or an employee handling their
+    /// complaint): it is to be encrypted with the customer's data key.
+    Personal,
+    /// A routing fact, a system identifier or a figure: stored in clear.
+    NotPersonal,
+    /// The identity of an operator or a credential (`key:<id>`,
+    /// `jwt:<subject>`) in the audit trail: not a customer's, kept in clear
+    /// for accountability.
+    Operator,
+    /// A message-typed field: its own fields are classified.
+    Nested,
+}
+
+use Class::{Nested, NotPersonal, Operator, Personal};
+
+/// Every field of every message of `plaint.events.v1`, by full name.
+pub const EVENT_FIELDS: &[(&str, Class)] = &[
+    // The envelope: ids made by the system (the complaint id is a hash of
+    // the source system and ticket id, not reversible without them).
+    ("Envelope.event_id", NotPersonal),
+    ("Envelope.complaint_id", NotPersonal),
+    ("Envelope.occurred_at_ms", NotPersonal),
+    ("Envelope.schema_version", NotPersonal),
+    ("Envelope.causation_id", NotPersonal),
+    ("Envelope.correlation_id", NotPersonal),
+    ("Envelope.complaint_received", Nested),
+    ("Envelope.complaint_routed", Nested),
+    ("Envelope.complaint_rerouted", Nested),
+    ("Envelope.visibility_changed", Nested),
+    ("Envelope.acknowledged", Nested),
+    ("Envelope.assigned", Nested),
+    ("Envelope.customer_followed_up", Nested),
+    ("Envelope.return_authorized", Nested),
+    ("Envelope.item_received", Nested),
+    ("Envelope.item_processed", Nested),
+    ("Envelope.item_shipped_back", Nested),
+    ("Envelope.resolved", Nested),
+    ("Envelope.reopened", Nested),
+    ("Envelope.withdrawn", Nested),
+    ("Envelope.policy_published", Nested),
+    ("Envelope.climate_set", Nested),
+    ("Envelope.stance_alignment_set", Nested),
+    ("Envelope.ceo_slot_reserved", Nested),
+    ("Envelope.key_created", Nested),
+    ("Envelope.key_expiry_set", Nested),
+    ("Envelope.key_revoked", Nested),
+    ("Envelope.audited", Nested),
+    // The customer: who it is is personal; what routing weighs is not.
+    ("Customer.customer_id", Personal),
+    ("Customer.segment", NotPersonal),
+    ("Customer.tier", NotPersonal),
+    ("Customer.lifetime_value_cents", NotPersonal),
+    ("Customer.churn_risk_pct", NotPersonal),
+    ("Visibility.audience_reach", NotPersonal),
+    ("Visibility.shares", NotPersonal),
+    ("Visibility.media_attention", NotPersonal),
+    ("ComplaintReceived.source_system", NotPersonal),
+    ("ComplaintReceived.external_ticket_id", Personal),
+    ("ComplaintReceived.customer", Nested),
+    ("ComplaintReceived.channel", NotPersonal),
+    ("ComplaintReceived.category", NotPersonal),
+    ("ComplaintReceived.visibility", Nested),
+    ("ComplaintReceived.product_idea", NotPersonal),
+    ("ComplaintReceived.item_sku", NotPersonal),
+    ("ComplaintReceived.summary", Personal),
+    // A decision and its reasons: made by the router from routing facts.
+    ("Contribution.factor", NotPersonal),
+    ("Contribution.observed", NotPersonal),
+    ("Contribution.points", NotPersonal),
+    ("Gate.kind", NotPersonal),
+    ("Gate.observed", NotPersonal),
+    ("Gate.limit", NotPersonal),
+    ("Gate.passed", NotPersonal),
+    ("Gate.note", NotPersonal),
+    ("Gate.applicability", NotPersonal),
+    ("WhyNot.route", NotPersonal),
+    ("WhyNot.reason", NotPersonal),
+    ("Decision.route", NotPersonal),
+    ("Decision.fulfilment", NotPersonal),
+    ("Decision.priority", NotPersonal),
+    ("Decision.score", NotPersonal),
+    ("Decision.ceo_threshold", NotPersonal),
+    ("Decision.contributions", Nested),
+    ("Decision.gates", Nested),
+    ("Decision.why_not", Nested),
+    ("Decision.policy_version", NotPersonal),
+    ("Decision.climate", NotPersonal),
+    ("Decision.stance", NotPersonal),
+    ("Decision.decided_at_ms", NotPersonal),
+    ("Decision.budget_window_start_ms", NotPersonal),
+    ("ComplaintRouted.decision", Nested),
+    ("ComplaintRerouted.decision", Nested),
+    ("ComplaintRerouted.previous_route", NotPersonal),
+    ("VisibilityChanged.visibility", Nested),
+    // The lifecycle: who handled it, and every text and reference that
+    // leads to the customer.
+    ("Acknowledged.by", Personal),
+    ("Assigned.assignee", Personal),
+    ("CustomerFollowedUp.text", Personal),
+    ("ReturnAuthorized.rma", Personal),
+    ("ItemProcessed.outcome", NotPersonal),
+    ("ItemShippedBack.tracking", Personal),
+    ("Resolved.satisfaction", NotPersonal),
+    ("Resolved.note", Personal),
+    ("Reopened.reason", Personal),
+    ("Withdrawn.reason", Personal),
+    // Company settings and access: operators, not customers.
+    ("PolicyPublished.version", NotPersonal),
+    ("PolicyPublished.policy_json", NotPersonal),
+    ("PolicyPublished.published_by", Operator),
+    ("ClimateSet.climate", NotPersonal),
+    ("ClimateSet.set_by", Operator),
+    ("StanceAlignmentSet.alignment", NotPersonal),
+    ("StanceAlignmentSet.set_by", Operator),
+    ("CeoSlotReserved.window_start_ms", NotPersonal),
+    ("CeoSlotReserved.complaint_id", NotPersonal),
+    ("CeoSlotReserved.customer_id", Personal),
+    ("CeoSlotReserved.segment", NotPersonal),
+    ("CeoSlotReserved.used", NotPersonal),
+    ("CeoSlotReserved.segment_used", NotPersonal),
+    ("KeyCreated.key_id", NotPersonal),
+    ("KeyCreated.name", NotPersonal),
+    ("KeyCreated.scopes", NotPersonal),
+    ("KeyCreated.secret_sha256", NotPersonal),
+    ("KeyCreated.expires_at_ms", NotPersonal),
+    ("KeyCreated.created_by", Operator),
+    ("KeyExpirySet.key_id", NotPersonal),
+    ("KeyExpirySet.expires_at_ms", NotPersonal),
+    ("KeyExpirySet.set_by", Operator),
+    ("KeyRevoked.key_id", NotPersonal),
+    ("KeyRevoked.revoked_by", Operator),
+    // An audit entry records administrative changes, never a customer's
+    // data: its target is a setting, a key id or a log sequence.
+    ("Audited.actor", Operator),
+    ("Audited.action", NotPersonal),
+    ("Audited.target", NotPersonal),
+    ("Audited.before", NotPersonal),
+    ("Audited.after", NotPersonal),
+];
+
+/// The class of `field` (`Message.field` within `plaint.events.v1`), if it
+/// is classified.
+pub fn class_of(field: &str) -> Option<Class> {
+    EVENT_FIELDS
+        .iter()
+        .find(|(name, _)| *name == field)
+        .map(|(_, class)| *class)
+}
+
+/// The personal fields, by full name.
+pub fn personal_fields() -> impl Iterator<Item = &'static str> {
+    EVENT_FIELDS
+        .iter()
+        .filter(|(_, class)| *class == Personal)
+        .map(|(name, _)| *name)
+}
