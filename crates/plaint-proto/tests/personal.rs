@@ -1,6 +1,8 @@
 //! Every field of the event log is classified as personal or not, and the
 //! classification names only fields that exist.
 
+#![allow(clippy::expect_used)]
+
 use std::collections::BTreeSet;
 
 use plaint_proto::personal::{Class, EVENT_FIELDS, class_of, personal_fields};
