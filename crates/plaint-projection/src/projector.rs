@@ -38,6 +38,13 @@ enum Interrupted {
     TailEnded,
     #[error("the tail is silent while the log has reached sequence {0}")]
     Stalled(u64),
+    #[error(
+        "the projections are at log sequence {projected} but the log ends at {last}: they \
+         were made from another log (a stream deleted and made again, or another \
+         PLAINT_STREAM). Give the router an empty database, or drop this one, and it \
+         projects this log from the start"
+    )]
+    AheadOfLog { projected: u64, last: u64 },
 }
 
 /// Projects the log into `store` until `stop` is cancelled, broadcasting an
@@ -61,6 +68,8 @@ pub async fn run(
     while !stop.is_cancelled() {
         let e = match follow(&log, &store, batch, hold, &mut backoff, &updates, &stop).await {
             Ok(()) => break,
+            // Resuming cannot help: the projections belong to another log.
+            Err(e @ Interrupted::AheadOfLog { .. }) => return Err(e.into()),
             Err(e) => e,
         };
         let pause = match backoff.failed() {
@@ -91,7 +100,14 @@ async fn follow(
     updates: &broadcast::Sender<ComplaintChange>,
     stop: &CancellationToken,
 ) -> Result<(), Interrupted> {
-    let from = store.projected_sequence().await? + 1;
+    let projected = store.projected_sequence().await?;
+    // The log only grows: a checkpoint beyond its end was made from another
+    // log, and following this one from there would skip its first events.
+    let last = log.last_sequence().await?;
+    if projected > last {
+        return Err(Interrupted::AheadOfLog { projected, last });
+    }
+    let from = projected + 1;
     let mut tail = tokio::select! {
         () = stop.cancelled() => return Ok(()),
         tail = log.tail(from) => tail?,

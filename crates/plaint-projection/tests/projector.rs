@@ -147,6 +147,66 @@ async fn the_projector_follows_the_log_and_resumes_from_its_checkpoint() {
 }
 
 #[tokio::test]
+async fn projections_made_from_another_log_stop_the_projector_with_the_cause() {
+    let nats = NatsServer::start();
+    let first = open_log(&nats).await;
+    let (db, store) = fresh_store().await;
+    let (updates, _watcher) = broadcast::channel(64);
+    let f = facts("A-1", "cust-a", Channel::Email, Category::ProductDefect);
+    let id = id_of(&f);
+    let (items, _) = Log::default().lifecycle(&f, &RoutingPolicy::default(), T0, Some(9));
+    let mut last = 0;
+    for item in &items {
+        let envelope = &item.event.as_ref().unwrap().envelope;
+        last = first
+            .append(
+                &first.names().complaint(&id),
+                envelope,
+                Expect::LastSubjectSequence(last),
+                None,
+            )
+            .await
+            .unwrap()
+            .sequence;
+    }
+    let (stop, task) = start(&first, &store, &updates);
+    assert!(
+        store
+            .wait_for_sequence(last, Duration::from_secs(10))
+            .await
+            .unwrap()
+    );
+    stop_projector(stop, task).await;
+
+    // The same database, a new and shorter log.
+    let client = plaint_bus::connect(&nats.url(), "projector-test")
+        .await
+        .unwrap();
+    let names = Names::new(&plaint_testkit::unique_prefix(), "PROJ_TEST_OTHER").unwrap();
+    let second = EventLog::open(client, names, &StreamSettings::default())
+        .await
+        .unwrap();
+    let envelope = &items[0].event.as_ref().unwrap().envelope;
+    second
+        .append(&second.names().complaint(&id), envelope, Expect::Any, None)
+        .await
+        .unwrap();
+    let (_stop, task) = start(&second, &store, &updates);
+    let ended = tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .expect("the projector stops by itself")
+        .unwrap();
+    let error = format!("{:#}", ended.expect_err("it refuses to go on"));
+    assert!(
+        error.contains(&format!("at log sequence {last} but the log ends at 1")),
+        "{error}"
+    );
+    // Nothing of the new log was applied over the old projections.
+    assert_eq!(store.projected_sequence().await.unwrap(), last);
+    finish(db, store).await;
+}
+
+#[tokio::test]
 async fn a_held_complaint_is_released_to_a_query_that_waits_for_it() {
     let nats = NatsServer::start();
     let log = open_log(&nats).await;
