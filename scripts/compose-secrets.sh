@@ -6,6 +6,8 @@
 #   nats/<user>.nk       an nkey seed per NATS user: intake, router and the helpdesk
 #                        integrations acme and globex (plaint-ctl nats-user)
 #   nats/users.env       the users' public keys, for the NATS server's configuration
+#   personal/            the master key that wraps customers' data keys, and the secret of
+#                        their pseudonyms (plaint-ctl personal-keys init)
 # Files that exist are kept, so running it again changes nothing; delete one to renew it.
 # The directory is private to its owner (0700); the files in it are readable (0644) because
 # compose mounts each file on its own into a container whose user (uid 10001) must read it,
@@ -26,13 +28,15 @@ if [ ! -x "$CTL" ]; then
 fi
 
 umask 077
-mkdir -p "$DIR/tls" "$DIR/nats"
-chmod 0700 "$DIR" "$DIR/tls" "$DIR/nats"
+mkdir -p "$DIR/tls" "$DIR/nats" "$DIR/personal"
+chmod 0700 "$DIR" "$DIR/tls" "$DIR/nats" "$DIR/personal"
 
 [ -f "$DIR/admin.key" ] || "$CTL" keys bootstrap --out "$DIR/admin.key" >&2
 [ -f "$DIR/tls/ca.pem" ] ||
   "$CTL" certs init --dir "$DIR/tls" \
     --san intake --san router --san intake-cluster --san router-cluster >&2
+
+"$CTL" personal-keys init --dir "$DIR/personal" >&2
 
 : >"$DIR/nats/users.env.new"
 for user in intake router acme globex; do

@@ -16,7 +16,8 @@
 # `acme`.
 # The local CA and certificates are made once too, in .local/tls/ (`plaint-ctl certs init`):
 # both services serve gRPC over mutual TLS with them, and `plaint-ctl` trusts that CA and
-# presents the client certificate by default.
+# presents the client certificate by default. The secrets that protect customers' personal
+# data (master key, pseudonym secret) are made once in .local/personal/ (mode 0600).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -101,6 +102,14 @@ export PLAINT_TLS_CERT_FILE="$TLS_DIR/server.pem" PLAINT_TLS_KEY_FILE="$TLS_DIR/
 # plaint-ctl: the CA to verify the services with, and the certificate to present.
 export PLAINT_TLS_CA_FILE="$TLS_DIR/ca.pem" PLAINT_TLS_CLIENT_CERT_FILE="$TLS_DIR/client.pem" \
   PLAINT_TLS_CLIENT_KEY_FILE="$TLS_DIR/client.key"
+
+# Customers' personal data is sealed in the log with data keys wrapped by this master key;
+# routing knows customers by a pseudonym keyed with the other secret. Made once, kept: the
+# log's NATS store cannot be read without them.
+PERSONAL_DIR="$ROOT/.local/personal"
+target/release/plaint-ctl personal-keys init --dir "$PERSONAL_DIR" 2>/dev/null
+export PLAINT_MASTER_KEY_FILE="$PERSONAL_DIR/master.key" \
+  PLAINT_PSEUDONYM_SECRET_FILE="$PERSONAL_DIR/pseudonym.key"
 
 # Every NATS user's seed, made once; the server learns the public keys from its environment.
 mkdir -p "$NATS_USERS_DIR" "$NATS_DIR/store"

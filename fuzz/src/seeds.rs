@@ -31,6 +31,7 @@ fn facts() -> ComplaintFacts {
         external_ticket_id: ExternalTicketId::parse("Z-1001").unwrap(),
         customer: Customer {
             id: CustomerId::parse("c-42").unwrap(),
+            reference: plaint_domain::values::CustomerRef::from_digest(&[42; 16]),
             segment: Segment::parse("consumer").unwrap(),
             tier: CustomerTier::Gold,
             lifetime_value: Money::parse(1_250_000).unwrap(),
@@ -144,7 +145,7 @@ pub fn envelopes() -> Vec<Vec<u8>> {
         CompanyEvent::CeoSlotReserved(CeoSlot {
             window_start: Timestamp::from_millis(1_699_920_000_000),
             complaint_id: id,
-            customer_id: f.customer.id.clone(),
+            customer: f.customer.reference.clone(),
             segment: f.customer.segment.clone(),
             used: 3,
             segment_used: BTreeMap::from([("consumer".to_owned(), 2), ("b2b".to_owned(), 1)]),
@@ -213,6 +214,7 @@ pub fn helpdesk() -> Vec<Vec<u8>> {
             tier: epb::CustomerTier::Gold as i32,
             lifetime_value_cents: 1_250_000,
             churn_risk_pct: 60,
+            customer_ref: String::new(),
         }),
         channel: epb::Channel::PublicSocial as i32,
         category: epb::Category::ProductDefect as i32,

@@ -326,6 +326,7 @@ pub(crate) fn submit_request(source: &str, ticket: &str) -> pb::SubmitComplaintR
             tier: epb::CustomerTier::Gold as i32,
             lifetime_value_cents: 120_000,
             churn_risk_pct: 20,
+            customer_ref: String::new(),
         }),
         channel: epb::Channel::Email as i32,
         category: epb::Category::ProductDefect as i32,

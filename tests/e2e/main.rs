@@ -20,6 +20,7 @@ mod limits;
 mod nats_tls;
 mod nats_users;
 mod operability;
+mod personal;
 #[path = "../shared/raw_codec.rs"]
 mod raw_codec;
 mod router;

@@ -104,7 +104,10 @@ fn viral(
     r
 }
 
-async fn decided(query: &mut QueryClient<Authed>, id: &str) -> rpb::GetComplaintResponse {
+pub(crate) async fn decided(
+    query: &mut QueryClient<Authed>,
+    id: &str,
+) -> rpb::GetComplaintResponse {
     let id = id.to_owned();
     eventually("the complaint is routed and projected", async || {
         let r = query

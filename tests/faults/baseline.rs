@@ -47,6 +47,11 @@ async fn baseline_every_complaint_is_routed_once_and_projected() {
     );
     sys.intake.assert_no_panic();
     sys.router.assert_no_panic();
+    // Customers' ids and words never reach a log.
+    sys.intake
+        .assert_log_lacks(crate::harness::LOAD_PERSONAL_TEXTS);
+    sys.router
+        .assert_log_lacks(crate::harness::LOAD_PERSONAL_TEXTS);
     figures(
         "baseline",
         &[

@@ -96,6 +96,21 @@ async fn nats_killed_under_load_loses_no_acknowledged_publish_and_consumers_resu
     );
     sys.intake.assert_no_panic();
     sys.router.assert_no_panic();
+    sys.intake
+        .assert_log_lacks(crate::harness::LOAD_PERSONAL_TEXTS);
+    sys.router
+        .assert_log_lacks(crate::harness::LOAD_PERSONAL_TEXTS);
+    // Every new customer's key was stored before the first event sealed
+    // with it, so nothing the crash interrupted left unreadable events.
+    let (received, unreadable) = crate::harness::unreadable_events(&sys.log).await;
+    assert!(
+        received as u64 >= report.acknowledged as u64,
+        "{received} complaints read"
+    );
+    assert!(
+        unreadable.is_empty(),
+        "events whose keys are missing: {unreadable:?}"
+    );
 
     figures(
         "crash_nats",

@@ -433,6 +433,21 @@ impl Service {
         lines[lines.len().saturating_sub(LOG_TAIL_LINES)..].join("\n")
     }
 
+    /// Asserts the log holds none of `texts` (customers' ids and words).
+    pub(crate) fn assert_log_lacks(&self, texts: &[&str]) {
+        let log = self.log_text();
+        assert!(!log.is_empty(), "{}: no log to search", self.name);
+        for text in texts {
+            let found: Vec<&str> = log.lines().filter(|l| l.contains(text)).take(3).collect();
+            assert!(
+                found.is_empty(),
+                "{}'s log holds personal data ({text:?}):\n{}",
+                self.name,
+                found.join("\n")
+            );
+        }
+    }
+
     /// Asserts the log holds no panic.
     pub(crate) fn assert_no_panic(&self) {
         let log = self.log_text();
@@ -464,6 +479,50 @@ impl Drop for Service {
             let _ = child.wait();
         }
     }
+}
+
+/// What customers said in the load, as the load phrases it: none of it may
+/// reach a service's log.
+pub(crate) const LOAD_PERSONAL_TEXTS: &[&str] =
+    &[": it broke.", "Helpdesk ticket ", "hd-cust-", "\"cust-"];
+
+/// Reads the whole log opened and returns the sequences of complaint
+/// events whose personal fields did not open (their key missing) or that
+/// could not be decoded: with keys stored before the first event sealed
+/// with them, there are none, whatever crashed.
+pub(crate) async fn unreadable_events(log: &EventLog) -> (usize, Vec<u64>) {
+    use plaint_domain::event::{ComplaintEvent, EventPayload};
+    let last = log.last_sequence().await.expect("the log's last sequence");
+    let mut tail = log.tail(1).await.expect("a tail");
+    let (mut received, mut unreadable) = (0, Vec::new());
+    let mut seen = 0;
+    while seen < last {
+        let batch = within(
+            "reading the log",
+            Duration::from_secs(30),
+            tail.next_batch(1000, Duration::from_millis(20)),
+        )
+        .await
+        .expect("the tail goes on")
+        .expect("a batch");
+        for item in batch {
+            seen = item.sequence;
+            match &item.event {
+                Ok(stored) => {
+                    if let EventPayload::Complaint(ComplaintEvent::Received(f)) =
+                        &stored.envelope.payload
+                    {
+                        received += 1;
+                        if f.summary.as_str() == plaint_domain::personal::ERASED {
+                            unreadable.push(item.sequence);
+                        }
+                    }
+                }
+                Err(_) => unreadable.push(item.sequence),
+            }
+        }
+    }
+    (received, unreadable)
 }
 
 // ---------------------------------------------------------------------------
@@ -558,7 +617,16 @@ impl System {
             tls_client_key_file: Some(tls.files.client_key.clone()),
             ..ClientSettings::default()
         };
+        let personal = plaint_bus::PersonalDataSettings::for_tests(&prefix).expect("test secrets");
         let mut common = vec![
+            (
+                "PLAINT_MASTER_KEY_FILE".to_owned(),
+                path_text(&personal.master_key_file),
+            ),
+            (
+                "PLAINT_PSEUDONYM_SECRET_FILE".to_owned(),
+                path_text(&personal.pseudonym_secret_file),
+            ),
             (
                 "PLAINT_TLS_CERT_FILE".to_owned(),
                 path_text(&tls.files.server_cert),
@@ -614,9 +682,11 @@ impl System {
             duplicate_window: Duration::from_secs(options.duplicate_window_secs),
             ..StreamSettings::default()
         };
-        let log = EventLog::open(nats_client.clone(), names.clone(), &settings)
+        // The checker reads what was stored, personal fields included.
+        let log = EventLog::open(nats_client.clone(), names.clone(), &settings, &personal)
             .await
-            .expect("open the log");
+            .expect("open the log")
+            .reading(plaint_bus::Reading::Opened);
         Self {
             intake,
             router,
@@ -824,6 +894,7 @@ pub(crate) fn complaint(source: &str, ticket: &str, n: u64) -> ipb::SubmitCompla
             ][i % 4] as i32,
             lifetime_value_cents: i64::try_from(n % 50).unwrap_or(0) * 100_000,
             churn_risk_pct: u32::try_from(n % 101).unwrap_or(0),
+            customer_ref: String::new(),
         }),
         channel: CHANNELS[i % CHANNELS.len()] as i32,
         category: CATEGORIES[(i / 6) % CATEGORIES.len()] as i32,

@@ -149,9 +149,11 @@ pub(crate) async fn open_log(nats_url: &str, prefix: &str, stream: &str) -> Even
     let client = plaint_bus::connect(nats_url, "plaint-faults")
         .await
         .expect("connect to NATS");
-    EventLog::open(client, names, &StreamSettings::default())
+    let personal = plaint_bus::PersonalDataSettings::for_tests(prefix).expect("test secrets");
+    EventLog::open(client, names, &StreamSettings::default(), &personal)
         .await
         .expect("open the log")
+        .reading(plaint_bus::Reading::Opened)
 }
 
 /// Deletes a deployment's streams from a shared server.
@@ -194,6 +196,7 @@ pub(crate) fn viral(source: &str, ticket: &str, customer: &str) -> ipb::SubmitCo
             tier: epb::CustomerTier::Gold as i32,
             lifetime_value_cents: 120_000,
             churn_risk_pct: 20,
+            customer_ref: String::new(),
         }),
         channel: epb::Channel::PublicSocial as i32,
         category: epb::Category::Service as i32,

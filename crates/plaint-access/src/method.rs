@@ -99,6 +99,15 @@ pub const METHOD_SCOPES: &[(&str, Scope)] = &[
         "/plaint.router.v1.Admin/RebuildProjections",
         Scope::ProjectionsRebuild,
     ),
+    (
+        "/plaint.router.v1.Admin/EraseCustomer",
+        Scope::CustomersErase,
+    ),
+    (
+        "/plaint.router.v1.Admin/ExportCustomerData",
+        Scope::CustomersExport,
+    ),
+    ("/plaint.router.v1.Admin/RewrapDataKeys", Scope::KeysAdmin),
     ("/plaint.access.v1.Access/CreateKey", Scope::KeysAdmin),
     ("/plaint.access.v1.Access/ListKeys", Scope::KeysAdmin),
     ("/plaint.access.v1.Access/ExpireKey", Scope::KeysAdmin),

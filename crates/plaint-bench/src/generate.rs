@@ -235,6 +235,7 @@ fn make_customer(rng: &mut Rng, seed: u64, index: usize) -> Customer {
         tier: tier as i32,
         lifetime_value_cents: i64::try_from(ltv).unwrap_or(i64::MAX),
         churn_risk_pct: u32::try_from(churn).unwrap_or(0),
+        customer_ref: String::new(),
     }
 }
 

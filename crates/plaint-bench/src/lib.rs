@@ -354,6 +354,7 @@ async fn gate(
         client.clone(),
         Names::new(services.prefix(), services.stream()).map_err(anyhow::Error::msg)?,
         &StreamSettings::default(),
+        &services.personal()?,
     )
     .await?;
     let audit = audit(&log).await?;

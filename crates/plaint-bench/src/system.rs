@@ -132,8 +132,20 @@ impl Services {
         &self.stream
     }
 
-    fn common_env(&self) -> Vec<(&'static str, String)> {
+    /// The run's secret files for personal data.
+    pub(crate) fn personal(&self) -> anyhow::Result<plaint_bus::PersonalDataSettings> {
+        Ok(plaint_bus::PersonalDataSettings::for_tests(&self.prefix)?)
+    }
+
+    fn common_env(&self) -> anyhow::Result<Vec<(&'static str, String)>> {
+        let personal = self.personal()?;
+        let path = |p: &std::path::Path| p.display().to_string();
         let mut env = vec![
+            ("PLAINT_MASTER_KEY_FILE", path(&personal.master_key_file)),
+            (
+                "PLAINT_PSEUDONYM_SECRET_FILE",
+                path(&personal.pseudonym_secret_file),
+            ),
             ("NATS_URL", self.nats_url.clone()),
             ("PLAINT_PREFIX", self.prefix.clone()),
             ("PLAINT_STREAM", self.stream.clone()),
@@ -147,7 +159,7 @@ impl Services {
             ("PLAINT_MAX_CALLS", "0".to_owned()),
         ];
         env.extend(self.transport_env.iter().cloned());
-        env
+        Ok(env)
     }
 
     fn binary(&self, name: &str) -> anyhow::Result<PathBuf> {
@@ -162,7 +174,7 @@ impl Services {
     }
 
     pub(crate) async fn start_intake(&mut self) -> anyhow::Result<()> {
-        let mut env = self.common_env();
+        let mut env = self.common_env()?;
         env.push((
             "INTAKE_GRPC_ADDR",
             format!("127.0.0.1:{}", self.intake_port),
@@ -178,7 +190,7 @@ impl Services {
     /// Starts the router; returns when it was spawned (it works before it
     /// reports SERVING, which this also waits for).
     pub(crate) async fn start_router(&mut self) -> anyhow::Result<Instant> {
-        let mut env = self.common_env();
+        let mut env = self.common_env()?;
         env.push((
             "ROUTER_GRPC_ADDR",
             format!("127.0.0.1:{}", self.router_port),
@@ -431,7 +443,13 @@ impl Driver {
         let client = plaint_bus::connect(&services.nats_url, "plaint-ctl-bench").await?;
         let names = Names::new(&services.prefix, &services.stream).map_err(anyhow::Error::msg)?;
         let durable = names.consumer("router");
-        let log = EventLog::open(client.clone(), names, &StreamSettings::default()).await?;
+        let log = EventLog::open(
+            client.clone(),
+            names,
+            &StreamSettings::default(),
+            &services.personal()?,
+        )
+        .await?;
         let probe = Probe::new(&client, log.names().stream(), &durable).await?;
         Ok((
             Self {

@@ -42,6 +42,9 @@ pub enum BusError {
         /// Why.
         reason: String,
     },
+    /// Personal data could not be sealed, so nothing was stored.
+    #[error("cannot seal personal data: {0}")]
+    Sealing(String),
     /// A subject holds more events than any complaint may.
     #[error("subject {subject} holds more than {limit} events")]
     TooManyEvents {

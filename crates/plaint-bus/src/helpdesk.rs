@@ -209,22 +209,37 @@ async fn ensure_dead_letter_stream(
     settings: &StreamSettings,
 ) -> Result<Stream, BusError> {
     let names = log.names();
-    ensure_stream(
-        log.context(),
-        Config {
-            name: names.dead_letter_stream(),
-            subjects: vec![names.dead_letter()],
-            storage: StorageType::File,
-            num_replicas: settings.replicas,
-            duplicate_window: settings.duplicate_window,
-            // Room for the original message plus its headers and reason.
-            max_message_size: settings.max_message_bytes.saturating_mul(2),
-            // Letters are read whole by sequence (see `letter_page`).
-            allow_direct: true,
-            ..Default::default()
-        },
-    )
-    .await
+    let config = Config {
+        name: names.dead_letter_stream(),
+        subjects: vec![names.dead_letter()],
+        storage: StorageType::File,
+        num_replicas: settings.replicas,
+        duplicate_window: settings.duplicate_window,
+        // Room for the original message plus its headers and reason.
+        max_message_size: settings.max_message_bytes.saturating_mul(2),
+        // Letters are read whole by sequence (see `letter_page`).
+        allow_direct: true,
+        // A letter's original bytes may hold personal data in clear: kept
+        // for a bounded time only.
+        max_age: settings.dead_letter_max_age,
+        ..Default::default()
+    };
+    let mut stream = ensure_stream(log.context(), config.clone()).await?;
+    // A stream made before (or under another retention) takes this one.
+    let current = stream
+        .info()
+        .await
+        .map_err(|e| {
+            BusError::Unavailable(while_doing("cannot read the dead letters' settings", e))
+        })?
+        .config
+        .max_age;
+    if current != config.max_age {
+        log.context().update_stream(config).await.map_err(|e| {
+            BusError::JetStream(while_doing("cannot set the dead letters' retention", e))
+        })?;
+    }
+    Ok(stream)
 }
 
 /// Stores `delivery` (from the stream `source_stream`) as a dead letter.

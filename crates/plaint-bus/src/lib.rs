@@ -9,8 +9,10 @@
 //!   one loop every service consumes with ([`retry`]: its retry policy);
 //! - [`trace`]: W3C `traceparent` in message headers.
 
+mod codec;
 mod connection;
 pub mod consumer;
+pub mod data_keys;
 mod error;
 mod helpdesk;
 mod history;
@@ -24,17 +26,20 @@ pub mod tail;
 pub mod trace;
 
 pub use async_nats::HeaderMap;
+pub use codec::Reading;
 pub use connection::{DEFAULT_INBOX_PREFIX, NatsAccess};
 pub use consumer::{
     Consume, ConsumerSettings, Deliveries, Delivery, GaveUp, consume_until_stopped,
 };
+pub use data_keys::{DataKeys, Erasure, KeyStoreError, PersonalDataSettings, Rewrapped};
 pub use error::{AppendError, BusError, Cause, While};
 pub use helpdesk::{DEAD_LETTER_REASON, DEAD_LETTER_SUBJECT, DeadLetters, Helpdesk, Requeue};
 pub use history::History;
 pub use letter_page::{DeadLetterPage, letter_bytes};
 pub use log::{
-    Appended, DEFAULT_INBOUND_PENDING_PER_INTEGRATION, EVENT_TYPE_HEADER, EventLog, Expect,
-    MAX_EVENTS_PER_SUBJECT, RawMessage, SCHEMA_HEADER, StoredEvent, StreamSettings,
+    Appended, DEFAULT_DEAD_LETTER_RETENTION, DEFAULT_INBOUND_PENDING_PER_INTEGRATION,
+    EVENT_TYPE_HEADER, EventLog, Expect, MAX_EVENTS_PER_SUBJECT, RawMessage, SCHEMA_HEADER,
+    StoredEvent, StreamSettings,
 };
 pub use names::Names;
 pub use publish::RawPublisher;

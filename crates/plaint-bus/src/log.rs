@@ -10,7 +10,10 @@ use async_nats::jetstream::stream::{Config, DiscardPolicy, StorageType, Stream};
 use async_nats::jetstream::{self, Context};
 use bytes::Bytes;
 use plaint_domain::event::Envelope;
-use plaint_proto::{decode_envelope, encode_envelope};
+use plaint_domain::values::CustomerRef;
+
+use crate::codec::{Codec, Reading};
+use crate::data_keys::{DataKeys, PersonalDataSettings};
 
 use crate::error::{AppendError, BusError, while_doing};
 use crate::names::Names;
@@ -26,6 +29,8 @@ pub const EVENT_TYPE_HEADER: &str = "Plaint-Event-Type";
 pub const SCHEMA_HEADER: &str = "Plaint-Schema-Version";
 /// Attempts for an append interrupted by a disconnect or a timeout.
 const APPEND_ATTEMPTS: u32 = 6;
+/// How long dead letters are kept by default: 30 days.
+pub const DEFAULT_DEAD_LETTER_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
 /// Messages one helpdesk integration may have waiting for intake by default.
 pub const DEFAULT_INBOUND_PENDING_PER_INTEGRATION: i64 = 10_000;
 
@@ -44,6 +49,9 @@ pub struct StreamSettings {
     /// waiting for intake; past it the inbound stream refuses its publishes,
     /// and only its own.
     pub inbound_pending_per_integration: i64,
+    /// How long dead letters are kept: their original bytes may hold
+    /// personal data in clear. Zero keeps them forever.
+    pub dead_letter_max_age: Duration,
 }
 
 impl Default for StreamSettings {
@@ -54,6 +62,7 @@ impl Default for StreamSettings {
             duplicate_window: Duration::from_secs(120),
             max_message_bytes: 1024 * 1024,
             inbound_pending_per_integration: DEFAULT_INBOUND_PENDING_PER_INTEGRATION,
+            dead_letter_max_age: DEFAULT_DEAD_LETTER_RETENTION,
         }
     }
 }
@@ -108,15 +117,20 @@ pub struct EventLog {
     js: Context,
     names: Names,
     stream: Stream,
+    codec: Codec,
 }
 
 impl EventLog {
-    /// Opens the log, creating its stream when it does not exist.
+    /// Opens the log, creating its stream and the bucket of data keys when
+    /// they do not exist. Events read back have their personal fields
+    /// masked; see [`EventLog::reading`].
     pub async fn open(
         client: async_nats::Client,
         names: Names,
         settings: &StreamSettings,
-    ) -> Result<Self, BusError> {
+        personal: &PersonalDataSettings,
+    ) -> Result<Self, crate::settings::OpenError> {
+        use crate::settings::OpenError;
         let js = jetstream::new(client);
         let config = Config {
             name: names.stream().to_owned(),
@@ -132,8 +146,43 @@ impl EventLog {
             discard: DiscardPolicy::Old,
             ..Default::default()
         };
-        let stream = ensure_stream(&js, config).await?;
-        Ok(Self { js, names, stream })
+        let stream = ensure_stream(&js, config)
+            .await
+            .map_err(OpenError::Provision)?;
+        let keys = DataKeys::open(&js, &names, settings.replicas, personal)
+            .await
+            .map_err(OpenError::Keys)?;
+        Ok(Self {
+            js,
+            names,
+            stream,
+            codec: Codec {
+                keys,
+                reading: Reading::Masked,
+            },
+        })
+    }
+
+    /// The same log, read as `reading` says.
+    #[must_use]
+    pub fn reading(mut self, reading: Reading) -> Self {
+        self.codec.reading = reading;
+        self
+    }
+
+    /// The customers' data keys.
+    pub fn data_keys(&self) -> &DataKeys {
+        &self.codec.keys
+    }
+
+    /// Decodes a delivered message with its personal fields left sealed:
+    /// what deciding a route sees.
+    pub fn decode_masked(&self, payload: &[u8]) -> Result<Envelope, plaint_proto::DecodeError> {
+        self.codec.decode_masked(payload)
+    }
+
+    pub(crate) fn codec(&self) -> &Codec {
+        &self.codec
     }
 
     /// The names this log uses.
@@ -156,13 +205,28 @@ impl EventLog {
         expect: Expect,
         traceparent: Option<&str>,
     ) -> Result<Appended, AppendError> {
+        self.append_for(subject, envelope, None, expect, traceparent)
+            .await
+    }
+
+    /// Appends one event whose personal fields belong to `owner`: they are
+    /// sealed with that customer's data key (a new complaint's own customer
+    /// is found in it).
+    pub async fn append_for(
+        &self,
+        subject: &str,
+        envelope: &Envelope,
+        owner: Option<&CustomerRef>,
+        expect: Expect,
+        traceparent: Option<&str>,
+    ) -> Result<Appended, AppendError> {
         let mut headers = HeaderMap::new();
         headers.insert(EVENT_TYPE_HEADER, envelope.payload.type_name());
         headers.insert(SCHEMA_HEADER, envelope.schema_version.to_string().as_str());
         if let Some(tp) = traceparent {
             headers.insert(TRACEPARENT, tp);
         }
-        let payload = Bytes::from(encode_envelope(envelope));
+        let payload = self.codec.encode(envelope, owner).await?;
         self.publish(
             subject,
             headers,
@@ -242,7 +306,7 @@ impl EventLog {
 
     /// Every event on a subject, oldest first.
     pub async fn read_subject(&self, subject: &str) -> Result<Vec<StoredEvent>, BusError> {
-        read_subject(&self.stream, subject, 1).await
+        self.read_subject_from(subject, 1).await
     }
 
     /// The events on a subject after stream sequence `after`, oldest first.
@@ -251,7 +315,7 @@ impl EventLog {
         subject: &str,
         after: u64,
     ) -> Result<Vec<StoredEvent>, BusError> {
-        read_subject(&self.stream, subject, after + 1).await
+        self.read_subject_from(subject, after + 1).await
     }
 
     /// Up to `limit` events on the subjects matching `filter` (wildcards
@@ -270,10 +334,17 @@ impl EventLog {
                 break;
             };
             seq = m.sequence + 1;
+            let (sequence, subject) = (m.sequence, m.subject.to_string());
+            let event = self.decode_stored(m).await;
+            // A passing failure (a data key out of reach) is the caller's to
+            // retry, never an event to skip.
+            if let Err(e @ (BusError::Unavailable(_) | BusError::Connect(_))) = event {
+                return Err(e);
+            }
             items.push(TailItem {
-                sequence: m.sequence,
-                subject: m.subject.to_string(),
-                event: decode_stored(m),
+                sequence,
+                subject,
+                event,
             });
         }
         Ok(items)
@@ -281,17 +352,51 @@ impl EventLog {
 
     /// The first event on a subject, if any.
     pub async fn first_on_subject(&self, subject: &str) -> Result<Option<StoredEvent>, BusError> {
-        let raw = next_by_subject(&self.stream, subject, 1).await?;
-        raw.map(decode_stored).transpose()
+        match next_by_subject(&self.stream, subject, 1).await? {
+            Some(m) => self.decode_stored(m).await.map(Some),
+            None => Ok(None),
+        }
     }
 
     /// The last event on a subject, if any.
     pub async fn last_on_subject(&self, subject: &str) -> Result<Option<StoredEvent>, BusError> {
         match self.stream.get_last_raw_message_by_subject(subject).await {
-            Ok(m) => decode_stored(m).map(Some),
+            Ok(m) => self.decode_stored(m).await.map(Some),
             Err(e) if no_message(e.kind()) => Ok(None),
             Err(e) => Err(BusError::Unavailable(e.into())),
         }
+    }
+
+    async fn read_subject_from(
+        &self,
+        subject: &str,
+        from: u64,
+    ) -> Result<Vec<StoredEvent>, BusError> {
+        let mut events = Vec::new();
+        let mut seq = from;
+        while let Some(m) = next_by_subject(&self.stream, subject, seq).await? {
+            if events.len() == MAX_EVENTS_PER_SUBJECT {
+                return Err(BusError::TooManyEvents {
+                    subject: subject.to_owned(),
+                    limit: MAX_EVENTS_PER_SUBJECT,
+                });
+            }
+            seq = m.sequence + 1;
+            events.push(self.decode_stored(m).await?);
+        }
+        Ok(events)
+    }
+
+    async fn decode_stored(
+        &self,
+        m: async_nats::jetstream::message::StreamMessage,
+    ) -> Result<StoredEvent, BusError> {
+        let envelope = self.codec.decode(m.sequence, &m.payload).await?;
+        Ok(StoredEvent {
+            sequence: m.sequence,
+            envelope,
+            traceparent: m.headers.get(TRACEPARENT).map(|v| v.as_str().to_owned()),
+        })
     }
 
     /// The stream's last sequence: how far the log has come.
@@ -336,40 +441,6 @@ pub(crate) async fn next_by_subject(
         Err(e) if no_message(e.kind()) => Ok(None),
         Err(e) => Err(BusError::Unavailable(e.into())),
     }
-}
-
-async fn read_subject(
-    stream: &Stream,
-    subject: &str,
-    from: u64,
-) -> Result<Vec<StoredEvent>, BusError> {
-    let mut events = Vec::new();
-    let mut seq = from;
-    while let Some(m) = next_by_subject(stream, subject, seq).await? {
-        if events.len() == MAX_EVENTS_PER_SUBJECT {
-            return Err(BusError::TooManyEvents {
-                subject: subject.to_owned(),
-                limit: MAX_EVENTS_PER_SUBJECT,
-            });
-        }
-        seq = m.sequence + 1;
-        events.push(decode_stored(m)?);
-    }
-    Ok(events)
-}
-
-fn decode_stored(
-    m: async_nats::jetstream::message::StreamMessage,
-) -> Result<StoredEvent, BusError> {
-    let envelope = decode_envelope(&m.payload).map_err(|e| BusError::Corrupt {
-        sequence: m.sequence,
-        reason: e.to_string(),
-    })?;
-    Ok(StoredEvent {
-        sequence: m.sequence,
-        envelope,
-        traceparent: m.headers.get(TRACEPARENT).map(|v| v.as_str().to_owned()),
-    })
 }
 
 /// Headers as plain pairs.

@@ -53,6 +53,11 @@ impl Names {
         format!("{}_DEAD", self.stream)
     }
 
+    /// The key-value bucket of customers' data keys.
+    pub fn data_key_bucket(&self) -> String {
+        format!("{}_KEYS", self.stream)
+    }
+
     /// Every subject of the event log.
     pub fn log_subjects(&self) -> Vec<String> {
         vec![
@@ -71,6 +76,11 @@ impl Names {
     /// All complaint subjects.
     pub fn all_complaints(&self) -> String {
         format!("{}.complaint.*", self.prefix)
+    }
+
+    /// Erasures of customers' personal data.
+    pub fn customers(&self) -> String {
+        format!("{}.company.customers", self.prefix)
     }
 
     /// Company-level facts: policy, climate, stance.

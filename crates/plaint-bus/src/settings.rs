@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use crate::connection::NatsAccess;
+use crate::data_keys::{KeyStoreError, PersonalDataSettings};
 use crate::error::BusError;
 use crate::log::{EventLog, StreamSettings};
 use crate::names::Names;
@@ -27,22 +28,37 @@ pub struct LogSettings {
     /// Deduplication window of the streams, in seconds.
     #[arg(long, env = "PLAINT_DUPLICATE_WINDOW_SECS", default_value_t = 120)]
     pub duplicate_window_secs: u64,
+    /// Days a dead letter is kept (its original bytes may hold personal
+    /// data); 0 keeps them forever.
+    #[arg(long, env = "PLAINT_DEAD_LETTER_RETENTION_DAYS", default_value_t = 30)]
+    pub dead_letter_retention_days: u64,
     #[command(flatten)]
     #[allow(missing_docs)]
     pub access: NatsAccess,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub personal: PersonalDataSettings,
 }
 
 impl LogSettings {
     /// The defaults, on `nats_url` under `prefix`, with a stream named after
     /// the prefix (so that tests sharing a server stay apart).
+    ///
+    /// Its secret files are made by [`PersonalDataSettings::for_tests`];
+    /// the temporary directory must be writable.
     pub fn for_tests(nats_url: &str, prefix: &str) -> Self {
+        let personal = PersonalDataSettings::for_tests(prefix).unwrap_or_else(|e| {
+            panic!("cannot write test secrets under the temporary directory: {e}")
+        });
         Self {
             nats_url: nats_url.to_owned(),
             prefix: prefix.to_owned(),
             stream: format!("{}_LOG", prefix.to_uppercase()),
             stream_replicas: 1,
             duplicate_window_secs: 120,
+            dead_letter_retention_days: 30,
             access: NatsAccess::default(),
+            personal,
         }
     }
 
@@ -51,6 +67,9 @@ impl LogSettings {
         StreamSettings {
             replicas: self.stream_replicas,
             duplicate_window: Duration::from_secs(self.duplicate_window_secs),
+            dead_letter_max_age: Duration::from_secs(
+                self.dead_letter_retention_days.saturating_mul(24 * 3600),
+            ),
             ..StreamSettings::default()
         }
     }
@@ -68,6 +87,10 @@ pub enum OpenError {
     /// The stream could not be provisioned.
     #[error("provisioning the event log: {0}")]
     Provision(#[source] BusError),
+    /// The data keys cannot be used: a secret file is missing or wrong, or
+    /// their bucket cannot be provisioned.
+    #[error("customers' data keys: {0}")]
+    Keys(#[source] KeyStoreError),
 }
 
 /// Connects as `client_name` and opens (provisioning when needed) the log.
@@ -79,8 +102,12 @@ pub async fn open(
     let client = crate::connect_with(&settings.nats_url, &settings.access, client_name)
         .await
         .map_err(OpenError::Connect)?;
-    let log = EventLog::open(client.clone(), names, &settings.stream_settings())
-        .await
-        .map_err(OpenError::Provision)?;
+    let log = EventLog::open(
+        client.clone(),
+        names,
+        &settings.stream_settings(),
+        &settings.personal,
+    )
+    .await?;
     Ok((client, log))
 }

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use async_nats::jetstream::consumer::{DeliverPolicy, pull};
 use futures::StreamExt;
-use plaint_proto::decode_envelope;
 
+use crate::codec::Codec;
 use crate::error::{BusError, while_doing};
 use crate::log::{EventLog, StoredEvent};
 use crate::trace::TRACEPARENT;
@@ -26,6 +26,7 @@ pub struct TailItem {
 /// The log in stream order from a start sequence.
 pub struct Tail {
     messages: pull::Ordered,
+    codec: Codec,
 }
 
 impl std::fmt::Debug for Tail {
@@ -60,7 +61,10 @@ impl EventLog {
             .messages()
             .await
             .map_err(|e| BusError::Unavailable(while_doing("cannot start tail", e)))?;
-        Ok(Tail { messages })
+        Ok(Tail {
+            messages,
+            codec: self.codec().clone(),
+        })
     }
 }
 
@@ -101,11 +105,11 @@ impl Tail {
     ) -> Result<Vec<TailItem>, BusError> {
         let first = first.map_err(|e| BusError::Unavailable(e.into()))?;
         let mut batch = Vec::with_capacity(max.min(1024));
-        batch.push(item(first));
+        batch.push(item(&self.codec, first).await?);
         let deadline = tokio::time::Instant::now() + linger;
         while batch.len() < max {
             match tokio::time::timeout_at(deadline, self.messages.next()).await {
-                Ok(Some(Ok(m))) => batch.push(item(m)),
+                Ok(Some(Ok(m))) => batch.push(item(&self.codec, m).await?),
                 Ok(Some(Err(e))) => return Err(BusError::Unavailable(e.into())),
                 Ok(None) | Err(_) => break,
             }
@@ -114,26 +118,33 @@ impl Tail {
     }
 }
 
-fn item(m: async_nats::jetstream::Message) -> TailItem {
-    let sequence = m.info().map(|i| i.stream_sequence).unwrap_or(0);
-    let subject = m.subject.to_string();
-    let event = decode_envelope(&m.payload)
-        .map(|envelope| StoredEvent {
+/// The message decoded, or why it cannot be (an item the reader skips); an
+/// error only when decoding failed for a passing reason (a data key that
+/// could not be fetched): the tail breaks and is read again from there,
+/// so no event is ever skipped for want of a connection.
+async fn item(codec: &Codec, m: async_nats::jetstream::Message) -> Result<TailItem, BusError> {
+    {
+        let sequence = m.info().map(|i| i.stream_sequence).unwrap_or(0);
+        let subject = m.subject.to_string();
+        let event = codec
+            .decode(sequence, &m.payload)
+            .await
+            .map(|envelope| StoredEvent {
+                sequence,
+                envelope,
+                traceparent: m
+                    .headers
+                    .as_ref()
+                    .and_then(|h| h.get(TRACEPARENT))
+                    .map(|v| v.as_str().to_owned()),
+            });
+        if let Err(e @ (BusError::Unavailable(_) | BusError::Connect(_))) = event {
+            return Err(e);
+        }
+        Ok(TailItem {
             sequence,
-            envelope,
-            traceparent: m
-                .headers
-                .as_ref()
-                .and_then(|h| h.get(TRACEPARENT))
-                .map(|v| v.as_str().to_owned()),
+            subject,
+            event,
         })
-        .map_err(|e| BusError::Corrupt {
-            sequence,
-            reason: e.to_string(),
-        });
-    TailItem {
-        sequence,
-        subject,
-        event,
     }
 }

@@ -7,6 +7,7 @@ pub mod certs;
 mod demo;
 pub mod nats_user;
 pub mod ops;
+pub mod personal_keys;
 mod render;
 mod report;
 
@@ -38,6 +39,9 @@ pub enum Command {
     /// Make (or show) a NATS user: an nkey pair, the seed in a file, and the
     /// user's entry for the server configuration (see deploy/nats/README.md).
     NatsUser(nats_user::NatsUserArgs),
+    /// The secret files that protect personal data: master key and pseudonym secret.
+    #[command(subcommand)]
+    PersonalKeys(personal_keys::PersonalKeysCommand),
     /// Everyday operations: complaints, dead letters, policies, climate, stance, rebuilds.
     #[command(flatten)]
     Ops(ops::Ops),
@@ -74,10 +78,13 @@ pub struct DemoArgs {
 /// Runs one parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Demo(args) => demo::run(args, &cli.target).await,
-        Command::Bench(args) => plaint_bench::run(args, cli.target.json).await,
+        // Boxed: these futures are large, and a caller's stack (a test's
+        // thread) need not hold them.
+        Command::Demo(args) => Box::pin(demo::run(args, &cli.target)).await,
+        Command::Bench(args) => Box::pin(plaint_bench::run(args, cli.target.json)).await,
         Command::Certs(command) => certs::run(command),
         Command::NatsUser(args) => nats_user::run(&args),
-        Command::Ops(ops) => ops::run(cli.target, ops).await,
+        Command::PersonalKeys(command) => personal_keys::run(command),
+        Command::Ops(ops) => Box::pin(ops::run(cli.target, ops)).await,
     }
 }

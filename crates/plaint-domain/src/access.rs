@@ -34,11 +34,15 @@ pub enum Scope {
     KeysAdmin,
     /// Read the audit trail of administrative changes.
     AuditRead,
+    /// Erase a customer's personal data.
+    CustomersErase,
+    /// Export everything held about a customer.
+    CustomersExport,
 }
 
 impl Scope {
     /// Every scope, in the order operators read them.
-    pub const ALL: [Scope; 10] = [
+    pub const ALL: [Scope; 12] = [
         Scope::ComplaintsWrite,
         Scope::ComplaintsRead,
         Scope::PolicyRead,
@@ -49,6 +53,8 @@ impl Scope {
         Scope::ProjectionsRebuild,
         Scope::KeysAdmin,
         Scope::AuditRead,
+        Scope::CustomersErase,
+        Scope::CustomersExport,
     ];
 
     /// The name callers and configuration use, e.g. `complaints:write`.
@@ -64,6 +70,8 @@ impl Scope {
             Scope::ProjectionsRebuild => "projections:rebuild",
             Scope::KeysAdmin => "keys:admin",
             Scope::AuditRead => "audit:read",
+            Scope::CustomersErase => "customers:erase",
+            Scope::CustomersExport => "customers:export",
         }
     }
 

@@ -9,7 +9,7 @@ use crate::access::AccessEvent;
 use crate::facts::{ComplaintFacts, Visibility};
 use crate::routing::{Climate, Decision, Route, RoutingPolicy, StanceAlignment};
 use crate::time::Timestamp;
-use crate::values::{ComplaintId, CustomerId, EventId, FreeText, Label, Satisfaction, Segment};
+use crate::values::{ComplaintId, CustomerRef, EventId, FreeText, Label, Satisfaction, Segment};
 
 /// Version of the payload schema this crate writes.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -123,8 +123,8 @@ pub struct CeoSlot {
     pub window_start: Timestamp,
     /// The complaint the CEO engages with.
     pub complaint_id: ComplaintId,
-    /// Its customer.
-    pub customer_id: CustomerId,
+    /// Its customer, by pseudonym.
+    pub customer: CustomerRef,
     /// Its customer's segment.
     pub segment: Segment,
     /// Slots taken in the window, this one included.
@@ -160,6 +160,13 @@ pub enum CompanyEvent {
     },
     /// A CEO engagement was reserved from a budget window.
     CeoSlotReserved(CeoSlot),
+    /// A customer's personal data was erased: their data key is gone.
+    CustomerErased {
+        /// The customer, by pseudonym.
+        customer: CustomerRef,
+        /// Who erased it.
+        erased_by: Label,
+    },
 }
 
 impl CompanyEvent {
@@ -170,6 +177,7 @@ impl CompanyEvent {
             CompanyEvent::ClimateSet { .. } => "climate_set",
             CompanyEvent::StanceAlignmentSet { .. } => "stance_alignment_set",
             CompanyEvent::CeoSlotReserved(_) => "ceo_slot_reserved",
+            CompanyEvent::CustomerErased { .. } => "customer_erased",
         }
     }
 }

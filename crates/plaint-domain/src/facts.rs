@@ -4,7 +4,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::values::{
-    ChurnRisk, CustomerId, ExternalTicketId, FreeText, Label, Money, Reach, Segment, SourceSystem,
+    ChurnRisk, CustomerId, CustomerRef, ExternalTicketId, FreeText, Label, Money, Reach, Segment,
+    SourceSystem,
 };
 
 /// Where the customer complained.
@@ -135,8 +136,11 @@ pub enum CustomerTier {
 /// Who complained and what they are worth to the company.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Customer {
-    /// Stable id in the source systems.
+    /// Stable id in the source systems: personal data.
     pub id: CustomerId,
+    /// Keyed pseudonym of the id: what routing, the cooldown and the
+    /// per-customer history use, so they never need the id itself.
+    pub reference: CustomerRef,
     /// Segment, for the fairness share.
     pub segment: Segment,
     /// Loyalty tier.

@@ -10,13 +10,15 @@
 //! - [`event`]: the facts stored in the log, and their envelope;
 //! - [`lifecycle`]: commands, `decide` and `apply` for one complaint;
 //! - [`routing`]: the versioned policy and `decide_route`;
-//! - [`goodwill`]: satisfaction figures over resolved complaints.
+//! - [`goodwill`]: satisfaction figures over resolved complaints;
+//! - [`personal`]: erasure of a customer's personal data.
 
 pub mod access;
 pub mod event;
 pub mod facts;
 pub mod goodwill;
 pub mod lifecycle;
+pub mod personal;
 pub mod routing;
 pub mod time;
 pub mod values;

@@ -16,6 +16,8 @@ pub const MAX_EXTERNAL_TICKET_ID_LEN: usize = 128;
 pub const MAX_CUSTOMER_ID_LEN: usize = 128;
 /// Longest segment name, in bytes.
 pub const MAX_SEGMENT_LEN: usize = 64;
+/// Hexadecimal digits of a customer's pseudonym (128 bits).
+pub const CUSTOMER_REF_LEN: usize = 32;
 /// Longest short label (assignee, RMA, tracking number, SKU, operator name), in bytes.
 pub const MAX_LABEL_LEN: usize = 128;
 /// Longest free text (summary, follow-up), in bytes of UTF-8.
@@ -178,6 +180,12 @@ macro_rules! label {
             pub fn as_str(&self) -> &str {
                 &self.0
             }
+
+            /// The marker that stands where an erased value was.
+            #[allow(dead_code)]
+            pub(crate) fn erased() -> Self {
+                Self(crate::personal::ERASED.to_owned())
+            }
         }
 
         impl TryFrom<String> for $name {
@@ -220,6 +228,10 @@ fn is_slug_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')
 }
 
+fn is_lower_hex(c: char) -> bool {
+    c.is_ascii_digit() || ('a'..='f').contains(&c)
+}
+
 fn is_visible_char(c: char) -> bool {
     !c.is_control()
 }
@@ -244,6 +256,15 @@ label!(
     MAX_CUSTOMER_ID_LEN,
     "printable characters",
     is_visible_char
+);
+label!(
+    /// A customer's keyed pseudonym: what routing knows them by. The same
+    /// customer id always gives the same pseudonym under one secret, and the
+    /// id cannot be read back from it.
+    CustomerRef,
+    CUSTOMER_REF_LEN,
+    "lowercase hexadecimal digits",
+    is_lower_hex
 );
 label!(
     /// A customer segment, for the fairness share of CEO engagements.
@@ -290,6 +311,11 @@ impl FreeText {
     /// The text.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// The marker that stands where an erased text was.
+    pub(crate) fn erased() -> Self {
+        Self(crate::personal::ERASED.to_owned())
     }
 }
 
@@ -499,4 +525,16 @@ fn parse_uuid(raw: &str) -> Result<Uuid, Problem> {
         return Err(Problem::Missing);
     }
     Uuid::try_parse(raw).map_err(|_| Problem::Malformed { expected: "a UUID" })
+}
+
+impl CustomerRef {
+    /// The pseudonym spelled by a 128-bit digest.
+    pub fn from_digest(digest: &[u8; CUSTOMER_REF_LEN / 2]) -> Self {
+        use std::fmt::Write;
+        let mut hex = String::with_capacity(CUSTOMER_REF_LEN);
+        for b in digest {
+            let _ = write!(hex, "{b:02x}");
+        }
+        Self(hex)
+    }
 }

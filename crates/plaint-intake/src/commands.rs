@@ -1,6 +1,8 @@
 //! Wire requests to domain commands, once, for both doors.
 
-use plaint_domain::values::{AtField, ComplaintId, Problem, Satisfaction, ValidationError};
+use plaint_domain::values::{
+    AtField, ComplaintId, CustomerRef, Problem, Satisfaction, ValidationError,
+};
 use plaint_domain::{Command, ComplaintFacts};
 use plaint_proto::convert::{FromWire, facts_from_wire, label, text, visibility_from_wire};
 use plaint_proto::{events as epb, intake as pb};
@@ -30,10 +32,16 @@ pub enum Parsed {
 /// Parses a submission.
 pub(crate) fn submit(r: pb::SubmitComplaintRequest) -> Result<Parsed, ValidationError> {
     let occurred_at_ms = r.occurred_at_ms;
+    // The pseudonym is the service's to compute (`Intake::submit`), never the
+    // caller's: whatever came is replaced by a placeholder until then.
+    let customer = r.customer.map(|c| epb::Customer {
+        customer_ref: CustomerRef::from_digest(&[0; 16]).to_string(),
+        ..c
+    });
     let facts = facts_from_wire(epb::ComplaintReceived {
         source_system: r.source_system,
         external_ticket_id: r.external_ticket_id,
-        customer: r.customer,
+        customer,
         channel: r.channel,
         category: r.category,
         visibility: r.visibility,

@@ -46,9 +46,10 @@ impl From<BusError> for Error {
     fn from(e: BusError) -> Self {
         match e {
             BusError::Unavailable(_) | BusError::Connect(_) => Error::Unavailable(e),
-            BusError::JetStream(_) | BusError::Corrupt { .. } | BusError::TooManyEvents { .. } => {
-                Error::Internal(e)
-            }
+            BusError::JetStream(_)
+            | BusError::Corrupt { .. }
+            | BusError::TooManyEvents { .. }
+            | BusError::Sealing(_) => Error::Internal(e),
         }
     }
 }

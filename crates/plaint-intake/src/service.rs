@@ -93,11 +93,12 @@ impl Intake {
     #[tracing::instrument(skip_all, fields(complaint_id = tracing::field::Empty, sequence = tracing::field::Empty), err)]
     pub async fn submit(
         &self,
-        facts: ComplaintFacts,
+        mut facts: ComplaintFacts,
         occurred_at_ms: i64,
         origin: &Origin,
     ) -> Result<Written> {
         check_own(origin, &facts.source_system)?;
+        facts.customer.reference = self.log.data_keys().pseudonyms().of(&facts.customer.id);
         let now = now();
         let occurred_at = if occurred_at_ms == 0 {
             now
@@ -188,6 +189,9 @@ impl Intake {
                 }
             }
             let events = decide(state.as_ref(), &command)?;
+            // The complaint's customer owns whatever personal data the new
+            // events carry: it is sealed with their data key.
+            let owner = state.as_ref().map(|c| &c.facts.customer.reference);
             let now = now();
             let mut expected = last;
             let mut first_written = None;
@@ -204,9 +208,10 @@ impl Intake {
                 };
                 match self
                     .log
-                    .append(
+                    .append_for(
                         &subject,
                         &envelope,
+                        owner,
                         Expect::LastSubjectSequence(expected),
                         Some(&tp),
                     )

@@ -208,7 +208,7 @@ fn a_company_event_naming_a_complaint_keeps_its_place() {
     let slot = CeoSlot {
         window_start: Timestamp::from_millis(T0),
         complaint_id: id_of(&f1),
-        customer_id: f1.customer.id.clone(),
+        customer: f1.customer.reference.clone(),
         segment: f1.customer.segment.clone(),
         used: 0,
         segment_used: Default::default(),

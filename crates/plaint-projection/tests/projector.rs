@@ -23,9 +23,11 @@ async fn open_log(nats: &NatsServer) -> EventLog {
         .await
         .unwrap();
     let names = Names::new(&plaint_testkit::unique_prefix(), "PROJ_TEST").unwrap();
-    EventLog::open(client, names, &StreamSettings::default())
+    let personal = plaint_bus::PersonalDataSettings::for_tests(names.prefix()).unwrap();
+    EventLog::open(client, names, &StreamSettings::default(), &personal)
         .await
         .unwrap()
+        .reading(plaint_bus::Reading::Opened)
 }
 
 fn start(
@@ -88,7 +90,13 @@ async fn the_projector_follows_the_log_and_resumes_from_its_checkpoint() {
     for (i, item) in items.iter().enumerate() {
         let envelope = &item.event.as_ref().unwrap().envelope;
         let appended = log
-            .append(&subject, envelope, Expect::LastSubjectSequence(last), None)
+            .append_for(
+                &subject,
+                envelope,
+                Some(&f.customer.reference),
+                Expect::LastSubjectSequence(last),
+                None,
+            )
             .await
             .unwrap();
         assert!(!appended.duplicate, "event {i}");
@@ -128,7 +136,13 @@ async fn the_projector_follows_the_log_and_resumes_from_its_checkpoint() {
     );
     let envelope = &reopened.event.as_ref().unwrap().envelope;
     let appended = log
-        .append(&subject, envelope, Expect::LastSubjectSequence(last), None)
+        .append_for(
+            &subject,
+            envelope,
+            Some(&f.customer.reference),
+            Expect::LastSubjectSequence(last),
+            None,
+        )
         .await
         .unwrap();
     let (stop, task) = start(&log, &store, &updates);
@@ -159,9 +173,10 @@ async fn projections_made_from_another_log_stop_the_projector_with_the_cause() {
     for item in &items {
         let envelope = &item.event.as_ref().unwrap().envelope;
         last = first
-            .append(
+            .append_for(
                 &first.names().complaint(&id),
                 envelope,
+                Some(&f.customer.reference),
                 Expect::LastSubjectSequence(last),
                 None,
             )
@@ -183,7 +198,8 @@ async fn projections_made_from_another_log_stop_the_projector_with_the_cause() {
         .await
         .unwrap();
     let names = Names::new(&plaint_testkit::unique_prefix(), "PROJ_TEST_OTHER").unwrap();
-    let second = EventLog::open(client, names, &StreamSettings::default())
+    let personal = plaint_bus::PersonalDataSettings::for_tests(names.prefix()).unwrap();
+    let second = EventLog::open(client, names, &StreamSettings::default(), &personal)
         .await
         .unwrap();
     let envelope = &items[0].event.as_ref().unwrap().envelope;

@@ -335,7 +335,13 @@ async fn goodwill_by_route_counts_resolved_complaints_only() {
         .unwrap();
     assert!(none.is_empty());
 
-    let history = store.customer_history("cust-G-5").await.unwrap();
+    let history = store
+        .customer_history(
+            &support::pseudonyms()
+                .of(&plaint_domain::values::CustomerId::parse("cust-G-5").unwrap()),
+        )
+        .await
+        .unwrap();
     assert_eq!(history.complaints.len(), 1);
     assert_eq!(history.ceo_engagements, 1);
     assert_eq!(
@@ -426,7 +432,7 @@ async fn company_events_project_policies_settings_and_ceo_slots() {
     let slot = CeoSlot {
         window_start: Timestamp::from_millis(T0).window_start(policy.window_ms()),
         complaint_id: id_of(&f),
-        customer_id: f.customer.id.clone(),
+        customer: f.customer.reference.clone(),
         segment: f.customer.segment.clone(),
         used: 1,
         segment_used: [("retail".to_owned(), 1)].into_iter().collect(),

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use plaint_domain::event::{CeoSlot, CompanyEvent, ComplaintEvent, Envelope, EventPayload};
 use plaint_domain::values::{
-    AtField, ComplaintId, CustomerId, EventId, Problem, Satisfaction, Segment, ValidationError,
+    AtField, ComplaintId, CustomerRef, EventId, Problem, Satisfaction, Segment, ValidationError,
 };
 use plaint_domain::{Climate, Route, RoutingPolicy, StanceAlignment, Timestamp};
 use prost::Message;
@@ -33,6 +33,9 @@ pub enum DecodeError {
     /// A field breaks a domain rule.
     #[error("invalid envelope: {0}")]
     Invalid(#[from] ValidationError),
+    /// The personal fields are still sealed: open them first.
+    #[error("the envelope's personal fields are still sealed")]
+    Sealed,
     /// The stored policy is not valid.
     #[error("invalid stored policy: {0}")]
     Policy(String),
@@ -52,6 +55,7 @@ pub fn envelope_to_wire(e: &Envelope) -> pb::Envelope {
         schema_version: e.schema_version,
         causation_id: e.causation_id.map(|u| u.to_string()).unwrap_or_default(),
         correlation_id: e.correlation_id.map(|u| u.to_string()).unwrap_or_default(),
+        sealed: None,
         event: Some(match &e.payload {
             EventPayload::Complaint(c) => complaint_event_to_wire(c),
             EventPayload::Company(c) => company_event_to_wire(c),
@@ -133,10 +137,18 @@ fn company_event_to_wire(event: &CompanyEvent) -> E {
         CompanyEvent::CeoSlotReserved(slot) => E::CeoSlotReserved(pb::CeoSlotReserved {
             window_start_ms: slot.window_start.as_millis(),
             complaint_id: slot.complaint_id.to_string(),
-            customer_id: slot.customer_id.to_string(),
+            customer_id: String::new(),
+            customer_ref: slot.customer.to_string(),
             segment: slot.segment.to_string(),
             used: slot.used,
             segment_used: slot.segment_used.clone().into_iter().collect(),
+        }),
+        CompanyEvent::CustomerErased {
+            customer,
+            erased_by,
+        } => E::CustomerErased(pb::CustomerErased {
+            customer_ref: customer.to_string(),
+            erased_by: erased_by.to_string(),
         }),
     }
 }
@@ -149,6 +161,9 @@ pub fn decode_envelope(bytes: &[u8]) -> Result<Envelope, DecodeError> {
 
 /// Parses a wire envelope.
 pub fn envelope_from_wire(w: pb::Envelope) -> Result<Envelope, DecodeError> {
+    if w.sealed.is_some() {
+        return Err(DecodeError::Sealed);
+    }
     let event_id = EventId::parse(&w.event_id).at("event_id")?;
     let complaint_id = optional_uuid(&w.complaint_id, "complaint_id")?.map(ComplaintId::from_uuid);
     let causation_id = optional_uuid(&w.causation_id, "causation_id")?;
@@ -254,11 +269,15 @@ fn company_event_from_wire(event: E) -> Result<CompanyEvent, DecodeError> {
         E::CeoSlotReserved(s) => CompanyEvent::CeoSlotReserved(CeoSlot {
             window_start: Timestamp::from_millis(s.window_start_ms),
             complaint_id: ComplaintId::parse(&s.complaint_id).at("complaint_id")?,
-            customer_id: CustomerId::parse(&s.customer_id).at("customer_id")?,
+            customer: CustomerRef::parse(&s.customer_ref).at("customer_ref")?,
             segment: Segment::parse(&s.segment).at("segment")?,
             used: s.used,
             segment_used: s.segment_used.into_iter().collect::<BTreeMap<_, _>>(),
         }),
+        E::CustomerErased(e) => CompanyEvent::CustomerErased {
+            customer: CustomerRef::parse(&e.customer_ref).at("customer_ref")?,
+            erased_by: label(&e.erased_by, "erased_by")?,
+        },
         _ => return Err(DecodeError::UnknownEvent),
     })
 }

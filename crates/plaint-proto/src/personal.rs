@@ -29,6 +29,8 @@ pub enum Class {
 
 use Class::{Nested, NotPersonal, Operator, Personal};
 
+use crate::events::envelope::Event as E;
+
 /// Every field of every message of `plaint.events.v1`, by full name.
 pub const EVENT_FIELDS: &[(&str, Class)] = &[
     // The envelope: ids made by the system (the complaint id is a hash of
@@ -61,12 +63,25 @@ pub const EVENT_FIELDS: &[(&str, Class)] = &[
     ("Envelope.key_expiry_set", Nested),
     ("Envelope.key_revoked", Nested),
     ("Envelope.audited", Nested),
+    ("Envelope.customer_erased", Nested),
+    ("Envelope.sealed", Nested),
+    // The sealed block: ciphertext, and which customer's key opens it.
+    ("Sealed.customer_ref", NotPersonal),
+    ("Sealed.key_id", NotPersonal),
+    ("Sealed.nonce", NotPersonal),
+    ("Sealed.ciphertext", NotPersonal),
+    ("PersonalValues.values", Personal),
+    ("CustomerErased.customer_ref", NotPersonal),
+    ("CustomerErased.erased_by", Operator),
     // The customer: who it is is personal; what routing weighs is not.
     ("Customer.customer_id", Personal),
     ("Customer.segment", NotPersonal),
     ("Customer.tier", NotPersonal),
     ("Customer.lifetime_value_cents", NotPersonal),
     ("Customer.churn_risk_pct", NotPersonal),
+    // A keyed pseudonym: without the deployment's secret it leads nowhere,
+    // and routing needs it to recognise a customer across complaints.
+    ("Customer.customer_ref", NotPersonal),
     ("Visibility.audience_reach", NotPersonal),
     ("Visibility.shares", NotPersonal),
     ("Visibility.media_attention", NotPersonal),
@@ -131,6 +146,7 @@ pub const EVENT_FIELDS: &[(&str, Class)] = &[
     ("CeoSlotReserved.window_start_ms", NotPersonal),
     ("CeoSlotReserved.complaint_id", NotPersonal),
     ("CeoSlotReserved.customer_id", Personal),
+    ("CeoSlotReserved.customer_ref", NotPersonal),
     ("CeoSlotReserved.segment", NotPersonal),
     ("CeoSlotReserved.used", NotPersonal),
     ("CeoSlotReserved.segment_used", NotPersonal),
@@ -169,4 +185,68 @@ pub fn personal_fields() -> impl Iterator<Item = &'static str> {
         .iter()
         .filter(|(_, class)| *class == Personal)
         .map(|(name, _)| *name)
+}
+
+/// Visits every personal text field of an event, in an order that is part of
+/// the log's format: a [`crate::events::Sealed`] block holds their values in
+/// this order, so a field is only ever added at the end of its event's list.
+/// Every event with personal fields visits all of them, empty or not.
+pub fn for_each_personal(event: &mut E, visit: &mut dyn FnMut(&mut String)) {
+    match event {
+        E::ComplaintReceived(r) => {
+            visit(&mut r.external_ticket_id);
+            visit(&mut r.customer.get_or_insert_with(Default::default).customer_id);
+            visit(&mut r.summary);
+        }
+        E::Acknowledged(a) => visit(&mut a.by),
+        E::Assigned(a) => visit(&mut a.assignee),
+        E::CustomerFollowedUp(f) => visit(&mut f.text),
+        E::ReturnAuthorized(r) => visit(&mut r.rma),
+        E::ItemShippedBack(s) => visit(&mut s.tracking),
+        E::Resolved(r) => visit(&mut r.note),
+        E::Reopened(r) => visit(&mut r.reason),
+        E::Withdrawn(w) => visit(&mut w.reason),
+        E::CeoSlotReserved(s) => visit(&mut s.customer_id),
+        E::ComplaintRouted(_)
+        | E::ComplaintRerouted(_)
+        | E::VisibilityChanged(_)
+        | E::ItemReceived(_)
+        | E::ItemProcessed(_)
+        | E::PolicyPublished(_)
+        | E::ClimateSet(_)
+        | E::StanceAlignmentSet(_)
+        | E::CustomerErased(_)
+        | E::KeyCreated(_)
+        | E::KeyExpirySet(_)
+        | E::KeyRevoked(_)
+        | E::Audited(_) => {}
+    }
+}
+
+/// Takes the personal values out of an event, leaving its fields empty;
+/// `None` when it holds none (all empty, or an event without such fields).
+pub fn take_personal(event: &mut E) -> Option<Vec<String>> {
+    let mut values = Vec::new();
+    for_each_personal(event, &mut |field| values.push(std::mem::take(field)));
+    values.iter().any(|v| !v.is_empty()).then_some(values)
+}
+
+/// Puts values taken by [`take_personal`] back; `false` when their number
+/// does not match the event's personal fields.
+pub fn restore_personal(event: &mut E, values: Vec<String>) -> bool {
+    let mut count = 0;
+    for_each_personal(event, &mut |_| count += 1);
+    if count != values.len() {
+        return false;
+    }
+    let mut values = values.into_iter();
+    for_each_personal(event, &mut |field| {
+        *field = values.next().unwrap_or_default()
+    });
+    true
+}
+
+/// Writes `marker` into every personal field of an event.
+pub fn mark_personal(event: &mut E, marker: &str) {
+    for_each_personal(event, &mut |field| *field = marker.to_owned());
 }

@@ -20,6 +20,7 @@ fn facts() -> ComplaintFacts {
         external_ticket_id: ExternalTicketId::parse("T-1").unwrap(),
         customer: Customer {
             id: CustomerId::parse("c-1").unwrap(),
+            reference: plaint_domain::values::CustomerRef::from_digest(&[7; 16]),
             segment: Segment::parse("consumer").unwrap(),
             tier: CustomerTier::Gold,
             lifetime_value: Money::parse(123_400).unwrap(),

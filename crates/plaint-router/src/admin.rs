@@ -86,7 +86,7 @@ impl AdminService {
     }
 }
 
-fn unavailable(e: plaint_bus::BusError) -> Status {
+pub(crate) fn unavailable(e: plaint_bus::BusError) -> Status {
     tracing::warn!(error = %e, "event log unavailable");
     Status::unavailable("the event log is unavailable")
 }
@@ -101,7 +101,7 @@ fn invalid(field: &str, message: String) -> Status {
 
 /// A refused request value: the message reads "<field> <problem>", as the
 /// other services' do.
-fn invalid_value(v: ValidationError) -> Status {
+pub(crate) fn invalid_value(v: ValidationError) -> Status {
     Status::with_error_details(
         Code::InvalidArgument,
         v.to_string(),
@@ -110,7 +110,7 @@ fn invalid_value(v: ValidationError) -> Status {
 }
 
 /// Who made a change, as the log records it: the authenticated caller.
-fn operator(caller: &Caller) -> Result<Label, Status> {
+pub(crate) fn operator(caller: &Caller) -> Result<Label, Status> {
     Label::parse(caller.id()).map_err(|_| Status::internal("the caller's name is not a label"))
 }
 
@@ -192,6 +192,55 @@ impl Admin for AdminService {
             let _ = tx.send(last).await;
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn erase_customer(
+        &self,
+        request: Request<pb::EraseCustomerRequest>,
+    ) -> Result<Response<pb::EraseCustomerResponse>, Status> {
+        let caller = caller_of(&request);
+        let r = request.into_inner();
+        Ok(Response::new(
+            crate::customers::erase(&self.log, &caller, r).await?,
+        ))
+    }
+
+    async fn export_customer_data(
+        &self,
+        request: Request<pb::ExportCustomerDataRequest>,
+    ) -> Result<Response<pb::ExportCustomerDataResponse>, Status> {
+        let caller = caller_of(&request);
+        let r = request.into_inner();
+        let store = self
+            .store
+            .as_ref()
+            .ok_or_else(|| Status::failed_precondition("this router runs no projections"))?;
+        if let Some(c) = r.consistency.filter(|c| c.min_sequence > 0) {
+            let wait = std::time::Duration::from_millis(u64::from(c.timeout_ms.clamp(1, 10_000)));
+            let reached = store
+                .wait_for_sequence(c.min_sequence, wait)
+                .await
+                .map_err(|_| Status::unavailable("the read models are unavailable"))?;
+            if !reached {
+                return Err(Status::failed_precondition(format!(
+                    "consistency.min_sequence: the read models have not reached {} yet",
+                    c.min_sequence
+                )));
+            }
+        }
+        Ok(Response::new(
+            crate::customers::export(&self.log, store, &caller, &r.customer_id).await?,
+        ))
+    }
+
+    async fn rewrap_data_keys(
+        &self,
+        request: Request<pb::RewrapDataKeysRequest>,
+    ) -> Result<Response<pb::RewrapDataKeysResponse>, Status> {
+        let caller = caller_of(&request);
+        Ok(Response::new(
+            crate::customers::rewrap(&self.log, &caller).await?,
+        ))
     }
 
     async fn publish_policy(

@@ -9,6 +9,7 @@
 
 mod admin;
 mod config;
+mod customers;
 mod keys;
 mod query;
 mod startup;

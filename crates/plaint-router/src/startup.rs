@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use plaint_access::Access;
-use plaint_bus::{ConsumerSettings, DeadLetters, EventLog, RetryPolicy};
+use plaint_bus::{ConsumerSettings, DeadLetters, EventLog, Reading, RetryPolicy};
 use plaint_proto::access::access_server::AccessServer;
 use plaint_proto::router::{admin_server::AdminServer, query_server::QueryServer};
 use plaint_runtime::WireErrorsLayer;
@@ -115,6 +115,8 @@ impl Service for Application {
                 Ok(())
             });
         }
+        // The read models hold personal fields: they read them opened.
+        let opened = self.log.clone().reading(Reading::Opened);
         if self.config.projections {
             tasks.spawn(
                 "projection lag",
@@ -130,7 +132,7 @@ impl Service for Application {
             tasks.spawn(
                 "projector",
                 projector::run(
-                    self.log.clone(),
+                    opened.clone(),
                     self.store.clone(),
                     self.config.projection_batch,
                     hold,
@@ -147,15 +149,15 @@ impl Service for Application {
                 self.store.clone(),
                 updates,
                 Duration::from_millis(self.config.max_consistency_wait_ms),
+                self.log.data_keys().shared_pseudonyms(),
             )
             .with_stop(tasks.stop_token()),
         )
         .max_decoding_message_size(max)
         .max_encoding_message_size(max);
-        let admin =
-            AdminServer::new(AdminService::new(self.log.clone()).with_store(self.store.clone()))
-                .max_decoding_message_size(max)
-                .max_encoding_message_size(max);
+        let admin = AdminServer::new(AdminService::new(opened).with_store(self.store.clone()))
+            .max_decoding_message_size(max)
+            .max_encoding_message_size(max);
 
         let keys = AccessServer::new(crate::keys::AccessService::new(
             self.log.clone(),

@@ -21,7 +21,12 @@ use tonic::{Code, Request};
 
 fn service(store: &Store) -> (QueryService, broadcast::Sender<ComplaintChange>) {
     let (updates, _) = broadcast::channel(4);
-    let svc = QueryService::new(store.clone(), updates.clone(), Duration::from_millis(300));
+    let svc = QueryService::new(
+        store.clone(),
+        updates.clone(),
+        Duration::from_millis(300),
+        std::sync::Arc::new(support::pseudonyms()),
+    );
     (svc, updates)
 }
 

@@ -67,6 +67,7 @@ impl CompanyView {
                     });
                 }
                 CompanyEvent::ClimateSet { climate, .. } => self.climate = *climate,
+                CompanyEvent::CustomerErased { .. } => {}
                 CompanyEvent::StanceAlignmentSet { alignment, .. } => self.stance = *alignment,
                 CompanyEvent::CeoSlotReserved(_) => {}
             }

@@ -128,7 +128,7 @@ async fn process(
         }
         return;
     }
-    let envelope = match plaint_proto::decode_envelope(d.payload()) {
+    let envelope = match router.log().decode_masked(d.payload()) {
         Ok(e) => e,
         Err(e) => {
             // It can never be decoded; delivering it again cannot help.

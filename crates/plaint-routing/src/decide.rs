@@ -96,6 +96,11 @@ pub struct Router {
 }
 
 impl Router {
+    /// The log it reads and appends to.
+    pub fn log(&self) -> &EventLog {
+        &self.log
+    }
+
     /// A router over `log`.
     pub fn new(log: EventLog) -> Self {
         Self {
@@ -232,7 +237,7 @@ impl Router {
         }
         let customer = &complaint.facts.customer;
         let inputs = self.inputs.read_after(began, now).await?;
-        let engagement_subject = self.log.names().ceo_customer(customer.id.as_str());
+        let engagement_subject = self.log.names().ceo_customer(customer.reference.as_str());
         let kept = match cooldown {
             Cooldown::Kept => inputs.engagements.of(&engagement_subject),
             Cooldown::ReadTheSubject => Known::ReadTheSubject,
@@ -362,7 +367,7 @@ impl Router {
         let slot = CeoSlot {
             window_start: decision.budget_window_start,
             complaint_id: complaint.id,
-            customer_id: customer.id.clone(),
+            customer: customer.reference.clone(),
             segment: customer.segment.clone(),
             used: u32::try_from(budget.slots.len() + 1).unwrap_or(u32::MAX),
             segment_used,
@@ -441,7 +446,7 @@ impl Router {
         let slot = CeoSlot {
             window_start: decision.budget_window_start,
             complaint_id: complaint.id,
-            customer_id: customer.id.clone(),
+            customer: customer.reference.clone(),
             segment: customer.segment.clone(),
             used: 0,
             segment_used: Default::default(),
@@ -453,7 +458,7 @@ impl Router {
             CompanyEvent::CeoSlotReserved(slot),
         );
         envelope.complaint_id = Some(complaint.id);
-        let subject = self.log.names().ceo_customer(customer.id.as_str());
+        let subject = self.log.names().ceo_customer(customer.reference.as_str());
         self.log
             .append(&subject, &envelope, Expect::Any, None)
             .await?;

@@ -9,7 +9,7 @@ mod support;
 
 use plaint_bus::{EventLog, Expect, Names, StreamSettings};
 use plaint_domain::event::{CeoSlot, CompanyEvent};
-use plaint_domain::values::{CustomerId, Segment};
+use plaint_domain::values::Segment;
 use plaint_domain::{ComplaintId, Timestamp};
 use plaint_routing::engagements::{Engagement, Engagements, Known};
 use plaint_testkit::NatsServer;
@@ -20,7 +20,7 @@ async fn engage(log: &EventLog, customer: &str, complaint: ComplaintId, at: i64)
     let slot = CeoSlot {
         window_start: Timestamp::from_millis(T0),
         complaint_id: complaint,
-        customer_id: CustomerId::parse(customer).unwrap(),
+        customer: support::pseudonyms().of_raw(customer),
         segment: Segment::parse("retail").unwrap(),
         used: 0,
         segment_used: Default::default(),
@@ -29,7 +29,8 @@ async fn engage(log: &EventLog, customer: &str, complaint: ComplaintId, at: i64)
     let mut envelope = item.event.unwrap().envelope;
     envelope.complaint_id = Some(complaint);
     log.append(
-        &log.names().ceo_customer(customer),
+        &log.names()
+            .ceo_customer(support::pseudonyms().of_raw(customer).as_str()),
         &envelope,
         Expect::Any,
         None,
@@ -45,15 +46,22 @@ async fn kept_engagements_follow_the_log_and_fall_back_to_the_subject() {
         .await
         .unwrap();
     let names = Names::new(&plaint_testkit::unique_prefix(), "ENG_TEST").unwrap();
-    let log = EventLog::open(client.clone(), names, &StreamSettings::default())
+    let personal = plaint_bus::PersonalDataSettings::for_tests(names.prefix()).unwrap();
+    let log = EventLog::open(client.clone(), names, &StreamSettings::default(), &personal)
         .await
         .unwrap();
     let first = ComplaintId::from_uuid(uuid::Uuid::new_v4());
     let second = ComplaintId::from_uuid(uuid::Uuid::new_v4());
     engage(&log, "alice", first, T0).await;
-    let alice = log.names().ceo_customer("alice");
-    let bob = log.names().ceo_customer("bob");
-    let carol = log.names().ceo_customer("carol");
+    let alice = log
+        .names()
+        .ceo_customer(support::pseudonyms().of_raw("alice").as_str());
+    let bob = log
+        .names()
+        .ceo_customer(support::pseudonyms().of_raw("bob").as_str());
+    let carol = log
+        .names()
+        .ceo_customer(support::pseudonyms().of_raw("carol").as_str());
 
     let mut kept = Engagements::default();
     assert_eq!(kept.of(&alice), Known::ReadTheSubject, "nothing read yet");

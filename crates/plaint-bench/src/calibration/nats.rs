@@ -282,8 +282,14 @@ impl Calibrator {
             // stream as it is) and read through the bus's durable consumer:
             // the path the router reads the log by.
             let names = Names::new(&self.prefix, &scratch.name).map_err(anyhow::Error::msg)?;
-            let log =
-                EventLog::open(self.client.clone(), names, &StreamSettings::default()).await?;
+            let personal = plaint_bus::PersonalDataSettings::for_tests(&self.prefix)?;
+            let log = EventLog::open(
+                self.client.clone(),
+                names,
+                &StreamSettings::default(),
+                &personal,
+            )
+            .await?;
             let started = Instant::now();
             let mut deliveries = log.consume(&settings).await?;
             let mut count = 0u64;

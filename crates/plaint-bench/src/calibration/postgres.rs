@@ -43,13 +43,14 @@ pub fn complaints_table_sql(table: &str) -> String {
              ceo_engaged_at     bigint,
              ceo_engaged        boolean GENERATED ALWAYS AS (ceo_engaged_at IS NOT NULL) STORED,
              last_sequence      bigint  NOT NULL,
-             state              text    NOT NULL
+             state              text    NOT NULL,
+             customer_ref       text    NOT NULL
          );
          CREATE INDEX {table}_received ON {table} (received_at DESC, complaint_id DESC);
          CREATE INDEX {table}_route ON {table} (route, received_at DESC, complaint_id DESC);
          CREATE INDEX {table}_status ON {table} (status, received_at DESC, complaint_id DESC);
          CREATE INDEX {table}_channel ON {table} (channel, received_at DESC, complaint_id DESC);
-         CREATE INDEX {table}_customer ON {table} (customer_id, received_at DESC, complaint_id DESC);
+         CREATE INDEX {table}_customer ON {table} (customer_ref, received_at DESC, complaint_id DESC);
          CREATE INDEX {table}_resolved ON {table} (resolved_at) WHERE status = 'RESOLVED';
          DO $$
          BEGIN
@@ -67,11 +68,11 @@ fn upsert_sql(table: &str) -> String {
         "INSERT INTO {table} (complaint_id, source_system, external_ticket_id, customer_id, \
              segment, channel, category, status, route, fulfilment, fulfilment_step, priority, \
              assignee, satisfaction, received_at, routed_at, resolved_at, ceo_engaged_at, \
-             last_sequence, state) \
+             last_sequence, state, customer_ref) \
          SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], \
              $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], \
              $13::text[], $14::int[], $15::bigint[], $16::bigint[], $17::bigint[], $18::bigint[], \
-             $19::bigint[], $20::text[]) \
+             $19::bigint[], $20::text[], $21::text[]) \
          ON CONFLICT (complaint_id) DO UPDATE SET \
              status = EXCLUDED.status, route = EXCLUDED.route, fulfilment = EXCLUDED.fulfilment, \
              fulfilment_step = EXCLUDED.fulfilment_step, priority = EXCLUDED.priority, \
@@ -185,6 +186,7 @@ async fn upsert(conn: &mut PgConnection, sql: &str, c: &Columns) -> Result<(), s
         .bind(&c.opt_at)
         .bind(&c.at)
         .bind(&c.state)
+        .bind(&c.text)
         .execute(&mut *tx)
         .await?;
     tx.commit().await

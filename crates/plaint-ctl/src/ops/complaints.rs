@@ -78,6 +78,7 @@ pub(super) async fn submit(t: &Target, a: SubmitArgs) -> anyhow::Result<()> {
                 CustomerTier::from_str_name,
             )? as i32,
             lifetime_value_cents: 0,
+            customer_ref: String::new(),
             churn_risk_pct: 0,
         }),
         channel: named("channel", "CHANNEL_", &a.channel, Channel::from_str_name)? as i32,

@@ -3,6 +3,7 @@
 
 mod admin;
 mod complaints;
+mod customers;
 mod keys;
 
 use anyhow::Context;
@@ -14,6 +15,7 @@ use plaint_proto::router::{admin_client::AdminClient, query_client::QueryClient}
 
 pub use admin::{ClimateArgs, DeadLetterCommand, PolicyCommand, StanceArgs};
 pub use complaints::{ListArgs, SubmitArgs, WatchArgs};
+pub use customers::CustomerCommand;
 pub use keys::KeyCommand;
 
 /// Where the services are, and how to print.
@@ -80,6 +82,9 @@ pub enum Ops {
     /// API keys: bootstrap, create, list, expire, revoke.
     #[command(subcommand)]
     Keys(KeyCommand),
+    /// A customer's personal data: erase, export; re-wrap the data keys.
+    #[command(subcommand)]
+    Customers(CustomerCommand),
     /// The audit trail of administrative changes, oldest first.
     Audit {
         /// Entries after this log sequence.
@@ -155,6 +160,7 @@ pub async fn run(target: Target, ops: Ops) -> anyhow::Result<()> {
         Ops::Stance(a) => admin::stance(&target, a).await,
         Ops::Rebuild => admin::rebuild(&target).await,
         Ops::Keys(c) => keys::keys(&target, c).await,
+        Ops::Customers(c) => customers::customers(&target, c).await,
         Ops::Audit { after, limit } => keys::audit(&target, after, limit).await,
     }
 }

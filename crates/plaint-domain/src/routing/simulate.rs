@@ -90,7 +90,7 @@ impl Simulation {
             stance: actual.stance,
             budget_used,
             segment_used,
-            customer_last_ceo: self.last_ceo.get(customer.id.as_str()).copied(),
+            customer_last_ceo: self.last_ceo.get(customer.reference.as_str()).copied(),
             now,
         };
         // The first decision saw the complaint as it was received.
@@ -102,7 +102,8 @@ impl Simulation {
             *n += 1;
             *per_segment.entry(segment.to_owned()).or_default() += 1;
             self.peak_window_ceo = self.peak_window_ceo.max(*n);
-            self.last_ceo.insert(customer.id.as_str().to_owned(), now);
+            self.last_ceo
+                .insert(customer.reference.as_str().to_owned(), now);
         }
         self.complaints += 1;
         self.distribution.entry(actual.route).or_default().0 += 1;

@@ -52,10 +52,24 @@ pub(crate) fn reach(count: u64) -> Reach {
     Reach::parse(count).unwrap()
 }
 
+/// A pseudonym for `id`: distinct ids give distinct pseudonyms (the
+/// services use a keyed HMAC; the domain only needs them told apart).
+pub(crate) fn reference_of(id: &str) -> plaint_domain::values::CustomerRef {
+    use std::hash::{Hash, Hasher};
+    let mut digest = [0u8; 16];
+    for (half, salt) in digest.chunks_mut(8).zip([1u8, 2]) {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (salt, id).hash(&mut h);
+        half.copy_from_slice(&h.finish().to_be_bytes());
+    }
+    plaint_domain::values::CustomerRef::from_digest(&digest)
+}
+
 /// A customer with no particular value to the company.
 pub(crate) fn customer(id: &str, segment: &str) -> Customer {
     Customer {
         id: CustomerId::parse(id).unwrap(),
+        reference: reference_of(id),
         segment: Segment::parse(segment).unwrap(),
         tier: CustomerTier::Standard,
         lifetime_value: Money::parse(0).unwrap(),

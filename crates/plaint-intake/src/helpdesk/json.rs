@@ -199,6 +199,7 @@ fn to_parsed(m: JsonMessage) -> Result<Parsed, ValidationError> {
                 external_ticket_id: m.external_ticket_id,
                 customer: Some(epb::Customer {
                     customer_id: c.customer_id,
+                    customer_ref: String::new(),
                     segment: c.segment,
                     tier: enum_value::<CustomerTier>(
                         "customer.tier",

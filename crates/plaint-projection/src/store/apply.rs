@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 
 use plaint_bus::TailItem;
-use plaint_domain::event::{ComplaintEvent, EventPayload};
+use plaint_domain::event::{CompanyEvent, ComplaintEvent, EventPayload};
 use plaint_domain::lifecycle::{Complaint, apply};
 use plaint_domain::{ComplaintId, Route, Timestamp};
 use sqlx::{Postgres, Transaction};
@@ -175,7 +175,18 @@ impl Store {
                 .await?;
         }
         tx.commit().await?;
+        // An erasure rewrote states behind the cache's back: none of them
+        // may be folded onto again from memory.
+        let erased = writes
+            .company
+            .iter()
+            .any(|(_, _, e)| matches!(e, CompanyEvent::CustomerErased { .. }));
         self.keep_writes(writes);
+        if erased {
+            self.states.clear();
+            self.observe(out.checkpoint);
+            return Ok(out);
+        }
         self.states
             .put_all(folded.into_iter().filter_map(|(id, f)| {
                 let state = f.state?;

@@ -6,9 +6,10 @@ use std::fmt;
 use futures::stream::{BoxStream, StreamExt};
 use plaint_domain::event::ComplaintEvent;
 use plaint_domain::lifecycle::{Complaint, Status};
+use plaint_domain::values::CustomerRef;
 use plaint_domain::{Channel, ComplaintId, Decision, Route, Timestamp};
 use sqlx::postgres::PgRow;
-use sqlx::{Postgres, QueryBuilder, Row};
+use sqlx::{Postgres, QueryBuilder, Row, Transaction};
 use uuid::Uuid;
 
 use super::{
@@ -38,6 +39,18 @@ pub struct TimelineRow {
     pub occurred_at: Timestamp,
     /// The event payload as JSON text.
     pub detail_json: String,
+}
+
+/// Most complaints one export holds.
+pub const MAX_EXPORT_COMPLAINTS: usize = 10_000;
+
+/// What the read models hold about one customer.
+#[derive(Debug, Clone, Default)]
+pub struct CustomerData {
+    /// Each complaint's state (JSON text) and timeline, oldest first.
+    pub complaints: Vec<(String, Vec<TimelineRow>)>,
+    /// More complaints than [`MAX_EXPORT_COMPLAINTS`] exist.
+    pub truncated: bool,
 }
 
 /// One routing decision of a complaint.
@@ -97,8 +110,8 @@ pub struct ListFilter {
     pub status: Option<Status>,
     /// Only complaints that came through this channel.
     pub channel: Option<Channel>,
-    /// Customer.
-    pub customer_id: Option<String>,
+    /// Customer, by pseudonym.
+    pub customer_ref: Option<String>,
     /// Received at or after.
     pub received_from: Option<Timestamp>,
     /// Received at or before.
@@ -150,22 +163,7 @@ impl Store {
             return Ok(None);
         };
         let complaint = complaint_row(&row)?;
-        let timeline: Vec<TimelineRow> = sqlx::query_as::<_, (i64, Uuid, String, i64, String)>(
-            "SELECT sequence, event_id, event_type, occurred_at, detail \
-             FROM timeline WHERE complaint_id = $1 ORDER BY sequence",
-        )
-        .bind(id.as_uuid())
-        .fetch_all(&mut *tx)
-        .await?
-        .into_iter()
-        .map(|(seq, event_id, event_type, at, detail_json)| TimelineRow {
-            sequence: from_db_seq(seq),
-            event_id,
-            event_type,
-            occurred_at: Timestamp::from_millis(at),
-            detail_json,
-        })
-        .collect();
+        let timeline = timeline_of(&mut tx, id.as_uuid()).await?;
         let decisions = timeline
             .iter()
             .filter(|t| DECISION_EVENTS.contains(&t.event_type.as_str()))
@@ -203,8 +201,8 @@ impl Store {
         if let Some(channel) = &filter.channel {
             q.push(" AND channel = ").push_bind(name_of(channel));
         }
-        if let Some(customer) = &filter.customer_id {
-            q.push(" AND customer_id = ").push_bind(customer.clone());
+        if let Some(customer) = &filter.customer_ref {
+            q.push(" AND customer_ref = ").push_bind(customer.clone());
         }
         if let Some(from) = filter.received_from {
             q.push(" AND received_at >= ").push_bind(from.as_millis());
@@ -247,23 +245,52 @@ impl Store {
         })
     }
 
+    /// Everything held about one customer, in one snapshot.
+    pub async fn customer_data(&self, customer: &CustomerRef) -> Result<CustomerData, StoreError> {
+        let mut tx = self.snapshot().await?;
+        let mut rows: Vec<(Uuid, String)> = sqlx::query_as(
+            "SELECT complaint_id, state FROM complaints WHERE customer_ref = $1 \
+             ORDER BY received_at, complaint_id LIMIT $2",
+        )
+        .bind(customer.as_str())
+        .bind(i64::try_from(MAX_EXPORT_COMPLAINTS + 1).unwrap_or(i64::MAX))
+        .fetch_all(&mut *tx)
+        .await?;
+        let truncated = rows.len() > MAX_EXPORT_COMPLAINTS;
+        rows.truncate(MAX_EXPORT_COMPLAINTS);
+        let mut complaints = Vec::with_capacity(rows.len());
+        for (id, state) in rows {
+            let timeline = timeline_of(&mut tx, id).await?;
+            complaints.push((state, timeline));
+        }
+        tx.commit().await?;
+        Ok(CustomerData {
+            complaints,
+            truncated,
+        })
+    }
+
     /// A customer's complaints (newest first) and CEO engagements.
-    pub async fn customer_history(&self, customer_id: &str) -> Result<CustomerHistory, StoreError> {
+    pub async fn customer_history(
+        &self,
+        customer: &CustomerRef,
+    ) -> Result<CustomerHistory, StoreError> {
+        let customer_ref = customer.as_str();
         let mut tx = self.snapshot().await?;
         let rows = sqlx::query(concat!(
             "SELECT ",
             complaint_columns!(),
-            " FROM complaints WHERE customer_id = $1 \
+            " FROM complaints WHERE customer_ref = $1 \
               ORDER BY received_at DESC, complaint_id DESC LIMIT $2"
         ))
-        .bind(customer_id)
+        .bind(customer_ref)
         .bind(i64::from(MAX_HISTORY))
         .fetch_all(&mut *tx)
         .await?;
         let (count, last): (i64, Option<i64>) = sqlx::query_as(
-            "SELECT count(ceo_engaged_at), max(ceo_engaged_at) FROM complaints WHERE customer_id = $1",
+            "SELECT count(ceo_engaged_at), max(ceo_engaged_at) FROM complaints WHERE customer_ref = $1",
         )
-        .bind(customer_id)
+        .bind(customer_ref)
         .fetch_one(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -373,4 +400,27 @@ fn opt_name<T: serde::de::DeserializeOwned>(
 ) -> Result<Option<T>, StoreError> {
     let raw: Option<String> = row.try_get(col)?;
     raw.map(|r| parse_name(col, &r)).transpose()
+}
+
+/// A complaint's timeline, oldest first.
+async fn timeline_of(
+    tx: &mut Transaction<'static, Postgres>,
+    id: Uuid,
+) -> Result<Vec<TimelineRow>, StoreError> {
+    Ok(sqlx::query_as::<_, (i64, Uuid, String, i64, String)>(
+        "SELECT sequence, event_id, event_type, occurred_at, detail \
+         FROM timeline WHERE complaint_id = $1 ORDER BY sequence",
+    )
+    .bind(id)
+    .fetch_all(&mut **tx)
+    .await?
+    .into_iter()
+    .map(|(seq, event_id, event_type, at, detail_json)| TimelineRow {
+        sequence: from_db_seq(seq),
+        event_id,
+        event_type,
+        occurred_at: Timestamp::from_millis(at),
+        detail_json,
+    })
+    .collect())
 }

@@ -12,6 +12,7 @@
 mod apply;
 mod company;
 mod complaints;
+mod erasure;
 mod reports;
 mod rows;
 mod states;
@@ -31,7 +32,8 @@ use tokio::sync::watch;
 pub use apply::{AppliedBatch, Changes, ComplaintChange, Span};
 pub use company::{CompanySettings, PolicyRow};
 pub use complaints::{
-    ComplaintDetail, Cursor, CustomerHistory, DecisionRow, ListFilter, ListPage, TimelineRow,
+    ComplaintDetail, Cursor, CustomerData, CustomerHistory, DecisionRow, ListFilter, ListPage,
+    MAX_EXPORT_COMPLAINTS, TimelineRow,
 };
 pub use reports::{CeoBudgetUse, GoodwillGroup, QueueGroup, QueueStats};
 

@@ -173,11 +173,11 @@ fn complaint_upsert_sql(table: &str) -> String {
         "INSERT INTO {table} (complaint_id, source_system, external_ticket_id, customer_id, \
              segment, channel, category, status, route, fulfilment, fulfilment_step, priority, \
              assignee, satisfaction, received_at, routed_at, resolved_at, ceo_engaged_at, \
-             last_sequence, state) \
+             last_sequence, state, customer_ref) \
          SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], \
              $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], \
              $13::text[], $14::int[], $15::bigint[], $16::bigint[], $17::bigint[], $18::bigint[], \
-             $19::bigint[], $20::text[]) \
+             $19::bigint[], $20::text[], $21::text[]) \
          ON CONFLICT (complaint_id) DO UPDATE SET \
              status = EXCLUDED.status, route = EXCLUDED.route, fulfilment = EXCLUDED.fulfilment, \
              fulfilment_step = EXCLUDED.fulfilment_step, priority = EXCLUDED.priority, \
@@ -229,6 +229,7 @@ async fn write_complaints(
         .bind(&c.ceo_engaged_at)
         .bind(&c.last_sequence)
         .bind(c.state.texts()?)
+        .bind(&c.customer_ref)
         .execute(&mut **tx)
         .await?;
     Ok(())
@@ -241,6 +242,7 @@ struct ComplaintColumns {
     source_system: Vec<String>,
     external_ticket_id: Vec<String>,
     customer_id: Vec<String>,
+    customer_ref: Vec<String>,
     segment: Vec<String>,
     channel: Vec<String>,
     category: Vec<String>,
@@ -273,6 +275,8 @@ impl ComplaintColumns {
         self.source_system.push(row.source_system);
         self.external_ticket_id.push(row.external_ticket_id);
         self.customer_id.push(row.customer_id);
+        self.customer_ref
+            .push(state.facts.customer.reference.to_string());
         self.segment.push(row.segment);
         self.channel.push(name_of(&row.channel));
         self.category.push(name_of(&row.category));
@@ -343,21 +347,24 @@ async fn write_company_event(
         CompanyEvent::CeoSlotReserved(CeoSlot {
             window_start,
             complaint_id,
-            customer_id,
+            customer,
             segment,
             ..
         }) => {
             sqlx::query(
-                "INSERT INTO ceo_slots (window_start, complaint_id, customer_id, segment, sequence) \
+                "INSERT INTO ceo_slots (window_start, complaint_id, customer_ref, segment, sequence) \
                  VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
             )
             .bind(window_start.as_millis())
             .bind(complaint_id.as_uuid())
-            .bind(customer_id.as_str())
+            .bind(customer.as_str())
             .bind(segment.as_str())
             .bind(seq)
             .execute(&mut **tx)
             .await?;
+        }
+        CompanyEvent::CustomerErased { customer, .. } => {
+            super::erasure::erase_customer(tx, customer, seq).await?;
         }
     }
     Ok(())

@@ -76,6 +76,12 @@ impl StateCache {
             .filter(|c| c.last_sequence == last_sequence)
     }
 
+    /// Forgets every state.
+    pub(super) fn clear(&self) {
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        entries.states.clear();
+    }
+
     /// Remembers committed states.
     pub(super) fn put_all(&self, states: impl IntoIterator<Item = (Uuid, Cached)>) {
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);

@@ -33,12 +33,18 @@ pub async fn finish(db: TestDb, store: Store) {
     db.drop_db().await;
 }
 
+/// The pseudonyms of these tests' customers.
+pub fn pseudonyms() -> plaint_vault::Pseudonyms {
+    plaint_vault::Pseudonyms::from_secret(b"the store tests' pseudonym secret")
+}
+
 pub fn facts(ticket: &str, customer: &str, channel: Channel, category: Category) -> ComplaintFacts {
     ComplaintFacts {
         source_system: SourceSystem::parse("store-test").unwrap(),
         external_ticket_id: ExternalTicketId::parse(ticket).unwrap(),
         customer: Customer {
             id: CustomerId::parse(customer).unwrap(),
+            reference: pseudonyms().of(&CustomerId::parse(customer).unwrap()),
             segment: Segment::parse("retail").unwrap(),
             tier: CustomerTier::Standard,
             lifetime_value: Money::parse(0).unwrap(),

@@ -1,8 +1,8 @@
 //! Complaint facts: customer, visibility, channel, category, item, summary.
 
 use plaint_domain::values::{
-    AtField, ChurnRisk, CustomerId, ExternalTicketId, Money, Problem, Reach, Segment, SourceSystem,
-    ValidationError,
+    AtField, ChurnRisk, CustomerId, CustomerRef, ExternalTicketId, Money, Problem, Reach, Segment,
+    SourceSystem, ValidationError,
 };
 use plaint_domain::{Category, Channel, ComplaintFacts, Customer, CustomerTier, Visibility};
 
@@ -17,6 +17,7 @@ pub fn customer_from_wire(
     let c = wire.ok_or_else(|| ValidationError::new(prefix, Problem::Missing))?;
     Ok(Customer {
         id: CustomerId::parse(&c.customer_id).at_in(prefix, "customer_id")?,
+        reference: CustomerRef::parse(&c.customer_ref).at_in(prefix, "customer_ref")?,
         segment: Segment::parse(&c.segment).at_in(prefix, "segment")?,
         tier: optional_enum::<CustomerTier>(c.tier, "tier")
             .map_err(|e| e.within(prefix))?
@@ -76,6 +77,7 @@ pub fn facts_to_wire(f: &ComplaintFacts) -> pb::ComplaintReceived {
             tier: f.customer.tier.to_wire(),
             lifetime_value_cents: f.customer.lifetime_value.cents(),
             churn_risk_pct: f.customer.churn_risk.pct(),
+            customer_ref: f.customer.reference.to_string(),
         }),
         channel: f.channel.to_wire(),
         category: f.category.to_wire(),

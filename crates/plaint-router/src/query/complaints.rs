@@ -4,6 +4,8 @@ use plaint_domain::{Channel, Route, Timestamp};
 use plaint_proto::convert::{decision_to_wire, optional_enum};
 use plaint_proto::router as pb;
 
+use plaint_vault::Pseudonyms;
+
 use super::{QueryError, QueryService, customer_id, summary, wire};
 use plaint_projection::store::{Cursor, ListFilter};
 
@@ -39,7 +41,7 @@ impl QueryService {
         &self,
         req: pb::ListComplaintsRequest,
     ) -> Result<pb::ListComplaintsResponse, QueryError> {
-        let filter = list_filter(&req)?;
+        let filter = list_filter(&req, &self.pseudonyms)?;
         self.consistent(req.consistency.as_ref()).await?;
         let page = self.store.list_complaints(&filter).await?;
         Ok(pb::ListComplaintsResponse {
@@ -53,9 +55,9 @@ impl QueryService {
         &self,
         req: pb::GetCustomerHistoryRequest,
     ) -> Result<pb::GetCustomerHistoryResponse, QueryError> {
-        let customer = customer_id(&req.customer_id)?;
+        let customer = self.customer_ref(&req.customer_id)?;
         self.consistent(req.consistency.as_ref()).await?;
-        let history = self.store.customer_history(customer.as_str()).await?;
+        let history = self.store.customer_history(&customer).await?;
         Ok(pb::GetCustomerHistoryResponse {
             complaints: history.complaints.iter().map(summary).collect(),
             last_ceo_engagement_ms: history.last_ceo_engagement.map_or(0, Timestamp::as_millis),
@@ -65,7 +67,10 @@ impl QueryService {
 }
 
 /// The filters of a list request, parsed.
-fn list_filter(req: &pb::ListComplaintsRequest) -> Result<ListFilter, QueryError> {
+fn list_filter(
+    req: &pb::ListComplaintsRequest,
+    pseudonyms: &Pseudonyms,
+) -> Result<ListFilter, QueryError> {
     let after = match req.page_token.trim() {
         "" => None,
         token => Some(Cursor::parse(token).ok_or_else(|| {
@@ -76,9 +81,9 @@ fn list_filter(req: &pb::ListComplaintsRequest) -> Result<ListFilter, QueryError
         route: optional_enum::<Route>(req.route, "route")?,
         status: wire::status_filter(req.status)?,
         channel: optional_enum::<Channel>(req.channel, "channel")?,
-        customer_id: match req.customer_id.trim() {
+        customer_ref: match req.customer_id.trim() {
             "" => None,
-            raw => Some(customer_id(raw)?.to_string()),
+            raw => Some(pseudonyms.of(&customer_id(raw)?).to_string()),
         },
         received_from: wire::bound(req.received_from_ms),
         received_to: wire::bound(req.received_to_ms),

@@ -12,11 +12,13 @@ mod simulate;
 mod watch;
 mod wire;
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use plaint_domain::values::{AtField, CustomerId};
+use plaint_domain::values::{AtField, CustomerId, CustomerRef};
 use plaint_domain::{RoutingPolicy, Timestamp};
 use plaint_proto::router::{self as pb, query_server::Query};
+use plaint_vault::Pseudonyms;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
@@ -33,6 +35,7 @@ pub struct QueryService {
     updates: broadcast::Sender<ComplaintChange>,
     max_wait: Duration,
     stop: CancellationToken,
+    pseudonyms: Arc<Pseudonyms>,
 }
 
 impl QueryService {
@@ -42,13 +45,20 @@ impl QueryService {
         store: Store,
         updates: broadcast::Sender<ComplaintChange>,
         max_wait: Duration,
+        pseudonyms: Arc<Pseudonyms>,
     ) -> Self {
         Self {
             store,
             updates,
             max_wait,
             stop: CancellationToken::new(),
+            pseudonyms,
         }
+    }
+
+    /// The pseudonym of the customer id a request names.
+    fn customer_ref(&self, raw: &str) -> Result<CustomerRef, QueryError> {
+        Ok(self.pseudonyms.of(&customer_id(raw)?))
     }
 
     /// Ends every watch stream when `stop` is cancelled, so a graceful
