@@ -18,6 +18,7 @@ pub mod generate;
 mod observe;
 mod procs;
 mod report;
+mod sealing;
 mod stats;
 mod system;
 
@@ -255,6 +256,9 @@ async fn run_phases(
     let cal: Calibration =
         calibration::calibrate(nats_url, services.prefix(), db.url(), MESSAGE_BYTES, p).await?;
 
+    eprintln!("sealing personal data, in process (median of 5 runs)");
+    let sealing = sealing::measure()?;
+
     eprintln!("system: starting plaint-intake and plaint-router");
     services.start_intake().await?;
     services.start_router().await?;
@@ -313,6 +317,7 @@ async fn run_phases(
         tls: args.tls,
         machine: report::Machine::read(),
         calibration: cal,
+        sealing,
         c1,
         c64,
         throughput,

@@ -57,6 +57,7 @@ pub struct Report {
     pub(crate) tls: bool,
     pub(crate) machine: Machine,
     pub(crate) calibration: Calibration,
+    pub(crate) sealing: crate::sealing::Sealing,
     pub(crate) c1: ClosedLoop,
     pub(crate) c64: ClosedLoop,
     pub(crate) throughput: Throughput,
@@ -395,6 +396,17 @@ impl Report {
                 ),
             ));
         }
+        let _ = writeln!(out, "\nPersonal data, in process (median of 5; one core)");
+        let _ = writeln!(
+            out,
+            "  {:<48} {:.1} CPU-ms per 1,000 complaints",
+            "seal + open: a complaint and a follow-up", self.sealing.seal_open_ms
+        );
+        let _ = writeln!(
+            out,
+            "  {:<48} {:.1} CPU-ms per 1,000 new customers",
+            "make, wrap, unwrap a customer's data key", self.sealing.new_key_ms
+        );
         let _ = writeln!(out, "\nSystem");
         for (k, v, r) in &rows {
             let _ = writeln!(out, "  {k:<48} {v}");
@@ -482,6 +494,10 @@ impl Report {
                 "ram_gib": finite(m.ram_gib), "kernel": m.kernel,
             },
             "calibration": c.to_json(),
+            "sealing": {
+                "seal_open_cpu_ms_per_1000_complaints": finite(self.sealing.seal_open_ms),
+                "new_key_cpu_ms_per_1000_customers": finite(self.sealing.new_key_ms),
+            },
             "system": {
                 "submit_c1": {
                     "rate_per_s": finite(self.c1.rate()),

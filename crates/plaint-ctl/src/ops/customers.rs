@@ -92,7 +92,11 @@ pub(super) async fn customers(t: &Target, c: CustomerCommand) -> anyhow::Result<
                         if r.truncated { " (truncated)" } else { "" }
                     );
                 }
-                None => println!("{}", r.json),
+                None => {
+                    // A reader that stops early (`| head`) is not an error.
+                    use std::io::Write;
+                    let _ = writeln!(std::io::stdout().lock(), "{}", r.json);
+                }
             }
         }
         CustomerCommand::Rewrap => {
