@@ -474,3 +474,79 @@ async fn a_wrong_or_missing_master_key_stops_start_up_with_the_cause() {
     );
     intake.finish().await;
 }
+
+#[tokio::test]
+async fn a_refused_helpdesk_message_that_names_a_customer_is_sealed_and_erased_with_them() {
+    let db = plaint_testkit::TestDb::create().await;
+    let nats_url = plaint_testkit::shared_nats_url();
+    let intake = spawn_intake(&nats_url).await;
+    let mut router = spawn_router(&intake, db.url()).await;
+    let tag = &intake.prefix;
+    let customer = format!("carol-{tag}@example.org");
+    let said = format!("carol's words {tag}");
+    // Refused (no such channel), but it names its customer.
+    let named = format!(
+        r#"{{"type":"submit","source_system":"acme","external_ticket_id":"C-1",
+            "customer":{{"customer_id":"{customer}","segment":"consumer"}},
+            "channel":"CARRIER_PIGEON","category":"SERVICE","summary":"{said}"}}"#
+    );
+    let anonymous = format!("not a message at all {tag}");
+    intake.inbound.publish("acme", named.clone()).await;
+    intake.inbound.publish("acme", anonymous.clone()).await;
+    let letters = intake.wait_for_dead_letters(2).await;
+    assert_eq!(
+        letters[0].payload,
+        named.as_bytes(),
+        "the letter opens for intake"
+    );
+    assert_eq!(letters[1].payload, anonymous.as_bytes());
+
+    let dead = format!("{}_DEAD", intake.log.names().stream());
+    let stored = raw_stream(&nats_url, &dead).await;
+    assert_absent(
+        &stored,
+        &[customer.clone(), said.clone()],
+        "the dead letters",
+    );
+    assert!(
+        stored
+            .windows(anonymous.len())
+            .any(|w| w == anonymous.as_bytes()),
+        "a letter naming nobody is kept as it came (for its retention)"
+    );
+    let info = async_nats::jetstream::new(async_nats::connect(&nats_url).await.unwrap())
+        .get_stream(&dead)
+        .await
+        .unwrap()
+        .cached_info()
+        .config
+        .max_age;
+    assert_eq!(
+        info.as_secs(),
+        30 * 24 * 3600,
+        "dead letters are kept 30 days"
+    );
+
+    router
+        .admin
+        .erase_customer(rpb::EraseCustomerRequest {
+            customer_id: customer.clone(),
+        })
+        .await
+        .expect("erase the letter's customer");
+    let letters = intake.dead_letters().await;
+    assert_eq!(letters[0].payload, b"[erased]");
+    let refused = intake
+        .admin
+        .clone()
+        .requeue_dead_letter(ipb::RequeueDeadLetterRequest {
+            sequence: letters[0].sequence,
+        })
+        .await
+        .expect_err("an erased letter cannot be requeued");
+    assert_eq!(refused.code(), Code::FailedPrecondition);
+
+    router.stop().await;
+    intake.finish().await;
+    db.drop_db().await;
+}

@@ -7,6 +7,7 @@ use async_nats::jetstream::stream::{
     Config, DiscardPolicy, LastRawMessageErrorKind, RetentionPolicy, StorageType, Stream,
 };
 use bytes::Bytes;
+use plaint_domain::values::CustomerRef;
 
 use crate::consumer::{self, ConsumerSettings, Deliveries, Delivery};
 use crate::error::{AppendError, BusError, while_doing};
@@ -87,18 +88,98 @@ impl Helpdesk {
     /// Stores a refused message with its original bytes, subject, headers and
     /// the reason. Idempotent per inbound message (its stream sequence is the
     /// message id), so a redelivered refusal is stored once.
+    ///
+    /// When the message names a customer (`owner`), its bytes are sealed
+    /// with that customer's data key, as their events are: erasing the
+    /// customer makes the letter unreadable too.
     pub async fn dead_letter(
         &self,
         delivery: &Delivery,
         reason: &str,
+        owner: Option<&CustomerRef>,
     ) -> Result<Appended, BusError> {
+        let sealed = match owner {
+            Some(customer) => Some(self.seal_letter(delivery, customer).await?),
+            None => None,
+        };
         store_dead_letter(
             &self.log,
             &self.inbound.cached_info().config.name,
             delivery,
             reason,
+            sealed,
         )
         .await
+    }
+
+    async fn seal_letter(
+        &self,
+        delivery: &Delivery,
+        customer: &CustomerRef,
+    ) -> Result<SealedLetter, BusError> {
+        let key = self
+            .log
+            .data_keys()
+            .current_or_new(customer)
+            .await
+            .map_err(|e| match e {
+                crate::KeyStoreError::Bus(b) => b,
+                other => BusError::Sealing(other.to_string()),
+            })?;
+        let payload = plaint_vault::seal::seal_bytes(
+            &key,
+            &letter_context(delivery.subject()),
+            delivery.payload(),
+        )
+        .map_err(|e| BusError::Sealing(e.to_string()))?;
+        Ok(SealedLetter {
+            customer: customer.clone(),
+            key_id: key.id().to_string(),
+            payload: Bytes::from(payload),
+        })
+    }
+
+    /// A letter's original bytes: in clear as stored, opened with its
+    /// customer's key, or `None` when that key is gone (the customer was
+    /// erased).
+    pub async fn letter_bytes(
+        &self,
+        headers: &[(String, String)],
+        payload: Bytes,
+    ) -> Result<Option<Bytes>, BusError> {
+        let find = |name: &str| {
+            headers
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.as_str())
+        };
+        let Some(customer) = find(LETTER_SEALED_FOR) else {
+            return Ok(Some(payload));
+        };
+        let customer = CustomerRef::parse(customer).map_err(|_| BusError::Corrupt {
+            sequence: 0,
+            reason: "a dead letter sealed for no valid customer".to_owned(),
+        })?;
+        let key = self
+            .log
+            .data_keys()
+            .current(&customer)
+            .await
+            .map_err(|e| match e {
+                crate::KeyStoreError::Bus(b) => b,
+                other => BusError::Sealing(other.to_string()),
+            })?;
+        let Some(key) = key.filter(|k| Some(k.id().to_string().as_str()) == find(LETTER_KEY_ID))
+        else {
+            return Ok(None);
+        };
+        let subject = find(DEAD_LETTER_SUBJECT).unwrap_or_default();
+        plaint_vault::seal::open_bytes(&key, &letter_context(subject), &payload)
+            .map(|b| Some(Bytes::from(b)))
+            .map_err(|e| BusError::Corrupt {
+                sequence: 0,
+                reason: format!("a sealed dead letter: {e}"),
+            })
     }
 
     /// Dead letters with a sequence above `after`, oldest first: at most
@@ -145,12 +226,19 @@ impl Helpdesk {
         if !subject.starts_with(door.trim_end_matches('>')) {
             return Ok(Requeue::NotFromHelpdesk(subject));
         }
+        let pairs = header_pairs(&letter.headers);
+        let Some(payload) = self
+            .letter_bytes(&pairs, Bytes::clone(&letter.payload))
+            .await?
+        else {
+            return Ok(Requeue::Erased);
+        };
         let appended = self
             .log
             .publish(
                 &subject,
                 headers,
-                Bytes::clone(&letter.payload),
+                payload,
                 &format!("requeue-{sequence}"),
                 Expect::Any,
             )
@@ -180,6 +268,26 @@ pub enum Requeue {
     /// The letter came from this subject of the event log, not from the
     /// helpdesk door; it is kept, not requeued.
     NotFromHelpdesk(String),
+    /// The letter's customer was erased: its bytes cannot be read.
+    Erased,
+}
+
+/// Header naming the customer (pseudonym) whose key sealed a dead letter.
+pub const LETTER_SEALED_FOR: &str = "Plaint-Sealed-For";
+/// Header naming which of that customer's keys.
+pub const LETTER_KEY_ID: &str = "Plaint-Key-Id";
+
+/// A dead letter's bytes sealed for its customer.
+#[derive(Debug)]
+struct SealedLetter {
+    customer: CustomerRef,
+    key_id: String,
+    payload: Bytes,
+}
+
+/// Binds a sealed letter to the subject it came from.
+fn letter_context(subject: &str) -> Vec<u8> {
+    format!("plaint dead letter\0{subject}").into_bytes()
 }
 
 /// The dead-letter stream for consumers of the event log (the router): an
@@ -200,7 +308,7 @@ impl DeadLetters {
     /// Stores a delivery of the event log that can never be handled.
     /// Idempotent per log message (its stream sequence is in the message id).
     pub async fn store(&self, delivery: &Delivery, reason: &str) -> Result<Appended, BusError> {
-        store_dead_letter(&self.log, self.log.names().stream(), delivery, reason).await
+        store_dead_letter(&self.log, self.log.names().stream(), delivery, reason, None).await
     }
 }
 
@@ -248,6 +356,7 @@ async fn store_dead_letter(
     source_stream: &str,
     delivery: &Delivery,
     reason: &str,
+    sealed: Option<SealedLetter>,
 ) -> Result<Appended, BusError> {
     let mut headers = HeaderMap::new();
     headers.insert(DEAD_LETTER_SUBJECT, delivery.subject());
@@ -261,11 +370,19 @@ async fn store_dead_letter(
             value.as_str(),
         );
     }
+    let payload = match sealed {
+        Some(letter) => {
+            headers.insert(LETTER_SEALED_FOR, letter.customer.as_str());
+            headers.insert(LETTER_KEY_ID, letter.key_id.as_str());
+            letter.payload
+        }
+        None => delivery.payload().clone(),
+    };
     let id = format!("dead-{source_stream}-{}", delivery.stream_sequence);
     log.publish(
         &log.names().dead_letter(),
         headers,
-        delivery.payload().clone(),
+        payload,
         &id,
         Expect::Any,
     )

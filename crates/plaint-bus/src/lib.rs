@@ -33,7 +33,10 @@ pub use consumer::{
 };
 pub use data_keys::{DataKeys, Erasure, KeyStoreError, PersonalDataSettings, Rewrapped};
 pub use error::{AppendError, BusError, Cause, While};
-pub use helpdesk::{DEAD_LETTER_REASON, DEAD_LETTER_SUBJECT, DeadLetters, Helpdesk, Requeue};
+pub use helpdesk::{
+    DEAD_LETTER_REASON, DEAD_LETTER_SUBJECT, DeadLetters, Helpdesk, LETTER_KEY_ID,
+    LETTER_SEALED_FOR, Requeue,
+};
 pub use history::History;
 pub use letter_page::{DeadLetterPage, letter_bytes};
 pub use log::{

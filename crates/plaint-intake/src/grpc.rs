@@ -2,6 +2,7 @@
 
 use plaint_access::audit::{self, Change};
 use plaint_bus::{DEAD_LETTER_REASON, DEAD_LETTER_SUBJECT, EventLog, Helpdesk, Requeue};
+use plaint_domain::personal::ERASED;
 use plaint_proto::intake::{self as pb, intake_admin_server::IntakeAdmin, intake_server};
 use plaint_runtime::gate::caller_of;
 use tonic::{Request, Response, Status};
@@ -146,27 +147,32 @@ impl IntakeAdmin for AdminService {
             .dead_letter_page(r.after_sequence, limit as usize, MAX_DEAD_LETTER_PAGE_BYTES)
             .await
             .map_err(Error::from)?;
-        let letters = page
-            .letters
-            .into_iter()
-            .map(|l| {
-                let find = |name: &str| {
-                    l.headers
-                        .iter()
-                        .find(|(n, _)| n == name)
-                        .map(|(_, v)| v.clone())
-                        .unwrap_or_default()
-                };
-                pb::DeadLetter {
-                    sequence: l.sequence,
-                    original_subject: find(DEAD_LETTER_SUBJECT),
-                    reason: find(DEAD_LETTER_REASON),
-                    headers: l.headers.iter().cloned().collect(),
-                    payload: l.payload.into(),
-                    dead_lettered_at_ms: 0,
-                }
-            })
-            .collect();
+        let mut letters = Vec::with_capacity(page.letters.len());
+        for l in page.letters {
+            let find = |name: &str| {
+                l.headers
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map(|(_, v)| v.clone())
+                    .unwrap_or_default()
+            };
+            // A sealed letter is opened with its customer's key; an erased
+            // customer's letter reads as erased.
+            let payload = self
+                .helpdesk
+                .letter_bytes(&l.headers, l.payload.clone())
+                .await
+                .map_err(Error::from)?
+                .map_or_else(|| ERASED.as_bytes().to_vec(), |b| b.to_vec());
+            letters.push(pb::DeadLetter {
+                sequence: l.sequence,
+                original_subject: find(DEAD_LETTER_SUBJECT),
+                reason: find(DEAD_LETTER_REASON),
+                headers: l.headers.iter().cloned().collect(),
+                payload,
+                dead_lettered_at_ms: 0,
+            });
+        }
         Ok(Response::new(pb::ListDeadLettersResponse {
             letters,
             next_after_sequence: page.next_after,
@@ -197,6 +203,10 @@ impl IntakeAdmin for AdminService {
                     inbound_sequence,
                 }))
             }
+            Requeue::Erased => Err(Status::failed_precondition(format!(
+                "the dead letter at sequence {seq} belongs to an erased customer; \
+                 its bytes cannot be read"
+            ))),
             Requeue::NoSuchLetter => Err(Status::not_found(format!(
                 "no dead letter at sequence {seq}"
             ))),

@@ -178,3 +178,40 @@ fn event_name(wire: &pb::Envelope) -> &'static str {
         None => "unknown",
     }
 }
+
+/// Seals arbitrary bytes (a dead letter's original message) with a
+/// customer's data key: the nonce followed by the ciphertext. `context`
+/// is bound as associated data.
+pub fn seal_bytes(key: &DataKey, context: &[u8], plain: &[u8]) -> Result<Vec<u8>, SealError> {
+    let nonce = crate::random::<NONCE_BYTES>().map_err(|_| SealError::NoRandomness)?;
+    let mut buf = plain.to_vec();
+    key.key
+        .seal_in_place_append_tag(
+            Nonce::assume_unique_for_key(nonce),
+            Aad::from(context),
+            &mut buf,
+        )
+        .map_err(|_| SealError::NoRandomness)?;
+    let mut out = nonce.to_vec();
+    out.extend_from_slice(&buf);
+    Ok(out)
+}
+
+/// Opens what [`seal_bytes`] sealed with the same key and context.
+pub fn open_bytes(key: &DataKey, context: &[u8], sealed: &[u8]) -> Result<Vec<u8>, SealError> {
+    if sealed.len() < NONCE_BYTES {
+        return Err(SealError::Malformed);
+    }
+    let (nonce, ciphertext) = sealed.split_at(NONCE_BYTES);
+    let nonce = <[u8; NONCE_BYTES]>::try_from(nonce).map_err(|_| SealError::Malformed)?;
+    let mut buf = ciphertext.to_vec();
+    let plain = key
+        .key
+        .open_in_place(
+            Nonce::assume_unique_for_key(nonce),
+            Aad::from(context),
+            &mut buf,
+        )
+        .map_err(|_| SealError::Forged)?;
+    Ok(plain.to_vec())
+}

@@ -7,6 +7,7 @@
 
 pub mod json;
 pub mod key;
+mod owner;
 
 use std::time::Duration;
 
@@ -171,10 +172,11 @@ async fn process(core: &Intake, helpdesk: &Helpdesk, settings: &HelpdeskSettings
             | Error::Rejected(_)
             | Error::NotItsOwn { .. }),
         ) => {
-            dead_letter(helpdesk, &d, &e.to_string()).await;
+            dead_letter(core, helpdesk, &d, &e.to_string()).await;
         }
         Err(e) if d.delivered >= settings.consumer.max_deliver => {
             dead_letter(
+                core,
                 helpdesk,
                 &d,
                 &format!("gave up after {} deliveries: {e}", d.delivered),
@@ -192,9 +194,11 @@ async fn process(core: &Intake, helpdesk: &Helpdesk, settings: &HelpdeskSettings
     }
 }
 
-async fn dead_letter(helpdesk: &Helpdesk, d: &Delivery, reason: &str) {
+async fn dead_letter(core: &Intake, helpdesk: &Helpdesk, d: &Delivery, reason: &str) {
     tracing::info!(reason, "helpdesk message dead-lettered");
-    match helpdesk.dead_letter(d, reason).await {
+    // A letter that names a customer is sealed with their key.
+    let owner = owner::owner_of(core, d.payload()).await;
+    match helpdesk.dead_letter(d, reason, owner.as_ref()).await {
         Ok(_) => {
             helpdesk_outcome("dead_lettered");
             if let Err(e) = d.ack().await {
