@@ -123,6 +123,35 @@ async fn operator_commands_act_on_the_running_services() {
         .into_inner();
     assert_eq!(after.decisions[0].route, epb::Route::Frontline as i32);
 
+    // A customer's data: exported to a private file, then erased.
+    let dir = tempfile::tempdir().expect("a directory");
+    let export = dir.path().join("c-1.json");
+    let export_path = export.display().to_string();
+    ctl(i, r, &["customers", "export", "c-1", "--out", &export_path])
+        .await
+        .expect("export");
+    let exported = std::fs::read_to_string(&export).expect("the export file");
+    assert!(exported.contains(&id), "the export lists the complaint");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&export)
+            .expect("metadata")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "the export is readable by its owner only");
+    }
+    ctl(i, r, &["customers", "erase", "c-1"])
+        .await
+        .expect("erase");
+    assert!(
+        ctl(i, r, &["customers", "erase", "nobody-ever"])
+            .await
+            .is_err(),
+        "a customer never seen is refused"
+    );
+    ctl(i, r, &["customers", "rewrap"]).await.expect("rewrap");
+
     router.stop().await;
     intake.finish().await;
     db.drop_db().await;
