@@ -5,12 +5,12 @@ use plaint_client::Authed;
 use plaint_proto::access::{self as apb, access_client::AccessClient};
 use plaint_proto::events as epb;
 use plaint_proto::intake as ipb;
-use plaint_proto::router::{self as rpb, admin_client::AdminClient, query_client::QueryClient};
+use plaint_proto::router::{self as rpb, query_client::QueryClient};
 use plaint_runtime::binary::Service as _;
 use tonic::Code;
 
-use crate::helpers::{follow_up, header, spawn_intake, submit_request, within, written_id};
-use crate::router::{TestRouter, decided, spawn_router};
+use crate::helpers::{follow_up, header, spawn_intake, submit_request, written_id};
+use crate::router::{TestRouter, decided, rebuilt, spawn_router};
 
 /// Everything personal a test submits, to look for where it must not be.
 struct Secrets {
@@ -201,24 +201,6 @@ async fn exported(router: &mut TestRouter, customer_id: &str) -> rpb::ExportCust
         .into_inner()
 }
 
-async fn rebuild(admin: &mut AdminClient<Authed>) -> u64 {
-    let mut progress = admin
-        .rebuild_projections(rpb::RebuildProjectionsRequest {})
-        .await
-        .expect("rebuild starts")
-        .into_inner();
-    let mut done = None;
-    while let Some(p) = within("rebuild progress", progress.message())
-        .await
-        .expect("progress")
-    {
-        if p.done {
-            done = Some(p.swapped_at_sequence);
-        }
-    }
-    done.expect("the rebuild finished")
-}
-
 #[tokio::test]
 async fn personal_data_is_sealed_erasable_and_exportable_and_routing_does_not_notice() {
     let db = plaint_testkit::TestDb::create().await;
@@ -362,7 +344,7 @@ async fn personal_data_is_sealed_erasable_and_exportable_and_routing_does_not_no
     );
 
     // Rebuilt from sequence 1 without the key: nothing of Alice comes back.
-    let swapped = rebuild(&mut router.admin).await;
+    let swapped = rebuilt(&mut router.admin).await.swapped_at_sequence;
     check(&mut router, swapped).await;
     let rebuilt = facts(&mut router, &ids, &secrets.alice, swapped).await;
     assert_eq!(

@@ -104,6 +104,26 @@ fn viral(
     r
 }
 
+/// Rebuilds the projections and returns the last progress report, the one
+/// that says the tables were swapped in.
+pub(crate) async fn rebuilt(admin: &mut AdminClient<Authed>) -> rpb::RebuildProgress {
+    let mut progress = admin
+        .rebuild_projections(rpb::RebuildProjectionsRequest {})
+        .await
+        .expect("rebuild starts")
+        .into_inner();
+    let mut done = None;
+    while let Some(p) = within("rebuild progress", progress.message())
+        .await
+        .expect("progress")
+    {
+        if p.done {
+            done = Some(p);
+        }
+    }
+    done.expect("the rebuild finished")
+}
+
 pub(crate) async fn decided(
     query: &mut QueryClient<Authed>,
     id: &str,
@@ -419,22 +439,7 @@ async fn a_rebuild_from_sequence_one_gives_the_same_answers_as_the_live_projecti
         "the projection tables have their indexes: {indexes_before:?}"
     );
 
-    let mut progress = router
-        .admin
-        .rebuild_projections(rpb::RebuildProjectionsRequest {})
-        .await
-        .expect("rebuild starts")
-        .into_inner();
-    let mut done = None;
-    while let Some(p) = within("rebuild progress", progress.message())
-        .await
-        .expect("progress")
-    {
-        if p.done {
-            done = Some(p);
-        }
-    }
-    let done = done.expect("the rebuild finished");
+    let done = rebuilt(&mut router.admin).await;
     assert!(done.swapped_at_sequence >= last);
 
     let after = snapshot(&mut router.query).await;

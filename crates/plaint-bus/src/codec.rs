@@ -53,7 +53,12 @@ impl Codec {
             _ => None,
         });
         let key = match owner {
-            Some(customer) => Some(self.keys.current_or_new(customer).await.map_err(sealing)?),
+            Some(customer) => Some(
+                self.keys
+                    .current_or_new(customer)
+                    .await
+                    .map_err(KeyStoreError::into_bus)?,
+            ),
             None => None,
         };
         seal(&mut wire, owner, key.as_deref()).map_err(|e| BusError::Sealing(e.to_string()))?;
@@ -63,35 +68,40 @@ impl Codec {
     /// Decodes stored bytes as this reader sees them.
     pub(crate) async fn decode(&self, sequence: u64, payload: &[u8]) -> Result<Envelope, BusError> {
         let corrupt = |reason: String| BusError::Corrupt { sequence, reason };
-        let mut wire = pb::Envelope::decode(payload)
-            .map_err(|e| corrupt(format!("not a protobuf envelope: {e}")))?;
-        adopt_legacy(&mut wire, self.keys.pseudonyms());
-        match self.reading {
-            Reading::Masked => mask(&mut wire),
-            Reading::Opened => {
-                if let Some((customer, _)) = sealed_for(&wire) {
-                    let key = self
-                        .keys
-                        .for_reading(&customer)
-                        .await
-                        .map_err(|e| match e {
-                            KeyStoreError::Bus(b) => b,
-                            other => corrupt(other.to_string()),
-                        })?;
-                    open(&mut wire, key.as_deref()).map_err(|e| corrupt(e.to_string()))?;
-                }
-            }
+        if self.reading == Reading::Masked {
+            return self
+                .decode_masked(payload)
+                .map_err(|e| corrupt(e.to_string()));
+        }
+        let mut wire = self.wire(payload).map_err(|e| corrupt(e.to_string()))?;
+        if let Some(customer) = sealed_for(&wire) {
+            let key = self
+                .keys
+                .for_reading(&customer)
+                .await
+                .map_err(|e| match e {
+                    KeyStoreError::Bus(b) => b,
+                    other => corrupt(other.to_string()),
+                })?;
+            open(&mut wire, key.as_deref()).map_err(|e| corrupt(e.to_string()))?;
         }
         envelope_from_wire(wire).map_err(|e| corrupt(e.to_string()))
     }
 
     /// Decodes stored bytes with their personal fields left sealed.
     pub(crate) fn decode_masked(&self, payload: &[u8]) -> Result<Envelope, DecodeError> {
+        let mut wire = self.wire(payload)?;
+        mask(&mut wire);
+        envelope_from_wire(wire)
+    }
+
+    /// The wire envelope of stored bytes, with the pseudonyms later readers
+    /// expect even when it was written before they existed.
+    fn wire(&self, payload: &[u8]) -> Result<pb::Envelope, DecodeError> {
         let mut wire =
             pb::Envelope::decode(payload).map_err(|e| DecodeError::Protobuf(e.to_string()))?;
         adopt_legacy(&mut wire, self.keys.pseudonyms());
-        mask(&mut wire);
-        envelope_from_wire(wire)
+        Ok(wire)
     }
 }
 
@@ -101,11 +111,4 @@ fn carries_personal(wire: &mut pb::Envelope) -> bool {
         for_each_personal(event, &mut |field| any |= !field.is_empty());
     }
     any
-}
-
-fn sealing(e: KeyStoreError) -> BusError {
-    match e {
-        KeyStoreError::Bus(b) => b,
-        other => BusError::Sealing(other.to_string()),
-    }
 }

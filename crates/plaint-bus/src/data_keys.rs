@@ -98,6 +98,17 @@ pub enum KeyStoreError {
     NoRandomness,
 }
 
+impl KeyStoreError {
+    /// As the bus reports it: NATS failures as they are, anything else as
+    /// personal data that could not be sealed or opened.
+    pub(crate) fn into_bus(self) -> BusError {
+        match self {
+            KeyStoreError::Bus(b) => b,
+            other => BusError::Sealing(other.to_string()),
+        }
+    }
+}
+
 /// What an erasure did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Erasure {
@@ -318,24 +329,25 @@ impl DataKeys {
 
     /// Deletes the customer's key and its history from the bucket.
     pub async fn erase(&self, customer: &CustomerRef) -> Result<Erasure, KeyStoreError> {
-        self.forget(customer);
         self.connected()?;
         let entry = self
             .store
             .entry(customer.as_str())
             .await
             .map_err(|e| BusError::Unavailable(while_doing("cannot read a data key", e)))?;
-        match entry.map(|e| e.operation) {
-            None => Ok(Erasure::NeverSeen),
-            Some(Operation::Delete | Operation::Purge) => Ok(Erasure::AlreadyErased),
+        let erasure = match entry.map(|e| e.operation) {
+            None => Erasure::NeverSeen,
+            Some(Operation::Delete | Operation::Purge) => Erasure::AlreadyErased,
             Some(Operation::Put) => {
                 self.store.purge(customer.as_str()).await.map_err(|e| {
                     BusError::Unavailable(while_doing("cannot erase a data key", e))
                 })?;
-                self.forget(customer);
-                Ok(Erasure::Erased)
+                Erasure::Erased
             }
-        }
+        };
+        // After the purge, so that no read in between puts the key back.
+        self.forget(customer);
+        Ok(erasure)
     }
 
     /// Drops a cached key (its customer was erased).

@@ -122,10 +122,7 @@ impl Helpdesk {
             .data_keys()
             .current_or_new(customer)
             .await
-            .map_err(|e| match e {
-                crate::KeyStoreError::Bus(b) => b,
-                other => BusError::Sealing(other.to_string()),
-            })?;
+            .map_err(crate::KeyStoreError::into_bus)?;
         let payload = plaint_vault::seal::seal_bytes(
             &key,
             &letter_context(delivery.subject()),
@@ -165,10 +162,7 @@ impl Helpdesk {
             .data_keys()
             .current(&customer)
             .await
-            .map_err(|e| match e {
-                crate::KeyStoreError::Bus(b) => b,
-                other => BusError::Sealing(other.to_string()),
-            })?;
+            .map_err(crate::KeyStoreError::into_bus)?;
         let Some(key) = key.filter(|k| Some(k.id().to_string().as_str()) == find(LETTER_KEY_ID))
         else {
             return Ok(None);

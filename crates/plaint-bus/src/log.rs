@@ -336,16 +336,7 @@ impl EventLog {
             seq = m.sequence + 1;
             let (sequence, subject) = (m.sequence, m.subject.to_string());
             let event = self.decode_stored(m).await;
-            // A passing failure (a data key out of reach) is the caller's to
-            // retry, never an event to skip.
-            if let Err(e @ (BusError::Unavailable(_) | BusError::Connect(_))) = event {
-                return Err(e);
-            }
-            items.push(TailItem {
-                sequence,
-                subject,
-                event,
-            });
+            items.push(TailItem::of(sequence, subject, event)?);
         }
         Ok(items)
     }

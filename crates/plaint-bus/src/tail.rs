@@ -118,26 +118,35 @@ impl Tail {
     }
 }
 
-/// The message decoded, or why it cannot be (an item the reader skips); an
-/// error only when decoding failed for a passing reason (a data key that
-/// could not be fetched): the tail breaks and is read again from there,
-/// so no event is ever skipped for want of a connection.
+/// The message decoded, or why it cannot be.
 async fn item(codec: &Codec, m: async_nats::jetstream::Message) -> Result<TailItem, BusError> {
-    {
-        let sequence = m.info().map(|i| i.stream_sequence).unwrap_or(0);
-        let subject = m.subject.to_string();
-        let event = codec
-            .decode(sequence, &m.payload)
-            .await
-            .map(|envelope| StoredEvent {
-                sequence,
-                envelope,
-                traceparent: m
-                    .headers
-                    .as_ref()
-                    .and_then(|h| h.get(TRACEPARENT))
-                    .map(|v| v.as_str().to_owned()),
-            });
+    let sequence = m.info().map(|i| i.stream_sequence).unwrap_or(0);
+    let event = codec
+        .decode(sequence, &m.payload)
+        .await
+        .map(|envelope| StoredEvent {
+            sequence,
+            envelope,
+            traceparent: m
+                .headers
+                .as_ref()
+                .and_then(|h| h.get(TRACEPARENT))
+                .map(|v| v.as_str().to_owned()),
+        });
+    TailItem::of(sequence, m.subject.to_string(), event)
+}
+
+impl TailItem {
+    /// An item for a message at `sequence`: the event, or why it cannot be
+    /// decoded (an item the reader skips). An error instead when decoding
+    /// failed for a passing reason (a data key out of reach): the read
+    /// breaks and is done again from there, so no event is ever skipped for
+    /// want of a connection.
+    pub(crate) fn of(
+        sequence: u64,
+        subject: String,
+        event: Result<StoredEvent, BusError>,
+    ) -> Result<Self, BusError> {
         if let Err(e @ (BusError::Unavailable(_) | BusError::Connect(_))) = event {
             return Err(e);
         }

@@ -58,15 +58,7 @@ impl AdminService {
 
     /// Appends a company event expecting the subject unchanged since `view`.
     async fn append(&self, view: &CompanyView, event: CompanyEvent) -> Result<u64, Status> {
-        let envelope = Envelope {
-            event_id: EventId::from_uuid(Uuid::new_v4()),
-            complaint_id: None,
-            occurred_at: now(),
-            schema_version: SCHEMA_VERSION,
-            causation_id: None,
-            correlation_id: None,
-            payload: EventPayload::Company(event),
-        };
+        let envelope = operator_envelope(event);
         let expect = if view.sequence == 0 {
             Expect::Empty
         } else {
@@ -83,6 +75,19 @@ impl AdminService {
             )),
             Err(AppendError::Bus(e)) => Err(unavailable(e)),
         }
+    }
+}
+
+/// A company event an operator's call makes now, caused by nothing in the log.
+pub(crate) fn operator_envelope(event: CompanyEvent) -> Envelope {
+    Envelope {
+        event_id: EventId::from_uuid(Uuid::new_v4()),
+        complaint_id: None,
+        occurred_at: now(),
+        schema_version: SCHEMA_VERSION,
+        causation_id: None,
+        correlation_id: None,
+        payload: EventPayload::Company(event),
     }
 }
 

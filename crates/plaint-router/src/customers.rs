@@ -4,16 +4,14 @@
 
 use plaint_access::audit::{self, Change};
 use plaint_bus::{AppendError, Erasure, EventLog, Expect, KeyStoreError};
-use plaint_domain::event::{CompanyEvent, Envelope, EventPayload};
+use plaint_domain::event::CompanyEvent;
 use plaint_domain::values::{AtField, CustomerId, CustomerRef};
-use plaint_domain::{EventId, SCHEMA_VERSION};
 use plaint_projection::store::Store;
 use plaint_proto::router as pb;
 use plaint_routing::now;
 use plaint_runtime::gate::Caller;
 use serde_json::{Value, json};
 use tonic::Status;
-use uuid::Uuid;
 
 /// Erases one customer: the key first (from then on nothing of theirs can be
 /// read), then the erasure event the read models follow.
@@ -30,18 +28,10 @@ pub(crate) async fn erase(
         ));
     }
     let erased_by = super::admin::operator(caller)?;
-    let envelope = Envelope {
-        event_id: EventId::from_uuid(Uuid::new_v4()),
-        complaint_id: None,
-        occurred_at: now(),
-        schema_version: SCHEMA_VERSION,
-        causation_id: None,
-        correlation_id: None,
-        payload: EventPayload::Company(CompanyEvent::CustomerErased {
-            customer: customer.clone(),
-            erased_by,
-        }),
-    };
+    let envelope = super::admin::operator_envelope(CompanyEvent::CustomerErased {
+        customer: customer.clone(),
+        erased_by,
+    });
     // Recorded again after an earlier erasure too: if that one stopped
     // between the key and the event, this completes it.
     let sequence = match log
@@ -54,17 +44,12 @@ pub(crate) async fn erase(
             return Err(Status::aborted("the erasure could not be recorded; retry"));
         }
     };
-    let target = format!("customer:{customer}");
-    audit::record(
+    audited(
         log,
         caller,
-        now(),
-        Change {
-            action: "EraseCustomer",
-            target: &target,
-            before: "",
-            after: &format!("{{\"sequence\":{sequence}}}"),
-        },
+        "EraseCustomer",
+        &customer,
+        &format!("{{\"sequence\":{sequence}}}"),
     )
     .await?;
     tracing::info!(customer_ref = %customer, sequence, "customer erased");
@@ -116,17 +101,12 @@ pub(crate) async fn export(
         "truncated": data.truncated,
         "complaints": complaints,
     });
-    let target = format!("customer:{customer}");
-    audit::record(
+    audited(
         log,
         caller,
-        now(),
-        Change {
-            action: "ExportCustomerData",
-            target: &target,
-            before: "",
-            after: &format!("{{\"complaints\":{count}}}"),
-        },
+        "ExportCustomerData",
+        &customer,
+        &format!("{{\"complaints\":{count}}}"),
     )
     .await?;
     Ok(pb::ExportCustomerDataResponse {
@@ -164,6 +144,29 @@ pub(crate) async fn rewrap(
         already_current: done.current,
         master_key_id: master,
     })
+}
+
+/// Records what was done to a customer's data, naming them by pseudonym only.
+async fn audited(
+    log: &EventLog,
+    caller: &Caller,
+    action: &'static str,
+    customer: &CustomerRef,
+    after: &str,
+) -> Result<(), Status> {
+    audit::record(
+        log,
+        caller,
+        now(),
+        Change {
+            action,
+            target: &format!("customer:{customer}"),
+            before: "",
+            after,
+        },
+    )
+    .await?;
+    Ok(())
 }
 
 fn customer_ref(log: &EventLog, raw: &str) -> Result<CustomerRef, Status> {

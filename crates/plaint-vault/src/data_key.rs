@@ -14,13 +14,6 @@ use crate::secret::{KEY_BYTES, MasterKeys, NONCE_BYTES, TAG_BYTES};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct KeyId(uuid::Uuid);
 
-impl KeyId {
-    /// Parses the form [`fmt::Display`] writes.
-    pub fn parse(raw: &str) -> Option<Self> {
-        uuid::Uuid::try_parse(raw).ok().map(Self)
-    }
-}
-
 impl fmt::Display for KeyId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.0.simple())
@@ -142,7 +135,7 @@ impl WrappedKey {
         customer: &CustomerRef,
         master: &MasterKeys,
     ) -> Result<[u8; KEY_BYTES], UnwrapError> {
-        if !master.ids().contains(&self.master_id()) {
+        if !master.holds(self.master_id) {
             return Err(UnwrapError::UnknownMaster(self.master_id()));
         }
         let plain = master

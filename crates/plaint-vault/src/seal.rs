@@ -56,10 +56,8 @@ pub enum Opened {
 }
 
 /// The customer whose data key a sealed event needs, if it is sealed.
-pub fn sealed_for(wire: &pb::Envelope) -> Option<(CustomerRef, Option<KeyId>)> {
-    let sealed = wire.sealed.as_ref()?;
-    let customer = CustomerRef::parse(&sealed.customer_ref).ok()?;
-    Some((customer, KeyId::parse(&sealed.key_id)))
+pub fn sealed_for(wire: &pb::Envelope) -> Option<CustomerRef> {
+    CustomerRef::parse(&wire.sealed.as_ref()?.customer_ref).ok()
 }
 
 /// Seals the event's personal fields with `key`, the data key of

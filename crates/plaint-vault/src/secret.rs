@@ -157,6 +157,11 @@ impl MasterKeys {
             .collect()
     }
 
+    /// Whether a key of id `id` is among these.
+    pub(crate) fn holds(&self, id: [u8; 8]) -> bool {
+        self.all().any(|k| k.id == id)
+    }
+
     /// The current key's id.
     pub(crate) fn current_id(&self) -> [u8; 8] {
         self.current.id

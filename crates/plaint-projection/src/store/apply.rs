@@ -184,21 +184,20 @@ impl Store {
         self.keep_writes(writes);
         if erased {
             self.states.clear();
-            self.observe(out.checkpoint);
-            return Ok(out);
+        } else {
+            self.states
+                .put_all(folded.into_iter().filter_map(|(id, f)| {
+                    let state = f.state?;
+                    Some((
+                        id,
+                        Cached {
+                            state,
+                            ceo_engaged_at: f.ceo_engaged_at,
+                            last_sequence: f.last_sequence,
+                        },
+                    ))
+                }));
         }
-        self.states
-            .put_all(folded.into_iter().filter_map(|(id, f)| {
-                let state = f.state?;
-                Some((
-                    id,
-                    Cached {
-                        state,
-                        ceo_engaged_at: f.ceo_engaged_at,
-                        last_sequence: f.last_sequence,
-                    },
-                ))
-            }));
         self.observe(out.checkpoint);
         tracing::Span::current().record("applied", out.applied);
         Ok(out)
