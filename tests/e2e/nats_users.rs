@@ -237,7 +237,9 @@ async fn a_helpdesk_integration_can_publish_to_its_own_subject_and_nothing_else(
         .expect("acme publishes to its own subject");
 
     // Another integration's subject, and the log itself: not stored.
-    let forged = log.names().complaint(&ticket_id("acme", "A-2"));
+    let forged = log
+        .names()
+        .complaint_of_kind(&ticket_id("acme", "A-2"), "received");
     for subject in [inbound("globex"), forged.clone()] {
         assert!(
             publish(&js, subject.clone(), submit_json("acme", "A-2"))
@@ -248,6 +250,31 @@ async fn a_helpdesk_integration_can_publish_to_its_own_subject_and_nothing_else(
         errors.wait_for(&subject).await;
     }
     assert!(log.read_subject(&forged).await.expect("read").is_empty());
+
+    // Decisions are the router's alone; complaint events other than decisions
+    // come through intake.
+    let other = ticket_id("acme", "A-3");
+    for (user, kind) in [
+        ("intake", "routed"),
+        ("intake", "rerouted"),
+        ("router", "received"),
+        ("router", "resolved"),
+    ] {
+        let (client, errors) = nats.client(user).await;
+        let js = jetstream::ContextBuilder::new()
+            .timeout(Duration::from_millis(500))
+            .build(client);
+        let subject = log.names().complaint_of_kind(&other, kind);
+        assert!(
+            publish(&js, subject.clone(), submit_json("acme", "A-3"))
+                .await
+                .is_err(),
+            "{user} published to {subject}"
+        );
+        errors.wait_for(&subject).await;
+    }
+    let all_of_it = log.names().complaint(&other);
+    assert!(log.read_subject(&all_of_it).await.expect("read").is_empty());
 
     // No JetStream API: neither stream information nor a direct read.
     for api in [

@@ -648,3 +648,52 @@ async fn an_unknown_climate_is_refused_with_the_accepted_names() {
     intake.finish().await;
     db.drop_db().await;
 }
+
+#[tokio::test]
+async fn neither_service_starts_on_a_log_in_the_first_layout() {
+    let prefix = plaint_testkit::unique_prefix();
+    let nats = plaint_testkit::shared_nats_url();
+    let mut intake_config = plaint_intake::Config::for_tests(&nats, &prefix);
+    intake_config.access.admin_key = Some(KeyText::new(plaint_testkit::admin_key()));
+    // The stream as the first layout made it: one subject per complaint.
+    let js = async_nats::jetstream::new(async_nats::connect(&nats).await.expect("connect"));
+    js.create_stream(async_nats::jetstream::stream::Config {
+        name: intake_config.log.stream.clone(),
+        subjects: vec![
+            format!("{prefix}.complaint.*"),
+            format!("{prefix}.company.*"),
+            format!("{prefix}.budget.*"),
+            format!("{prefix}.ceo.*"),
+        ],
+        ..Default::default()
+    })
+    .await
+    .expect("an old stream");
+
+    let db = plaint_testkit::TestDb::create().await;
+    let mut router_config = Config::for_tests(&nats, &prefix, db.url());
+    router_config.access.admin_key = Some(KeyText::new(plaint_testkit::admin_key()));
+    let refusals = [
+        match Application::build(router_config).await {
+            Ok(_) => panic!("the router started on a log in the first layout"),
+            Err(e) => format!("{e:#}"),
+        },
+        match plaint_intake::Application::build(intake_config.clone()).await {
+            Ok(_) => panic!("intake started on a log in the first layout"),
+            Err(e) => format!("{e:#}"),
+        },
+    ];
+    for refusal in refusals {
+        assert!(
+            refusal.contains(&format!(
+                "stream {} holds the event log in its first layout",
+                intake_config.log.stream
+            )) && refusal.contains("second layout"),
+            "{refusal}"
+        );
+    }
+    js.delete_stream(&intake_config.log.stream)
+        .await
+        .expect("cleanup");
+    db.drop_db().await;
+}

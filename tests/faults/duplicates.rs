@@ -102,7 +102,9 @@ async fn duplicates_inside_and_beyond_the_window_change_nothing() {
             let re = sys
                 .log
                 .append(
-                    &sys.names.complaint(&id),
+                    &sys.names
+                        .subject_of(&stored.envelope)
+                        .expect("a complaint event"),
                     &stored.envelope,
                     Expect::Any,
                     None,
@@ -204,7 +206,9 @@ async fn duplicates_inside_and_beyond_the_window_change_nothing() {
             let re = sys
                 .log
                 .append(
-                    &sys.names.complaint(id),
+                    &sys.names
+                        .subject_of(&received.envelope)
+                        .expect("a complaint event"),
                     &received.envelope,
                     Expect::Empty,
                     None,

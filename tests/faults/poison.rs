@@ -86,7 +86,7 @@ async fn poison_at_the_helpdesk_door_is_dead_lettered_and_healthy_messages_flow_
     let corrupt = ComplaintId::from_uuid(uuid::Uuid::new_v4());
     publish(
         &js,
-        names.complaint(&corrupt),
+        names.complaint_of_kind(&corrupt, "received"),
         &b"\x00\x01 not an envelope"[..],
     )
     .await;
@@ -282,7 +282,9 @@ async fn poison_in_the_event_log_is_dead_lettered_by_the_router_and_skipped_by_t
         .into_inner();
     let unroutable_id = ComplaintId::parse(&unroutable.complaint_id).expect("id");
     let corrupting = &b"\x0a\x03abc trailing garbage"[..];
-    let corrupt_seq = publish(&js, names.complaint(&unroutable_id), corrupting).await;
+    // On a subject the routing consumer is delivered.
+    let corrupt_subject = names.complaint_of_kind(&unroutable_id, "visibility_changed");
+    let corrupt_seq = publish(&js, corrupt_subject.clone(), corrupting).await;
     // An envelope of a newer schema (an event this version does not know) and
     // plain garbage, each on a subject of its own.
     let unknown_event = prost::Message::encode_to_vec(&plaint_proto::events::Envelope {
@@ -290,13 +292,10 @@ async fn poison_in_the_event_log_is_dead_lettered_by_the_router_and_skipped_by_t
         complaint_id: uuid::Uuid::new_v4().to_string(),
         ..Default::default()
     });
-    let mut garbage = vec![(
-        corrupt_seq,
-        names.complaint(&unroutable_id),
-        corrupting.to_vec(),
-    )];
+    let mut garbage = vec![(corrupt_seq, corrupt_subject, corrupting.to_vec())];
     for payload in [unknown_event, b"{\"json\": \"is not protobuf\"}".to_vec()] {
-        let subject = names.complaint(&ComplaintId::from_uuid(uuid::Uuid::new_v4()));
+        let subject =
+            names.complaint_of_kind(&ComplaintId::from_uuid(uuid::Uuid::new_v4()), "received");
         let seq = publish(&js, subject.clone(), payload.clone()).await;
         garbage.push((seq, subject, payload));
     }
@@ -395,7 +394,7 @@ async fn poison_in_the_event_log_is_dead_lettered_by_the_router_and_skipped_by_t
         .expect("the unroutable complaint's letter");
     assert_eq!(
         header(stuck, DEAD_LETTER_SUBJECT),
-        names.complaint(&unroutable_id)
+        names.complaint_of_kind(&unroutable_id, "received")
     );
     assert!(
         header(stuck, DEAD_LETTER_REASON)

@@ -15,6 +15,7 @@ use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{BusError, while_doing};
+use crate::held::{Held, Ticket};
 use crate::log::{EventLog, header_pairs};
 use crate::retry::{Backoff, BudgetSpent, RetryPolicy};
 use crate::trace::TRACEPARENT;
@@ -24,8 +25,8 @@ use crate::trace::TRACEPARENT;
 pub struct ConsumerSettings {
     /// Durable name; replicas that share it share the work.
     pub durable: String,
-    /// Only subjects matching this filter are delivered.
-    pub filter_subject: String,
+    /// Only subjects matching one of these filters are delivered.
+    pub filter_subjects: Vec<String>,
     /// Most deliveries outstanding without an ack.
     pub max_ack_pending: i64,
     /// Deliveries of one message before the server gives up on it.
@@ -35,11 +36,13 @@ pub struct ConsumerSettings {
     /// wait of every first delivery, overriding `ack_wait`; handlers that nak
     /// give their own delay, so the default is empty.
     pub backoff: Vec<Duration>,
-    /// How long the server waits for an ack before redelivering.
+    /// How long the server waits for an ack, or a progress ack, before
+    /// redelivering: how long what a crashed process held waits for another.
+    /// Deliveries still held in a live process are kept by progress acks
+    /// (see `held`), so slow work is not redelivered.
     pub ack_wait: Duration,
     /// Most messages one pull asks for: what a stopping consumer finishes
-    /// before it exits, and what may wait in this process for its turn (keep
-    /// its handling time well under `ack_wait`).
+    /// before it exits.
     pub batch: usize,
     /// Idle heartbeat of a pull. Pulls expire after [`PULL_EXPIRES`], which
     /// notices a dead connection sooner, so pulls ask for none.
@@ -51,19 +54,30 @@ impl ConsumerSettings {
     pub fn new(durable: impl Into<String>, filter_subject: impl Into<String>) -> Self {
         Self {
             durable: durable.into(),
-            filter_subject: filter_subject.into(),
+            filter_subjects: vec![filter_subject.into()],
             max_ack_pending: 4096,
             max_deliver: 10,
             // Not [1s, 5s, 30s]: the server would make 1 s the ack wait, and
             // a consumer with a batch in hand longer than that would see it
             // redelivered while it is still working through it.
             backoff: Vec::new(),
-            ack_wait: Duration::from_secs(30),
+            ack_wait: DEFAULT_ACK_WAIT,
             batch: 64,
             heartbeat: Duration::from_secs(5),
         }
     }
+
+    /// The same consumer, delivering the subjects matching any of `filters`.
+    #[must_use]
+    pub fn filtering(mut self, filters: Vec<String>) -> Self {
+        self.filter_subjects = filters;
+        self
+    }
 }
+
+/// The ack wait of a consumer: what a process killed in the middle of its
+/// work held is redelivered to another this long after it was last heard of.
+pub const DEFAULT_ACK_WAIT: Duration = Duration::from_secs(3);
 
 /// How long one pull request waits on the server for messages. A consumer
 /// that stops finishes the pull in hand, so this also bounds how long a
@@ -80,6 +94,7 @@ pub const PULL_EXPIRES: Duration = Duration::from_secs(1);
 /// redelivered to its successor after the ack wait.
 pub struct Deliveries {
     consumer: PullConsumer,
+    held: Held,
     batch: usize,
     current: Option<pull::Batch>,
     broken: bool,
@@ -125,7 +140,7 @@ impl Deliveries {
     pub async fn next_in_pull(&mut self) -> Option<Result<Delivery, BusError>> {
         let pull = self.current.as_mut()?;
         match pull.next().await {
-            Some(Ok(m)) => Some(Delivery::from_message(m)),
+            Some(Ok(m)) => Some(Delivery::from_message(m, &self.held)),
             Some(Err(e)) => Some(Err(self.interrupted(e))),
             None => {
                 self.current = None;
@@ -172,6 +187,8 @@ impl Deliveries {
 #[derive(Debug)]
 pub struct Delivery {
     message: async_nats::jetstream::Message,
+    /// Keeps it from redelivery while this process holds it.
+    _held: Option<Ticket>,
     stream: String,
     /// The message's stream sequence.
     pub stream_sequence: u64,
@@ -182,7 +199,10 @@ pub struct Delivery {
 }
 
 impl Delivery {
-    fn from_message(message: async_nats::jetstream::Message) -> Result<Self, BusError> {
+    fn from_message(
+        message: async_nats::jetstream::Message,
+        held: &Held,
+    ) -> Result<Self, BusError> {
         let (stream, stream_sequence, delivered, pending) = {
             let info = message
                 .info()
@@ -194,8 +214,10 @@ impl Delivery {
                 info.pending,
             )
         };
+        let held = message.reply.clone().map(|reply| held.hold(reply));
         Ok(Self {
             message,
+            _held: held,
             stream,
             stream_sequence,
             delivered,
@@ -290,12 +312,20 @@ impl Delivery {
 
 /// Opens (creating when needed) a durable pull consumer on `stream`.
 pub(crate) async fn open(
+    client: async_nats::Client,
     stream: &Stream,
     settings: &ConsumerSettings,
 ) -> Result<Deliveries, BusError> {
+    // One filter goes in `filter_subject`, as a consumer with one filter is
+    // listed by tools; several in `filter_subjects`.
+    let (filter_subject, filter_subjects) = match settings.filter_subjects.as_slice() {
+        [one] => (one.clone(), Vec::new()),
+        many => (String::new(), many.to_vec()),
+    };
     let config = pull::Config {
         durable_name: Some(settings.durable.clone()),
-        filter_subject: settings.filter_subject.clone(),
+        filter_subject,
+        filter_subjects,
         ack_policy: AckPolicy::Explicit,
         deliver_policy: DeliverPolicy::All,
         ack_wait: settings.ack_wait,
@@ -304,12 +334,29 @@ pub(crate) async fn open(
         max_ack_pending: settings.max_ack_pending,
         ..Default::default()
     };
-    let consumer: async_nats::jetstream::consumer::Consumer<pull::Config> = stream
-        .get_or_create_consumer(&settings.durable, config)
+    let mut consumer: async_nats::jetstream::consumer::Consumer<pull::Config> = stream
+        .get_or_create_consumer(&settings.durable, config.clone())
         .await
         .map_err(|e| BusError::JetStream(while_doing("cannot open consumer", e)))?;
+    // A consumer made by an earlier release keeps its settings until told:
+    // what it filters and how long it waits for acks follow this release.
+    let found = &consumer.cached_info().config;
+    if found.filter_subject != config.filter_subject
+        || found.filter_subjects != config.filter_subjects
+        || found.ack_wait != config.ack_wait
+    {
+        tracing::info!(
+            consumer = settings.durable,
+            "updating the consumer's filters and ack wait"
+        );
+        consumer = stream
+            .update_consumer(config)
+            .await
+            .map_err(|e| BusError::JetStream(while_doing("cannot update consumer", e)))?;
+    }
     Ok(Deliveries {
         consumer,
+        held: Held::keep(client, settings.ack_wait),
         batch: settings.batch.max(1),
         current: None,
         broken: false,
@@ -324,7 +371,7 @@ impl EventLog {
             .get_stream(self.names().stream())
             .await
             .map_err(|e| BusError::JetStream(e.into()))?;
-        open(&stream, settings).await
+        open(self.context().client(), &stream, settings).await
     }
 }
 

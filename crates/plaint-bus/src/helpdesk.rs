@@ -82,7 +82,7 @@ impl Helpdesk {
 
     /// A durable consumer over everything integrations publish.
     pub async fn consume(&self, settings: &ConsumerSettings) -> Result<Deliveries, BusError> {
-        consumer::open(&self.inbound, settings).await
+        consumer::open(self.log.context().client(), &self.inbound, settings).await
     }
 
     /// Stores a refused message with its original bytes, subject, headers and

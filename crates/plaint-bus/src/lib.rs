@@ -14,6 +14,7 @@ mod connection;
 pub mod consumer;
 pub mod data_keys;
 mod error;
+mod held;
 mod helpdesk;
 mod history;
 mod letter_page;
@@ -29,7 +30,8 @@ pub use async_nats::HeaderMap;
 pub use codec::Reading;
 pub use connection::{DEFAULT_INBOX_PREFIX, NatsAccess};
 pub use consumer::{
-    Consume, ConsumerSettings, Deliveries, Delivery, GaveUp, consume_until_stopped,
+    Consume, ConsumerSettings, DEFAULT_ACK_WAIT, Deliveries, Delivery, GaveUp,
+    consume_until_stopped,
 };
 pub use data_keys::{DataKeys, Erasure, KeyStoreError, PersonalDataSettings, Rewrapped};
 pub use error::{AppendError, BusError, Cause, While};

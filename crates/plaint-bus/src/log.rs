@@ -1,4 +1,5 @@
-//! The event log: one stream, one subject per aggregate.
+//! The event log: one stream; a complaint's events on one subject per kind
+//! under the complaint, company facts on a subject each.
 
 use std::time::Duration;
 
@@ -27,6 +28,9 @@ pub const MAX_EVENTS_PER_SUBJECT: usize = 10_000;
 pub const EVENT_TYPE_HEADER: &str = "Plaint-Event-Type";
 /// Header carrying the payload schema version.
 pub const SCHEMA_HEADER: &str = "Plaint-Schema-Version";
+/// The subject whose last sequence a conditional append is checked
+/// against, when it is not the subject appended to (wildcards allowed).
+const EXPECTED_SUBJECT_HEADER: &str = "Nats-Expected-Last-Subject-Sequence-Subject";
 /// Attempts for an append interrupted by a disconnect or a timeout.
 const APPEND_ATTEMPTS: u32 = 6;
 /// How long dead letters are kept by default: 30 days.
@@ -149,6 +153,13 @@ impl EventLog {
         let stream = ensure_stream(&js, config)
             .await
             .map_err(OpenError::Provision)?;
+        let first_layout = names.first_layout_complaints();
+        if stream.cached_info().config.subjects.contains(&first_layout) {
+            return Err(OpenError::FirstLayout {
+                stream: names.stream().to_owned(),
+                subject: first_layout,
+            });
+        }
         let keys = DataKeys::open(&js, &names, settings.replicas, personal)
             .await
             .map_err(OpenError::Keys)?;
@@ -246,6 +257,9 @@ impl EventLog {
         message_id: &str,
         expect: Expect,
     ) -> Result<Appended, AppendError> {
+        // An event's condition holds on its whole aggregate (all of a
+        // complaint's kinds), not only on the subject of its own kind.
+        let aggregate = self.names.aggregate_of(subject);
         let mut last_error: Option<crate::error::Cause> = None;
         for attempt in 0..APPEND_ATTEMPTS {
             if attempt > 0 {
@@ -269,6 +283,11 @@ impl EventLog {
                 Expect::Empty => publish.expected_last_subject_sequence(0),
                 Expect::LastSubjectSequence(seq) => publish.expected_last_subject_sequence(seq),
             };
+            if expect != Expect::Any
+                && let Some(aggregate) = &aggregate
+            {
+                publish = publish.header(EXPECTED_SUBJECT_HEADER, aggregate.as_str());
+            }
             let sent = match self.js.send_publish(subject.to_owned(), publish).await {
                 Ok(ack) => ack.await,
                 Err(e) => Err(e),

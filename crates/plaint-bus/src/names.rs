@@ -3,6 +3,7 @@
 
 use plaint_domain::ComplaintId;
 use plaint_domain::Timestamp;
+use plaint_domain::event::{ComplaintEvent, Envelope, EventPayload};
 
 /// Stream, subject and consumer names under one prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,24 +59,73 @@ impl Names {
         format!("{}_KEYS", self.stream)
     }
 
-    /// Every subject of the event log.
+    /// Every subject of the event log. Each complaint event has a subject
+    /// of its own kind under its complaint, `<prefix>.complaint.<id>.<kind>`,
+    /// so a consumer filters the kinds it acts on.
     pub fn log_subjects(&self) -> Vec<String> {
         vec![
-            format!("{}.complaint.*", self.prefix),
+            self.all_complaints(),
             format!("{}.company.*", self.prefix),
             format!("{}.budget.*", self.prefix),
             format!("{}.ceo.*", self.prefix),
         ]
     }
 
-    /// One complaint's subject.
-    pub fn complaint(&self, id: &ComplaintId) -> String {
-        format!("{}.complaint.{}", self.prefix, id.subject_token())
+    /// The subject the first layout of the log gave a whole complaint: a
+    /// stream that still lists it was written in that layout.
+    pub fn first_layout_complaints(&self) -> String {
+        format!("{}.complaint.*", self.prefix)
     }
 
-    /// All complaint subjects.
+    /// Where one event of a complaint is appended.
+    pub fn complaint_event(&self, id: &ComplaintId, event: &ComplaintEvent) -> String {
+        self.complaint_of_kind(id, event.subject_kind())
+    }
+
+    /// The subject of one kind of a complaint's events (see
+    /// [`ComplaintEvent::subject_kind`]).
+    pub fn complaint_of_kind(&self, id: &ComplaintId, kind: &str) -> String {
+        format!("{}.complaint.{}.{kind}", self.prefix, id.subject_token())
+    }
+
+    /// Where a complaint event's envelope is appended; `None` for an event
+    /// about no complaint.
+    pub fn subject_of(&self, envelope: &Envelope) -> Option<String> {
+        match (&envelope.payload, &envelope.complaint_id) {
+            (EventPayload::Complaint(event), Some(id)) => Some(self.complaint_event(id, event)),
+            _ => None,
+        }
+    }
+
+    /// Every event of one complaint: a filter for reads, and the subject
+    /// appends check the complaint's last sequence on.
+    pub fn complaint(&self, id: &ComplaintId) -> String {
+        format!("{}.complaint.{}.>", self.prefix, id.subject_token())
+    }
+
+    /// Every event of every complaint.
     pub fn all_complaints(&self) -> String {
-        format!("{}.complaint.*", self.prefix)
+        format!("{}.complaint.*.*", self.prefix)
+    }
+
+    /// Every complaint's events of one kind (see
+    /// [`ComplaintEvent::subject_kind`]).
+    pub fn complaints_of_kind(&self, kind: &str) -> String {
+        format!("{}.complaint.*.{kind}", self.prefix)
+    }
+
+    /// The aggregate an event's subject belongs to, as the filter its
+    /// conditional appends are checked against: a complaint event's
+    /// complaint; `None` for subjects that are their own aggregate.
+    pub fn aggregate_of(&self, subject: &str) -> Option<String> {
+        let rest = subject
+            .strip_prefix(self.prefix.as_str())?
+            .strip_prefix(".complaint.")?;
+        let (id, kind) = rest.split_once('.')?;
+        if id.is_empty() || kind.is_empty() || kind.contains('.') {
+            return None;
+        }
+        Some(format!("{}.complaint.{id}.>", self.prefix))
     }
 
     /// Erasures of customers' personal data.
@@ -169,5 +219,20 @@ mod tests {
         assert_eq!(names.integration_of("p.helpdesk.inbound."), None);
         assert_eq!(names.integration_of("q.helpdesk.inbound.acme"), None);
         assert_eq!(names.integration_of("p.helpdesk.dead"), None);
+    }
+
+    #[test]
+    fn a_complaint_event_is_checked_against_its_whole_complaint() {
+        let names = Names::new("p", "S").unwrap();
+        let id = ComplaintId::from_uuid(uuid::Uuid::from_u128(7));
+        let subject = names.complaint_event(&id, &ComplaintEvent::ItemReceived);
+        assert_eq!(
+            subject,
+            format!("p.complaint.{}.item_received", id.subject_token())
+        );
+        assert_eq!(names.aggregate_of(&subject), Some(names.complaint(&id)));
+        assert_eq!(names.aggregate_of("p.company.settings"), None);
+        assert_eq!(names.aggregate_of("p.complaint.abc"), None);
+        assert_eq!(names.aggregate_of("q.complaint.abc.routed"), None);
     }
 }

@@ -87,6 +87,20 @@ pub enum OpenError {
     /// The stream could not be provisioned.
     #[error("provisioning the event log: {0}")]
     Provision(#[source] BusError),
+    /// The stream holds a log in the first layout (a complaint's events on
+    /// one subject), which this release cannot read correctly.
+    #[error(
+        "stream {stream} holds the event log in its first layout ({subject}: all of a \
+         complaint's events on one subject); this release needs the second layout (one \
+         subject per event kind). Point PLAINT_STREAM at a new stream, or replay the old \
+         log into one (README, \"Log layout\")"
+    )]
+    FirstLayout {
+        /// The stream's name.
+        stream: String,
+        /// The first layout's complaint subject it lists.
+        subject: String,
+    },
     /// The data keys cannot be used: a secret file is missing or wrong, or
     /// their bucket cannot be provisioned.
     #[error("customers' data keys: {0}")]

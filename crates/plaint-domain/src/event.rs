@@ -95,6 +95,13 @@ pub enum ComplaintEvent {
 }
 
 impl ComplaintEvent {
+    /// The last token of the event's subject in the log: its type name
+    /// without the `complaint_` that the subject already says.
+    pub fn subject_kind(&self) -> &'static str {
+        let name = self.type_name();
+        name.strip_prefix("complaint_").unwrap_or(name)
+    }
+
     /// The stable event-type name carried in message headers and projections.
     pub const fn type_name(&self) -> &'static str {
         match self {

@@ -108,6 +108,8 @@ impl Intake {
         let id = ComplaintId::for_ticket(&facts.source_system, &facts.external_ticket_id);
         tracing::Span::current().record("complaint_id", tracing::field::display(id));
         let event_id = EventId::derived(id.as_uuid(), "received", 0);
+        let received = ComplaintEvent::Received(Box::new(facts));
+        let subject = self.log.names().complaint_event(&id, &received);
         let envelope = Envelope {
             event_id,
             complaint_id: Some(id),
@@ -115,9 +117,8 @@ impl Intake {
             schema_version: SCHEMA_VERSION,
             causation_id: origin.request_id,
             correlation_id: origin.request_id.or(Some(event_id.as_uuid())),
-            payload: EventPayload::Complaint(ComplaintEvent::Received(Box::new(facts))),
+            payload: EventPayload::Complaint(received),
         };
-        let subject = self.log.names().complaint(&id);
         let tp = traceparent(origin);
         let written = match self
             .log
@@ -131,7 +132,10 @@ impl Intake {
                 event_id,
             },
             Err(AppendError::WrongLastSequence) => {
-                let first = self.log.first_on_subject(&subject).await?;
+                let first = self
+                    .log
+                    .first_on_subject(&self.log.names().complaint(&id))
+                    .await?;
                 let (sequence, event_id) = first
                     .map(|e| (e.sequence, e.envelope.event_id))
                     .unwrap_or((0, event_id));
@@ -159,7 +163,6 @@ impl Intake {
         command: Command,
         origin: &Origin,
     ) -> Result<Written> {
-        let subject = self.log.names().complaint(&complaint_id);
         let tp = traceparent(origin);
         for attempt in 0..self.conflict_retries {
             let plaint_bus::History {
@@ -197,6 +200,7 @@ impl Intake {
             let mut first_written = None;
             for (i, event) in events.into_iter().enumerate() {
                 let id = event_id(u32::try_from(i).unwrap_or(u32::MAX));
+                let subject = self.log.names().complaint_event(&complaint_id, &event);
                 let envelope = Envelope {
                     event_id: id,
                     complaint_id: Some(complaint_id),

@@ -84,14 +84,13 @@ async fn the_projector_follows_the_log_and_resumes_from_its_checkpoint() {
 
     let f = facts("N-1", "cust-n", Channel::Email, Category::ProductDefect);
     let id = id_of(&f);
-    let subject = log.names().complaint(&id);
     let (items, _) = Log::default().lifecycle(&f, &RoutingPolicy::default(), T0, Some(9));
     let mut last = 0;
     for (i, item) in items.iter().enumerate() {
         let envelope = &item.event.as_ref().unwrap().envelope;
         let appended = log
             .append_for(
-                &subject,
+                &log.names().subject_of(envelope).unwrap(),
                 envelope,
                 Some(&f.customer.reference),
                 Expect::LastSubjectSequence(last),
@@ -137,7 +136,7 @@ async fn the_projector_follows_the_log_and_resumes_from_its_checkpoint() {
     let envelope = &reopened.event.as_ref().unwrap().envelope;
     let appended = log
         .append_for(
-            &subject,
+            &log.names().subject_of(envelope).unwrap(),
             envelope,
             Some(&f.customer.reference),
             Expect::LastSubjectSequence(last),
@@ -167,14 +166,13 @@ async fn projections_made_from_another_log_stop_the_projector_with_the_cause() {
     let (db, store) = fresh_store().await;
     let (updates, _watcher) = broadcast::channel(64);
     let f = facts("A-1", "cust-a", Channel::Email, Category::ProductDefect);
-    let id = id_of(&f);
     let (items, _) = Log::default().lifecycle(&f, &RoutingPolicy::default(), T0, Some(9));
     let mut last = 0;
     for item in &items {
         let envelope = &item.event.as_ref().unwrap().envelope;
         last = first
             .append_for(
-                &first.names().complaint(&id),
+                &first.names().subject_of(envelope).unwrap(),
                 envelope,
                 Some(&f.customer.reference),
                 Expect::LastSubjectSequence(last),
@@ -204,7 +202,12 @@ async fn projections_made_from_another_log_stop_the_projector_with_the_cause() {
         .unwrap();
     let envelope = &items[0].event.as_ref().unwrap().envelope;
     second
-        .append(&second.names().complaint(&id), envelope, Expect::Any, None)
+        .append(
+            &second.names().subject_of(envelope).unwrap(),
+            envelope,
+            Expect::Any,
+            None,
+        )
         .await
         .unwrap();
     let (_stop, task) = start(&second, &store, &updates);
@@ -237,7 +240,12 @@ async fn a_held_complaint_is_released_to_a_query_that_waits_for_it() {
     let received = Log::default().complaint(id, now, ComplaintEvent::Received(Box::new(f)));
     let envelope = &received.event.as_ref().unwrap().envelope;
     let appended = log
-        .append(&log.names().complaint(&id), envelope, Expect::Empty, None)
+        .append(
+            &log.names().subject_of(envelope).unwrap(),
+            envelope,
+            Expect::Empty,
+            None,
+        )
         .await
         .unwrap();
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use plaint_access::Access;
-use plaint_bus::{ConsumerSettings, DeadLetters, EventLog, Reading, RetryPolicy};
+use plaint_bus::{DeadLetters, EventLog, Reading, RetryPolicy};
 use plaint_proto::access::access_server::AccessServer;
 use plaint_proto::router::{admin_server::AdminServer, query_server::QueryServer};
 use plaint_runtime::WireErrorsLayer;
@@ -101,9 +101,9 @@ impl Service for Application {
         self.access.follow(&mut tasks, self.log.clone(), retry);
         if self.config.routing {
             let names = self.log.names();
-            let settings = ConsumerSettings::new(
+            let settings = plaint_routing::consumer_settings(
+                names,
                 names.consumer(&self.config.routing_consumer),
-                names.all_complaints(),
             );
             let (log, dead_letters, stop) = (
                 self.log.clone(),

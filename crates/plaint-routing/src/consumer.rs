@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use plaint_bus::{
     BusError, Consume, ConsumerSettings, DeadLetters, Deliveries, Delivery, EventLog, GaveUp,
-    RetryPolicy, consume_until_stopped,
+    Names, RetryPolicy, consume_until_stopped,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -87,7 +87,7 @@ impl Consume for Door {
     }
 
     async fn handle(&mut self, d: Delivery) {
-        let queue = &self.queues[worker_of(d.subject())];
+        let queue = &self.queues[worker_of(self.log.names(), d.subject())];
         if let Err(tokio::sync::mpsc::error::SendError(d)) = queue.send(d).await {
             tracing::error!("a routing worker is gone; routing in the consumer");
             process(
@@ -103,12 +103,26 @@ impl Consume for Door {
 
 /// The event types that can lead to a decision (see [`Router::handle`]).
 const TRIGGERS: [&str; 2] = ["complaint_received", "visibility_changed"];
+/// Their subjects' kinds (see `ComplaintEvent::subject_kind`).
+const TRIGGER_KINDS: [&str; 2] = ["received", "visibility_changed"];
 
-/// The worker of a complaint's subject: always the same one.
-fn worker_of(subject: &str) -> usize {
+/// The routing consumer named `durable`: it is delivered the kinds of
+/// complaint events that lead to a decision, and nothing else, so no router
+/// is handed its own decisions back.
+pub fn consumer_settings(names: &Names, durable: String) -> ConsumerSettings {
+    let filters = TRIGGER_KINDS
+        .iter()
+        .map(|kind| names.complaints_of_kind(kind))
+        .collect();
+    ConsumerSettings::new(durable, String::new()).filtering(filters)
+}
+
+/// The worker of a complaint: always the same one, whichever of its
+/// subjects the event came on.
+fn worker_of(names: &Names, subject: &str) -> usize {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
-    subject.hash(&mut h);
+    names.aggregate_of(subject).hash(&mut h);
     usize::try_from(h.finish() % ROUTING_WORKERS as u64).unwrap_or(0)
 }
 
@@ -121,8 +135,8 @@ async fn process(
     metrics::gauge!("plaint_routing_pending").set(d.pending as f64);
     let started = std::time::Instant::now();
     if d.event_type().is_some_and(|t| !TRIGGERS.contains(&t)) {
-        // Half the deliveries are the router's own decisions coming back,
-        // the largest events of the log: no need to decode them to skip them.
+        // The consumer's filters let only triggers through; a consumer made
+        // with wider filters by hand is served all the same.
         if let Err(e) = d.ack().await {
             tracing::debug!(error = %e, "ack of a skipped event failed; it comes again");
         }

@@ -398,7 +398,6 @@ impl Router {
         cause: &Envelope,
         traceparent: Option<&str>,
     ) -> Result<bool, RoutingError> {
-        let subject = self.log.names().complaint(&complaint.id);
         let tp = plaint_runtime::telemetry::traceparent_of(&tracing::Span::current())
             .unwrap_or_else(|| trace::child_of(traceparent, span_id(), Uuid::new_v4().as_u128()));
         let mut expected = last_sequence;
@@ -407,6 +406,7 @@ impl Router {
             // Derived from the position it was decided at: replicas deciding
             // the same thing at the same point collapse into one message.
             let purpose = format!("{}@{last_sequence}", event.type_name());
+            let subject = self.log.names().complaint_event(&complaint.id, &event);
             let envelope = Envelope {
                 event_id: EventId::derived(
                     complaint.id.as_uuid(),

@@ -70,7 +70,11 @@ async fn a_resubmission_after_the_dedup_window_still_stores_nothing() {
     // the condition refuses it. Either way nothing new is stored.
     tokio::time::sleep(Duration::from_secs(1)).await;
     let stored = intake.events(&id).await.remove(0);
-    let subject = intake.log.names().complaint(&id);
+    let subject = intake
+        .log
+        .names()
+        .subject_of(&stored.envelope)
+        .expect("a complaint event");
     eventually("the server to forget the event id", async || {
         match intake
             .log
