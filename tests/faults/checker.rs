@@ -209,12 +209,27 @@ pub(crate) struct LogView {
     pub(crate) undecodable: Vec<u64>,
     /// Messages on the other subjects (company, budget, CEO engagements).
     pub(crate) other: u64,
+    /// Messages on the subjects the routing consumer filters (the kinds
+    /// that lead to a decision), decodable or not.
+    pub(crate) decision_triggers: u64,
+    /// When each complaint was received and first decided (ms, as the
+    /// events say).
+    pub(crate) received_at: HashMap<Uuid, i64>,
+    pub(crate) decided_at: HashMap<Uuid, i64>,
 }
 
 impl LogView {
-    /// Messages on complaint subjects: what the router's consumer has to deliver.
-    pub(crate) fn complaint_messages(&self) -> u64 {
-        (self.events.len() + self.undecodable.len()) as u64
+    /// The longest wait from a complaint's receipt to its first decision,
+    /// over the complaints decided; what a crashed router's work waits for
+    /// another to take it over.
+    pub(crate) fn longest_wait_for_a_decision(&self) -> Duration {
+        let longest = self
+            .decided_at
+            .iter()
+            .filter_map(|(id, decided)| Some(decided - self.received_at.get(id)?))
+            .max()
+            .unwrap_or(0);
+        Duration::from_millis(u64::try_from(longest).unwrap_or(0))
     }
 
     /// The last sequence of each complaint's subject.
@@ -271,6 +286,10 @@ pub(crate) async fn read_log(log: &EventLog) -> LogView {
                 view.other += 1;
                 continue;
             }
+            if item.subject.ends_with(".received") || item.subject.ends_with(".visibility_changed")
+            {
+                view.decision_triggers += 1;
+            }
             let stored = match item.event {
                 Ok(s) => s,
                 Err(_) => {
@@ -285,17 +304,22 @@ pub(crate) async fn read_log(log: &EventLog) -> LogView {
                 continue;
             };
             let complaint = id.as_uuid();
+            let at = env.occurred_at.as_millis();
             match event {
-                ComplaintEvent::Received(_) => view
-                    .received
-                    .entry(complaint)
-                    .or_default()
-                    .push(item.sequence),
-                ComplaintEvent::Routed(_) | ComplaintEvent::Rerouted { .. } => view
-                    .decisions
-                    .entry(complaint)
-                    .or_default()
-                    .push(item.sequence),
+                ComplaintEvent::Received(_) => {
+                    view.received_at.entry(complaint).or_insert(at);
+                    view.received
+                        .entry(complaint)
+                        .or_default()
+                        .push(item.sequence)
+                }
+                ComplaintEvent::Routed(_) | ComplaintEvent::Rerouted { .. } => {
+                    view.decided_at.entry(complaint).or_insert(at);
+                    view.decisions
+                        .entry(complaint)
+                        .or_default()
+                        .push(item.sequence)
+                }
                 ComplaintEvent::CustomerFollowedUp { text } => view
                     .follow_ups
                     .entry(text.as_str().to_owned())
@@ -599,6 +623,8 @@ pub(crate) struct Report {
     pub(crate) observed_log: usize,
     pub(crate) observed_projection: usize,
     pub(crate) log_last_sequence: u64,
+    /// The longest a complaint waited from its receipt to its decision.
+    pub(crate) longest_wait_for_a_decision: Duration,
     /// Acknowledged, not in the log.
     pub(crate) lost: Vec<Uuid>,
     /// Acknowledged, not in the projections.
@@ -659,7 +685,7 @@ pub(crate) async fn observe(sys: &System, history: &History) -> Report {
         &js,
         sys.names.stream(),
         &sys.router_consumer(),
-        log.complaint_messages(),
+        log.decision_triggers,
     )
     .await
     .unwrap_or_default();
@@ -750,6 +776,7 @@ fn check(
         observed_log: log.received.len(),
         observed_projection: projection.complaints.len(),
         log_last_sequence: log.last_sequence,
+        longest_wait_for_a_decision: log.longest_wait_for_a_decision(),
         undecodable: log.undecodable.len(),
         router,
         helpdesk,
@@ -983,7 +1010,7 @@ impl fmt::Display for Report {
         write!(
             f,
             "attempted {} (acked {}: {} gRPC + {} helpdesk), in log {}, projected {}, \
-             log events {}; lost {} (projection {}), unexpected {}, duplicates: received {} \
+             log events {}, longest wait for a decision {:.2} s; lost {} (projection {}), unexpected {}, duplicates: received {} \
              log {} projection {}; projection vs log: missing {} extra {} stale rows {} \
              checkpoint off {}; decisions != 1: log {} projection {}; commands {} (acked {}, \
              lost {}, duplicated {}); helpdesk commands without request id {} (acked {}, \
@@ -996,6 +1023,7 @@ impl fmt::Display for Report {
             self.observed_log,
             self.observed_projection,
             self.log_last_sequence,
+            self.longest_wait_for_a_decision.as_secs_f64(),
             self.lost.len(),
             self.lost_in_projection.len(),
             self.unexpected.len(),

@@ -58,6 +58,14 @@ async fn router_killed_three_times_under_load_loses_nothing_and_decides_once() {
         report.errors
     );
     assert_eq!(sys.router.kills, 3);
+    // What a killed router held waits out the ack wait (3 s) and is then
+    // decided by its successor; 30 s was the wait before progress acks. The
+    // bound leaves room for a loaded machine, the figure is reported.
+    assert!(
+        report.longest_wait_for_a_decision < Duration::from_secs(10),
+        "a complaint waited {:?} for its decision",
+        report.longest_wait_for_a_decision
+    );
     sys.intake.assert_no_panic();
 
     let mut lines = resumes;
