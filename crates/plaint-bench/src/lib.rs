@@ -36,7 +36,7 @@ pub use report::Report;
 
 use calibration::Calibration;
 use database::BenchDatabase;
-use observe::audit;
+use observe::{Probe, audit};
 use system::{Driver, Services};
 
 /// Settings of `plaint-ctl bench`.
@@ -165,6 +165,11 @@ pub struct Gate {
     pub log_messages: u64,
     /// Mean encoded size of a complaint event, bytes.
     pub mean_event_bytes: f64,
+    /// Deliveries the routing consumer made over the whole run.
+    pub routing_deliveries: u64,
+    /// Events of the kinds it decides on: it should have been delivered
+    /// these, once each, and none of its own decisions.
+    pub decision_triggers: u64,
 }
 
 impl Gate {
@@ -363,6 +368,10 @@ async fn gate(
     )
     .await?;
     let audit = audit(&log).await?;
+    let routing_deliveries = Probe::new(client, services.stream(), &log.names().consumer("router"))
+        .await?
+        .deliveries()
+        .await?;
     let listed = driver.list_all(audit.last_sequence).await?;
     let mut projected: HashMap<uuid::Uuid, bool> = HashMap::new();
     for (id, routed) in &listed {
@@ -405,6 +414,8 @@ async fn gate(
         log_messages: audit.messages,
         mean_event_bytes: audit.complaint_event_bytes as f64
             / (audit.complaint_events.max(1)) as f64,
+        routing_deliveries,
+        decision_triggers: audit.decision_triggers,
     })
 }
 

@@ -51,6 +51,16 @@ impl Probe {
         })
     }
 
+    /// Deliveries the consumer has made so far, redeliveries included.
+    pub(crate) async fn deliveries(&self) -> Result<u64, BusError> {
+        let info = self
+            .stream
+            .consumer_info(&self.durable)
+            .await
+            .map_err(unavailable)?;
+        Ok(info.delivered.consumer_sequence)
+    }
+
     /// Samples both.
     pub(crate) async fn sample(&self) -> Result<ProbeSample, BusError> {
         let info = self.stream.get_info().await.map_err(unavailable)?;
@@ -93,6 +103,9 @@ pub(crate) struct LogAudit {
     pub(crate) complaint_events: u64,
     /// Company events read (settings, CEO slots and engagements).
     pub(crate) company_events: u64,
+    /// Events of the kinds the routing consumer decides on (received,
+    /// visibility changed): what it should be delivered, once each.
+    pub(crate) decision_triggers: u64,
     /// Per complaint.
     pub(crate) by_complaint: HashMap<Uuid, ComplaintEvents>,
 }
@@ -134,6 +147,12 @@ pub(crate) async fn audit(log: &EventLog) -> Result<LogAudit, BusError> {
                     out.complaint_events += 1;
                     out.complaint_event_bytes += encode_envelope(envelope).len() as u64;
                     let entry = out.by_complaint.entry(id.as_uuid()).or_default();
+                    if matches!(
+                        event,
+                        ComplaintEvent::Received(_) | ComplaintEvent::VisibilityChanged(_)
+                    ) {
+                        out.decision_triggers += 1;
+                    }
                     match event {
                         ComplaintEvent::Received(_) => entry.received += 1,
                         ComplaintEvent::Routed(_) => entry.routed += 1,

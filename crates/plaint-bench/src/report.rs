@@ -447,6 +447,18 @@ impl Report {
         if let Some(f) = &g.first_failure {
             let _ = writeln!(out, "  first submit failure: {f}");
         }
+        let _ = writeln!(
+            out,
+            "Routing consumer: {} deliveries for {} events it decides on (received, visibility \
+             changed): {}",
+            g.routing_deliveries,
+            g.decision_triggers,
+            match g.routing_deliveries.checked_sub(g.decision_triggers) {
+                Some(0) => "one each, nothing else".to_owned(),
+                Some(extra) => format!("{extra} more (redeliveries, or events it skips)"),
+                None => "fewer (a consumer made anew during the run)".to_owned(),
+            }
+        );
         if self.quick {
             let _ = writeln!(
                 out,
@@ -561,6 +573,8 @@ impl Report {
                 "submit_failures": g.submit_failures, "first_failure": g.first_failure,
                 "undecodable": g.undecodable, "log_messages": g.log_messages,
                 "mean_complaint_event_bytes": finite(g.mean_event_bytes),
+                "routing_deliveries": g.routing_deliveries,
+                "decision_triggers": g.decision_triggers,
             },
         })
     }

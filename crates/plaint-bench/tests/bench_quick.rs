@@ -59,4 +59,13 @@ async fn quick_bench_passes_the_correctness_gate() {
         "the correctness gate failed:\n{}",
         report.table()
     );
+    // The routing consumer filters the kinds it decides on: none of its own
+    // decisions comes back to it, and a fault-free run redelivers nothing.
+    assert!(report.gate.decision_triggers > 0, "{}", report.table());
+    assert_eq!(
+        report.gate.routing_deliveries,
+        report.gate.decision_triggers,
+        "{}",
+        report.table()
+    );
 }
