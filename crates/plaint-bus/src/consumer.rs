@@ -52,9 +52,15 @@ pub struct ConsumerSettings {
 impl ConsumerSettings {
     /// Defaults for a consumer of `filter_subject` named `durable`.
     pub fn new(durable: impl Into<String>, filter_subject: impl Into<String>) -> Self {
+        Self::filtered(durable, vec![filter_subject.into()])
+    }
+
+    /// Defaults for a consumer named `durable` of the subjects matching any
+    /// of `filters`.
+    pub fn filtered(durable: impl Into<String>, filters: Vec<String>) -> Self {
         Self {
             durable: durable.into(),
-            filter_subjects: vec![filter_subject.into()],
+            filter_subjects: filters,
             max_ack_pending: 4096,
             max_deliver: 10,
             // Not [1s, 5s, 30s]: the server would make 1 s the ack wait, and
@@ -65,13 +71,6 @@ impl ConsumerSettings {
             batch: 64,
             heartbeat: Duration::from_secs(5),
         }
-    }
-
-    /// The same consumer, delivering the subjects matching any of `filters`.
-    #[must_use]
-    pub fn filtering(mut self, filters: Vec<String>) -> Self {
-        self.filter_subjects = filters;
-        self
     }
 }
 

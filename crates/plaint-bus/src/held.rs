@@ -34,7 +34,6 @@ struct Entry {
 }
 
 /// The deliveries of one flow still held by this process.
-#[derive(Clone)]
 pub(crate) struct Held {
     entries: Arc<Mutex<Entries>>,
 }

@@ -30,8 +30,7 @@ pub use async_nats::HeaderMap;
 pub use codec::Reading;
 pub use connection::{DEFAULT_INBOX_PREFIX, NatsAccess};
 pub use consumer::{
-    Consume, ConsumerSettings, DEFAULT_ACK_WAIT, Deliveries, Delivery, GaveUp,
-    consume_until_stopped,
+    Consume, ConsumerSettings, Deliveries, Delivery, GaveUp, consume_until_stopped,
 };
 pub use data_keys::{DataKeys, Erasure, KeyStoreError, PersonalDataSettings, Rewrapped};
 pub use error::{AppendError, BusError, Cause, While};

@@ -95,11 +95,10 @@ pub enum ComplaintEvent {
 }
 
 impl ComplaintEvent {
-    /// The last token of the event's subject in the log: its type name
-    /// without the `complaint_` that the subject already says.
+    /// The last token of the event's subject in the log (see
+    /// [`subject_kind_of`]).
     pub fn subject_kind(&self) -> &'static str {
-        let name = self.type_name();
-        name.strip_prefix("complaint_").unwrap_or(name)
+        subject_kind_of(self.type_name())
     }
 
     /// The stable event-type name carried in message headers and projections.
@@ -121,6 +120,12 @@ impl ComplaintEvent {
             ComplaintEvent::Withdrawn { .. } => "withdrawn",
         }
     }
+}
+
+/// The subject kind of the event type named `type_name`: the name without
+/// the `complaint_` that the subject already says.
+pub fn subject_kind_of(type_name: &str) -> &str {
+    type_name.strip_prefix("complaint_").unwrap_or(type_name)
 }
 
 /// One CEO engagement taken from a budget window.

@@ -7,6 +7,7 @@ use plaint_bus::{
     BusError, Consume, ConsumerSettings, DeadLetters, Deliveries, Delivery, EventLog, GaveUp,
     Names, RetryPolicy, consume_until_stopped,
 };
+use plaint_domain::event::subject_kind_of;
 use tokio_util::sync::CancellationToken;
 
 use crate::decide::{Outcome, Router};
@@ -103,18 +104,16 @@ impl Consume for Door {
 
 /// The event types that can lead to a decision (see [`Router::handle`]).
 const TRIGGERS: [&str; 2] = ["complaint_received", "visibility_changed"];
-/// Their subjects' kinds (see `ComplaintEvent::subject_kind`).
-const TRIGGER_KINDS: [&str; 2] = ["received", "visibility_changed"];
 
 /// The routing consumer named `durable`: it is delivered the kinds of
 /// complaint events that lead to a decision, and nothing else, so no router
 /// is handed its own decisions back.
 pub fn consumer_settings(names: &Names, durable: String) -> ConsumerSettings {
-    let filters = TRIGGER_KINDS
+    let filters = TRIGGERS
         .iter()
-        .map(|kind| names.complaints_of_kind(kind))
+        .map(|t| names.complaints_of_kind(subject_kind_of(t)))
         .collect();
-    ConsumerSettings::new(durable, String::new()).filtering(filters)
+    ConsumerSettings::filtered(durable, filters)
 }
 
 /// The worker of a complaint: always the same one, whichever of its
