@@ -57,7 +57,7 @@ async fn the_bench_calibrates_postgres_on_a_table_shaped_as_complaints() {
     let live = shape(&pool, "complaints").await;
     let copy = shape(&pool, "bench_copy").await;
     assert_eq!(live.0.len(), 22, "complaints has 22 columns: {:?}", live.0);
-    assert_eq!(live.1.len(), 7, "complaints has 7 indexes: {:?}", live.1);
+    assert_eq!(live.1.len(), 8, "complaints has 8 indexes: {:?}", live.1);
     assert_eq!(copy, live);
 
     pool.close().await;

@@ -16,6 +16,7 @@ mod compose;
 mod ctl;
 mod helpers;
 mod intake;
+mod leases;
 mod limits;
 mod nats_tls;
 mod nats_users;

@@ -418,6 +418,9 @@ pub(crate) async fn projection_dump(url: &str) -> Vec<String> {
         ("ceo_slots", "window_start, complaint_id"),
         ("policies", "version"),
         ("company", "key"),
+        ("queue_counts", "route, status, priority"),
+        ("complaint_durations", "kind"),
+        ("goodwill_days", "day, route, channel"),
     ] {
         let sql = format!("SELECT row_to_json(t)::text FROM {table} t ORDER BY {order}");
         let rows: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
@@ -645,6 +648,9 @@ pub(crate) struct Report {
     pub(crate) projection_stale_rows: usize,
     /// The projections' checkpoint and the log's last sequence differ.
     pub(crate) checkpoint_behind: u64,
+    /// Summary rows (queue counts, durations, goodwill days) that differ
+    /// from the same figures counted over the complaints.
+    pub(crate) summaries_off: i64,
     /// Complaints whose decisions in the log are not exactly one: (id, count).
     pub(crate) decisions_not_one_log: Vec<(Uuid, usize)>,
     /// Complaints whose decision rows are not exactly one.
@@ -699,11 +705,55 @@ pub(crate) async fn observe(sys: &System, history: &History) -> Report {
     .await
     .unwrap_or_default();
     let orphans = inbound_orphans(&js, sys, &log).await;
+    let summaries = summaries_off(&sys.pg.url()).await;
     let h = history.inner.lock().expect("history lock");
     let mut report = check(&h, &log, &projection, router, helpdesk);
     report.inbound_orphans = orphans.0;
     report.inbound_orphans_unstored = orphans.1;
+    report.summaries_off = summaries;
     report
+}
+
+/// The figures the projector keeps as it goes against the same figures
+/// counted over every complaint: rows in one and not the other, both ways.
+pub(crate) async fn summaries_off(url: &str) -> i64 {
+    const COUNTED: [(&str, &str); 3] = [
+        (
+            "SELECT coalesce(route, ''), status, coalesce(priority, ''), count(*) \
+             FROM complaints GROUP BY 1, 2, 3",
+            "SELECT route, status, priority, complaints FROM queue_counts",
+        ),
+        (
+            "SELECT 'route', coalesce(sum(routed_at - received_at), 0)::bigint, count(routed_at) \
+             FROM complaints HAVING count(routed_at) > 0 \
+             UNION ALL SELECT 'resolve', coalesce(sum(resolved_at - received_at), 0)::bigint, \
+             count(resolved_at) FROM complaints HAVING count(resolved_at) > 0",
+            "SELECT kind, total_ms, complaints FROM complaint_durations WHERE complaints > 0",
+        ),
+        (
+            "SELECT floor(resolved_at / 86400000.0)::bigint, coalesce(route, 'UNROUTED'), \
+             channel, count(*), sum(satisfaction)::bigint, \
+             count(*) FILTER (WHERE satisfaction >= 9) \
+             FROM complaints WHERE status = 'RESOLVED' AND satisfaction IS NOT NULL \
+             GROUP BY 1, 2, 3",
+            "SELECT day, route, channel, resolved, satisfaction_sum, recovered FROM goodwill_days",
+        ),
+    ];
+    let mut db = connect_db(url).await;
+    let mut off = 0;
+    for (counted, kept) in COUNTED {
+        let sql = format!(
+            "SELECT (SELECT count(*) FROM (({counted}) EXCEPT ({kept})) a) \
+                  + (SELECT count(*) FROM (({kept}) EXCEPT ({counted})) b)"
+        );
+        let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .fetch_one(&mut db)
+            .await
+            .unwrap_or_else(|e| panic!("compare the summaries: {e}"));
+        off += n;
+    }
+    let _ = db.close().await;
+    off
 }
 
 /// Messages still in the inbound work queue: how many, and the ones that are
@@ -946,6 +996,13 @@ impl Report {
             format!("checkpoint off by {}", self.checkpoint_behind),
         );
         need(
+            self.summaries_off == 0,
+            format!(
+                "{} summary rows differ from the complaints counted",
+                self.summaries_off
+            ),
+        );
+        need(
             self.decisions_not_one_log.is_empty(),
             format!(
                 "decisions != 1 in the log: {:?}",
@@ -1012,7 +1069,7 @@ impl fmt::Display for Report {
             "attempted {} (acked {}: {} gRPC + {} helpdesk), in log {}, projected {}, \
              log events {}, longest wait for a decision {:.2} s; lost {} (projection {}), unexpected {}, duplicates: received {} \
              log {} projection {}; projection vs log: missing {} extra {} stale rows {} \
-             checkpoint off {}; decisions != 1: log {} projection {}; commands {} (acked {}, \
+             checkpoint off {}; summary rows off {}; decisions != 1: log {} projection {}; commands {} (acked {}, \
              lost {}, duplicated {}); helpdesk commands without request id {} (acked {}, \
              lost {}, duplicated {}); redeliveries: router {} ({} deliveries / {} messages), \
              helpdesk {} ({} / {}); inbound orphans {}; retries {}; errors {:?}",
@@ -1034,6 +1091,7 @@ impl fmt::Display for Report {
             self.projection_extra,
             self.projection_stale_rows,
             self.checkpoint_behind,
+            self.summaries_off,
             self.decisions_not_one_log.len(),
             self.decisions_not_one_projection.len(),
             self.commands_attempted,
@@ -1144,7 +1202,21 @@ pub(crate) async fn query_snapshot(sys: &System) -> Vec<String> {
 /// The first difference between two snapshots, for a failure message.
 pub(crate) fn first_difference(before: &[String], after: &[String]) -> String {
     if before.len() != after.len() {
-        return format!("{} lines before, {} after", before.len(), after.len());
+        let only = |a: &[String], b: &[String]| {
+            let b: BTreeSet<&String> = b.iter().collect();
+            a.iter()
+                .filter(|l| !b.contains(l))
+                .take(5)
+                .cloned()
+                .collect::<Vec<_>>()
+        };
+        return format!(
+            "{} lines before, {} after; only before: {:?}; only after: {:?}",
+            before.len(),
+            after.len(),
+            only(before, after),
+            only(after, before)
+        );
     }
     before
         .iter()

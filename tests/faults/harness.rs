@@ -267,6 +267,27 @@ impl Service {
         }
     }
 
+    /// Another replica of this service: the same binary and environment
+    /// with `extra` added, its own port and log file; not started.
+    pub(crate) fn replica(&self, name: &'static str, extra: &[(&str, &str)]) -> Self {
+        let mut env = self.env.clone();
+        env.extend(
+            extra
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
+        let log_dir = self.log_path.parent().unwrap_or(Path::new("."));
+        Self::new(
+            name,
+            self.binary.clone(),
+            env,
+            self.health_service,
+            self.port_var,
+            log_dir,
+            self.tls.clone(),
+        )
+    }
+
     /// An endpoint for the service's address, over mutual TLS.
     pub(crate) fn endpoint(&self) -> Endpoint {
         self.tls
@@ -731,6 +752,20 @@ impl System {
             .max_encoding_message_size(16 << 20)
     }
 
+    /// A query client of `router`, any replica of it.
+    pub(crate) fn query_client_of(router: &Service) -> QueryClient<Authed> {
+        QueryClient::new(Self::channel(router)).max_decoding_message_size(64 << 20)
+    }
+
+    /// Who holds lease `name` (the routers' replica names), if anyone.
+    pub(crate) async fn lease_holder(&self, name: &str) -> Option<String> {
+        let bucket = self.names.lease_bucket();
+        let store = self.js().get_key_value(&bucket).await.ok()?;
+        let entry = store.entry(name).await.ok()??;
+        (entry.operation == jetstream::kv::Operation::Put)
+            .then(|| String::from_utf8_lossy(&entry.value).into_owned())
+    }
+
     /// A router admin client.
     pub(crate) fn admin_client(&self) -> AdminClient<Authed> {
         AdminClient::new(Self::channel(&self.router)).max_decoding_message_size(64 << 20)
@@ -761,6 +796,19 @@ impl System {
     /// returns how long that took. Retries the submit while intake answers
     /// UNAVAILABLE. Used to measure liveness after a fault.
     pub(crate) async fn probe(&self, history: &History, ticket: &str, limit: Duration) -> Duration {
+        self.probe_via(self.query_client(), history, ticket, limit)
+            .await
+    }
+
+    /// [`Self::probe`], looking for the complaint through `query` (a
+    /// router replica of the test's choosing).
+    pub(crate) async fn probe_via(
+        &self,
+        mut query: QueryClient<Authed>,
+        history: &History,
+        ticket: &str,
+        limit: Duration,
+    ) -> Duration {
         let started = Instant::now();
         let mut client = self.intake_client();
         let request = complaint("probe", ticket, 0);
@@ -778,7 +826,6 @@ impl System {
         history.ack_submit(ticket_id("probe", ticket), written.sequence);
         let accepted = started.elapsed();
         let id = written.complaint_id;
-        let mut query = self.query_client();
         let left = limit.saturating_sub(started.elapsed());
         eventually(
             &format!("probe {ticket} routed and projected"),

@@ -22,6 +22,7 @@ mod dead_letter_pages;
 mod duplicates;
 mod harness;
 mod poison;
+mod projector_failover;
 mod racing;
 #[path = "../shared/raw_codec.rs"]
 mod raw_codec;

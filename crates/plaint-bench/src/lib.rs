@@ -5,6 +5,11 @@
 //! correctness gate: a run counts only if every complaint intake accepted was
 //! routed once and projected once.
 //!
+//! All of that runs once per fsync mode ([`Mode`]): with an fsync after
+//! every write, as production runs NATS, and with NATS's default; each mode
+//! with its own server, database, services and calibration, since the raw
+//! limits differ by orders of magnitude between the two.
+//!
 //! It speaks to the services only as a client does: it starts their binaries
 //! and talks gRPC to them, reads the event log through the bus, and measures
 //! PostgreSQL on a table of its own; it links no service code.
@@ -13,14 +18,18 @@
 //! the raw limits measured minutes earlier on the same machine means a lot.
 
 mod calibration;
+mod ceiling;
 mod database;
 pub mod generate;
+mod mode;
 mod observe;
 mod procs;
 mod report;
+mod reports;
 mod sealing;
 mod stats;
 mod system;
+mod targets;
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -32,7 +41,9 @@ use plaint_bus::{EventLog, Names, StreamSettings};
 use serde_json::Value;
 
 pub use calibration::complaints_table_sql;
+pub use mode::{FsyncArg, Mode};
 pub use report::Report;
+pub use reports::Reports;
 
 use calibration::Calibration;
 use database::BenchDatabase;
@@ -72,6 +83,11 @@ pub struct BenchArgs {
     /// costs beside a run without it.
     #[arg(long, env = "PLAINT_BENCH_TLS")]
     pub tls: bool,
+    /// Which fsync settings of nats-server to run the bench with, one after
+    /// the other: `durable` (an fsync after every write, as production),
+    /// `fast` (NATS's default), or `both`.
+    #[arg(long, value_enum, default_value_t = FsyncArg::Both)]
+    pub fsync: FsyncArg,
 }
 
 /// Counts and durations of one kind of run.
@@ -88,8 +104,8 @@ pub(crate) struct Profile {
     /// Most messages waiting for the router while the throughput phase submits.
     backlog_bound: u64,
     open_loop: Duration,
-    /// Offered rate of the latency phase as a share of R_pub, and a cap.
-    open_share: f64,
+    /// Most offered rate of the open-loop latency phase, whatever the mode's
+    /// share of R_pub or e2e comes to.
     open_cap: f64,
     low_rate: f64,
     low_rate_for: Duration,
@@ -110,7 +126,6 @@ impl Profile {
             throughput: Duration::from_secs(6),
             backlog_bound: 2_000,
             open_loop: Duration::from_secs(5),
-            open_share: 0.03,
             open_cap: f64::INFINITY,
             low_rate: 100.0,
             low_rate_for: Duration::from_secs(10),
@@ -129,7 +144,6 @@ impl Profile {
             throughput: Duration::from_millis(500),
             backlog_bound: 500,
             open_loop: Duration::from_millis(500),
-            open_share: 0.03,
             open_cap: 200.0,
             low_rate: 100.0,
             low_rate_for: Duration::from_millis(300),
@@ -192,8 +206,19 @@ impl Gate {
 /// mean of each run.
 const MESSAGE_BYTES: usize = 560;
 
-/// Runs the bench; the report says whether the gate passed.
-pub async fn run_bench(args: &BenchArgs) -> anyhow::Result<Report> {
+/// Runs the bench once per mode `args.fsync` names, one after the other;
+/// each report says whether its gate passed.
+pub async fn run_bench(args: &BenchArgs) -> anyhow::Result<Reports> {
+    let mut reports = Reports::default();
+    for &mode in args.fsync.modes() {
+        reports.insert(run_mode(args, mode).await?);
+    }
+    Ok(reports)
+}
+
+/// One whole run in `mode`: its own nats-server, database, services and
+/// calibration, all stopped or dropped afterwards.
+async fn run_mode(args: &BenchArgs, mode: Mode) -> anyhow::Result<Report> {
     let profile = if args.quick {
         Profile::quick()
     } else {
@@ -204,13 +229,15 @@ pub async fn run_bench(args: &BenchArgs) -> anyhow::Result<Report> {
     let dir = std::env::temp_dir().join(format!("plaint-bench-{prefix}"));
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     eprintln!(
-        "plaint bench{}{}: prefix {prefix}, work directory {}",
+        "plaint bench{}{}, fsync {}: prefix {prefix}, work directory {}",
         if args.quick { " (quick)" } else { "" },
         if args.tls { " (mutual TLS)" } else { "" },
+        mode.name(),
         dir.display()
     );
 
-    let (nats, nats_url) = procs::start_nats(&args.nats_server, &dir).await?;
+    let config = mode.write_nats_config(&dir)?;
+    let (nats, nats_url) = procs::start_nats(&args.nats_server, &dir, config.as_deref()).await?;
     let db = match BenchDatabase::create(&args.database_url, &args.db_prefix).await {
         Ok(db) => db,
         Err(e) => {
@@ -229,7 +256,14 @@ pub async fn run_bench(args: &BenchArgs) -> anyhow::Result<Report> {
         db.url().to_owned(),
         args.tls,
     )?;
-    let result = run_phases(args, &profile, &nats_url, nats.pid, &db, &mut services).await;
+    let run = Run {
+        args,
+        profile: &profile,
+        mode,
+        nats_url: &nats_url,
+        nats_pid: nats.pid,
+    };
+    let result = run_phases(&run, &db, &mut services).await;
 
     services.stop_all().await;
     if let Err(e) = nats.stop().await {
@@ -248,14 +282,21 @@ pub async fn run_bench(args: &BenchArgs) -> anyhow::Result<Report> {
     result
 }
 
-async fn run_phases(
-    args: &BenchArgs,
-    p: &Profile,
-    nats_url: &str,
+/// What the phases of one mode's run share.
+struct Run<'a> {
+    args: &'a BenchArgs,
+    profile: &'a Profile,
+    mode: Mode,
+    nats_url: &'a str,
     nats_pid: u32,
+}
+
+async fn run_phases(
+    run: &Run<'_>,
     db: &BenchDatabase,
     services: &mut Services,
 ) -> anyhow::Result<Report> {
+    let (args, p, nats_url, nats_pid) = (run.args, run.profile, run.nats_url, run.nats_pid);
     let started = Instant::now();
     eprintln!("calibration (median of 3 runs each)");
     let cal: Calibration =
@@ -290,8 +331,12 @@ async fn run_phases(
         .throughput(services, nats_pid, p.throughput, p.backlog_bound)
         .await?;
 
-    let offered = (p.open_share * cal.r_pub).min(p.open_cap);
-    eprintln!("  submit -> visible at {offered:.0}/s (open loop)");
+    let open_rate = run.mode.open_rate();
+    let offered = open_rate.rate(cal.r_pub, throughput.rate()).min(p.open_cap);
+    eprintln!(
+        "  submit -> visible at {} = {offered:.0}/s (open loop)",
+        open_rate.label()
+    );
     let visible = driver.open_loop(services, offered, p.open_loop).await?;
     driver.wait_caught_up(services).await?;
     eprintln!("  submit -> visible at {:.0}/s (open loop)", p.low_rate);
@@ -318,6 +363,8 @@ async fn run_phases(
     driver.reconnect_router(services).await.ok();
 
     Ok(Report {
+        mode: run.mode,
+        store_fs: report::filesystem_of(&services.dir),
         quick: args.quick,
         tls: args.tls,
         machine: report::Machine::read(),
@@ -419,23 +466,26 @@ async fn gate(
     })
 }
 
-/// `plaint-ctl bench`: runs, prints the table, writes the JSON, and fails
-/// when the correctness gate does.
+/// `plaint-ctl bench`: runs every mode asked for, prints the tables, writes
+/// the JSON, and fails when a correctness gate does.
 pub async fn run(args: BenchArgs, json_stdout: bool) -> anyhow::Result<()> {
-    let report = run_bench(&args).await?;
-    let json: Value = report.to_json();
+    let reports = run_bench(&args).await?;
+    let json: Value = reports.to_json();
     if json_stdout {
         println!("{}", serde_json::to_string_pretty(&json)?);
     } else {
-        println!("{}", report.table());
+        println!("{}", reports.table());
     }
     if let Some(path) = &args.json_out {
         std::fs::write(path, serde_json::to_string_pretty(&json)? + "\n")
             .with_context(|| format!("cannot write {}", path.display()))?;
         eprintln!("JSON written to {}", path.display());
     }
-    if !report.gate.passed() {
-        bail!("the correctness gate failed: the run does not count");
+    if let Some(r) = reports.iter().find(|r| !r.gate_passed()) {
+        bail!(
+            "the correctness gate failed in the {} mode: the run does not count",
+            r.mode().name()
+        );
     }
     Ok(())
 }

@@ -183,11 +183,20 @@ impl Usage {
 }
 
 /// Starts `nats-server -js` on a free loopback port with a store in `dir`,
-/// and waits until it greets clients. Returns the process and its URL.
-pub(crate) async fn start_nats(binary: &Path, dir: &Path) -> anyhow::Result<(Proc, String)> {
+/// and with the configuration file `config` if one is given (what the flags
+/// cannot set, such as `sync_interval`), and waits until it greets clients.
+/// Returns the process and its URL.
+pub(crate) async fn start_nats(
+    binary: &Path,
+    dir: &Path,
+    config: Option<&Path>,
+) -> anyhow::Result<(Proc, String)> {
     let port = free_port()?;
     let store = dir.join("nats-store");
-    let args = vec![
+    let mut args: Vec<String> = config
+        .map(|c| vec!["-c".to_owned(), c.display().to_string()])
+        .unwrap_or_default();
+    args.extend([
         "-js".to_owned(),
         "-a".to_owned(),
         "127.0.0.1".to_owned(),
@@ -195,7 +204,7 @@ pub(crate) async fn start_nats(binary: &Path, dir: &Path) -> anyhow::Result<(Pro
         port.to_string(),
         "-sd".to_owned(),
         store.display().to_string(),
-    ];
+    ]);
     let mut proc = Proc::spawn("nats-server", binary, &args, &[], dir).with_context(
         || "set PLAINT_NATS_SERVER to a nats-server binary, or put nats-server on PATH",
     )?;

@@ -1,7 +1,9 @@
 //! The bench in its reduced form, as CI runs it: tiny counts and short
 //! phases, against the debug binaries of both services, with its own
-//! nats-server and a fresh database, over mutual TLS. Only the correctness gate is asserted
-//! (every accepted complaint routed once and projected once), never speed.
+//! nats-server and a fresh database, over mutual TLS, in both fsync modes
+//! (an fsync after every write, and NATS's default). Only the correctness
+//! gate is asserted (every accepted complaint routed once and projected
+//! once), never speed.
 //!
 //! It needs `target/debug/plaint-intake` and `target/debug/plaint-router`:
 //! `scripts/test.sh` builds every binary before running the tests.
@@ -9,7 +11,7 @@
 
 use std::path::PathBuf;
 
-use plaint_bench::{BenchArgs, run_bench};
+use plaint_bench::{BenchArgs, FsyncArg, Mode, run_bench};
 
 /// The directory cargo builds the debug binaries into.
 fn debug_bin_dir() -> PathBuf {
@@ -52,20 +54,34 @@ async fn quick_bench_passes_the_correctness_gate() {
         db_prefix: "plaint_test_bench".to_owned(),
         // As deployed: mutual TLS (plaintext is what every other test runs).
         tls: true,
+        // Both modes: the fsync after every write changes the timing the
+        // services see (slower appends, longer batches), so the gate must
+        // hold in each.
+        fsync: FsyncArg::Both,
     };
-    let report = run_bench(&args).await.expect("the quick bench runs");
-    assert!(
-        report.gate_passed(),
-        "the correctness gate failed:\n{}",
-        report.table()
-    );
-    // The routing consumer filters the kinds it decides on: none of its own
-    // decisions comes back to it, and a fault-free run redelivers nothing.
-    assert!(report.gate.decision_triggers > 0, "{}", report.table());
-    assert_eq!(
-        report.gate.routing_deliveries,
-        report.gate.decision_triggers,
-        "{}",
-        report.table()
-    );
+    let reports = run_bench(&args).await.expect("the quick bench runs");
+    let modes: Vec<Mode> = reports.iter().map(|r| r.mode()).collect();
+    assert_eq!(modes, [Mode::Durable, Mode::Fast]);
+    for report in reports.iter() {
+        let mode = report.mode().name();
+        assert!(
+            report.gate_passed(),
+            "the correctness gate failed ({mode}):\n{}",
+            report.table()
+        );
+        // The routing consumer filters the kinds it decides on: none of its
+        // own decisions comes back to it, and a fault-free run redelivers
+        // nothing.
+        assert!(
+            report.gate.decision_triggers > 0,
+            "{mode}:\n{}",
+            report.table()
+        );
+        assert_eq!(
+            report.gate.routing_deliveries,
+            report.gate.decision_triggers,
+            "{mode}:\n{}",
+            report.table()
+        );
+    }
 }

@@ -372,6 +372,22 @@ impl EventLog {
             .map_err(|e| BusError::JetStream(e.into()))?;
         open(self.context().client(), &stream, settings).await
     }
+
+    /// Events durable consumer `durable` has still to finish: not yet
+    /// delivered, or delivered and not yet acknowledged.
+    pub async fn consumer_backlog(&self, durable: &str) -> Result<u64, BusError> {
+        let info = self
+            .stream_handle()
+            .clone()
+            .consumer_info(durable)
+            .await
+            .map_err(|e| {
+                BusError::Unavailable(crate::error::while_doing("cannot read a consumer", e))
+            })?;
+        Ok(info
+            .num_pending
+            .saturating_add(u64::try_from(info.num_ack_pending).unwrap_or(u64::MAX)))
+    }
 }
 
 /// A consumer gave up: the log stayed unreachable past its retry budget.

@@ -17,6 +17,7 @@ mod error;
 mod held;
 mod helpdesk;
 mod history;
+pub mod lease;
 mod letter_page;
 mod log;
 mod names;
@@ -39,6 +40,7 @@ pub use helpdesk::{
     LETTER_SEALED_FOR, Requeue,
 };
 pub use history::History;
+pub use lease::{Held, Leases, Renewal, run_while_held};
 pub use letter_page::{DeadLetterPage, letter_bytes};
 pub use log::{
     Appended, DEFAULT_DEAD_LETTER_RETENTION, DEFAULT_INBOUND_PENDING_PER_INTEGRATION,

@@ -174,6 +174,18 @@ impl EventLog {
         })
     }
 
+    /// The log's stream.
+    pub(crate) fn stream_handle(&self) -> &Stream {
+        &self.stream
+    }
+
+    /// The leases next to the log (see [`crate::lease`]), with the log's
+    /// replicas, provisioned with `ttl` when missing.
+    pub async fn leases(&self, ttl: Duration) -> Result<crate::lease::Leases, BusError> {
+        let replicas = self.stream.cached_info().config.num_replicas;
+        crate::lease::Leases::open(&self.js, &self.names, replicas, ttl).await
+    }
+
     /// The same log, read as `reading` says.
     #[must_use]
     pub fn reading(mut self, reading: Reading) -> Self {

@@ -59,6 +59,11 @@ impl Names {
         format!("{}_KEYS", self.stream)
     }
 
+    /// The key-value bucket of leases (work only one replica does).
+    pub fn lease_bucket(&self) -> String {
+        format!("{}_LEASES", self.stream)
+    }
+
     /// Every subject of the event log. Each complaint event has a subject
     /// of its own kind under its complaint, `<prefix>.complaint.<id>.<kind>`,
     /// so a consumer filters the kinds it acts on.

@@ -50,26 +50,9 @@ impl Service for Application {
 
     /// Connects to NATS, provisions the streams and binds the listeners.
     async fn build(config: Config) -> anyhow::Result<Self> {
-        let tls = config.tls.server_config(config.grpc_addr)?;
-        let (client, log) = plaint_bus::open(&config.log, Self::NAME).await?;
-        let streams = plaint_bus::StreamSettings {
-            inbound_pending_per_integration: config.helpdesk_max_pending,
-            ..config.log.stream_settings()
-        };
-        let helpdesk = Helpdesk::open(log.clone(), &streams)
-            .await
-            .context("provisioning the helpdesk streams")?;
-        let access = Access::load(&config.access, &log).await?;
-        let listeners = Listeners::bind(config.grpc_addr, config.metrics_addr).await?;
-        Ok(Self {
-            listeners,
-            client,
-            core: Intake::new(log, config.conflict_retries),
-            helpdesk,
-            access,
-            tls,
-            config,
-        })
+        // Boxed: the built future is large, and every caller would carry it
+        // inline (test threads have small stacks in debug builds).
+        Box::pin(Self::assemble(config)).await
     }
 
     /// Serves until `shutdown` resolves: then reports NOT_SERVING, stops taking
@@ -142,5 +125,31 @@ impl Service for Application {
 impl Application {
     fn helpdesk_consumer_name(&self) -> String {
         format!("{}_helpdesk", self.config.log.stream)
+    }
+}
+
+impl Application {
+    /// Connects to NATS, provisions the streams and binds the listeners.
+    async fn assemble(config: Config) -> anyhow::Result<Self> {
+        let tls = config.tls.server_config(config.grpc_addr)?;
+        let (client, log) = plaint_bus::open(&config.log, Self::NAME).await?;
+        let streams = plaint_bus::StreamSettings {
+            inbound_pending_per_integration: config.helpdesk_max_pending,
+            ..config.log.stream_settings()
+        };
+        let helpdesk = Helpdesk::open(log.clone(), &streams)
+            .await
+            .context("provisioning the helpdesk streams")?;
+        let access = Access::load(&config.access, &log).await?;
+        let listeners = Listeners::bind(config.grpc_addr, config.metrics_addr).await?;
+        Ok(Self {
+            listeners,
+            client,
+            core: Intake::new(log, config.conflict_retries),
+            helpdesk,
+            access,
+            tls,
+            config,
+        })
     }
 }

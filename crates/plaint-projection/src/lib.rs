@@ -13,4 +13,5 @@
 pub mod pairing;
 pub mod projector;
 pub mod rebuild;
+pub mod relay;
 pub mod store;

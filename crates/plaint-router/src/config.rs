@@ -40,6 +40,11 @@ pub struct Config {
     /// Run the projector (PostgreSQL read models).
     #[arg(long, env = "ROUTER_PROJECTIONS", default_value_t = true, action = clap::ArgAction::Set)]
     pub projections: bool,
+    /// This replica's name among the routers sharing a log, unique among
+    /// those running: the holder of the projector's lease. Default: the
+    /// container's host name, or the host and the process id.
+    #[arg(long, env = "ROUTER_REPLICA_NAME")]
+    pub replica_name: Option<String>,
     /// Events per projection transaction at most.
     #[arg(long, env = "ROUTER_PROJECTION_BATCH", default_value_t = 500)]
     pub projection_batch: usize,
@@ -82,6 +87,7 @@ impl Config {
             routing: true,
             routing_consumer: "router".to_owned(),
             projections: true,
+            replica_name: None,
             projection_batch: 500,
             projection_async_commit: true,
             max_consistency_wait_ms: 10_000,

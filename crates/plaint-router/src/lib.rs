@@ -16,4 +16,4 @@ mod startup;
 
 pub use config::Config;
 pub use query::QueryService;
-pub use startup::Application;
+pub use startup::{Application, PROJECTOR_LEASE};

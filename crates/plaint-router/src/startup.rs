@@ -3,11 +3,13 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
 use plaint_access::Access;
-use plaint_bus::{DeadLetters, EventLog, Reading, RetryPolicy};
+use plaint_bus::{DeadLetters, EventLog, Leases, Reading, RetryPolicy};
 use plaint_proto::access::access_server::AccessServer;
 use plaint_proto::router::{admin_server::AdminServer, query_server::QueryServer};
 use plaint_runtime::WireErrorsLayer;
@@ -23,10 +25,27 @@ use crate::config::Config;
 use crate::query::QueryService;
 
 use plaint_projection::store::Store;
-use plaint_projection::{pairing, projector};
+use plaint_projection::{pairing, projector, relay};
 
 /// Updates buffered for watchers before the slowest is told it missed some.
 const WATCH_BUFFER: usize = 1024;
+/// The lease whose holder runs the projector.
+pub const PROJECTOR_LEASE: &str = "projector";
+
+/// How this replica names itself as a lease holder, unique among running
+/// replicas: `ROUTER_REPLICA_NAME`, else the host name when it is a
+/// container's (kept across restarts of the container, so a restarted
+/// replica takes its lease back at once), else the host and the process.
+fn replica_name(configured: Option<&str>) -> String {
+    if let Some(name) = configured.filter(|n| !n.is_empty()) {
+        return name.to_owned();
+    }
+    match std::env::var("HOSTNAME") {
+        Ok(host) if !host.is_empty() && std::path::Path::new("/.dockerenv").exists() => host,
+        Ok(host) if !host.is_empty() => format!("{host}-{}", std::process::id()),
+        _ => format!("router-{}", std::process::id()),
+    }
+}
 
 /// A built, not yet running, router.
 #[derive(Debug)]
@@ -36,6 +55,7 @@ pub struct Application {
     log: EventLog,
     dead_letters: DeadLetters,
     store: Store,
+    leases: Leases,
     access: Access,
     tls: Option<ServerTlsConfig>,
     config: Config,
@@ -61,30 +81,9 @@ impl Service for Application {
     /// Connects to NATS and PostgreSQL (running migrations), provisions the
     /// streams and binds the listeners.
     async fn build(config: Config) -> anyhow::Result<Self> {
-        let tls = config.tls.server_config(config.grpc_addr)?;
-        let (client, log) = plaint_bus::open(&config.log, Self::NAME).await?;
-        let dead_letters = DeadLetters::open(log.clone(), &config.log.stream_settings())
-            .await
-            .context("provisioning the dead-letter stream")?;
-        let store = Store::connect_with(
-            &config.database_url,
-            config.db_max_connections,
-            config.projection_async_commit,
-        )
-        .await
-        .context("connecting to PostgreSQL and migrating")?;
-        let access = Access::load(&config.access, &log).await?;
-        let listeners = Listeners::bind(config.grpc_addr, config.metrics_addr).await?;
-        Ok(Self {
-            listeners,
-            client,
-            log,
-            dead_letters,
-            store,
-            access,
-            tls,
-            config,
-        })
+        // Boxed: the built future is large, and every caller would carry it
+        // inline (test threads have small stacks in debug builds).
+        Box::pin(Self::assemble(config)).await
     }
 
     /// Serves until `shutdown` resolves: then reports NOT_SERVING, stops
@@ -105,6 +104,15 @@ impl Service for Application {
                 names,
                 names.consumer(&self.config.routing_consumer),
             );
+            let (log, durable, stop) = (
+                self.log.clone(),
+                settings.durable.clone(),
+                tasks.stop_token(),
+            );
+            tasks.spawn("routing backlog", async move {
+                plaint_routing::measure_backlog(log, durable, stop).await;
+                Ok(())
+            });
             let (log, dead_letters, stop) = (
                 self.log.clone(),
                 self.dead_letters.clone(),
@@ -117,6 +125,8 @@ impl Service for Application {
         }
         // The read models hold personal fields: they read them opened.
         let opened = self.log.clone().reading(Reading::Opened);
+        // Whether this replica runs the projector now (it holds the lease).
+        let projecting = Arc::new(AtomicBool::new(false));
         if self.config.projections {
             tasks.spawn(
                 "projection lag",
@@ -129,19 +139,51 @@ impl Service for Application {
             } else {
                 Duration::ZERO
             };
-            tasks.spawn(
-                "projector",
-                projector::run(
-                    opened.clone(),
-                    self.store.clone(),
-                    self.config.projection_batch,
-                    hold,
-                    retry,
-                    updates.clone(),
-                    tasks.stop_token(),
-                ),
+            // One replica projects at a time (a lease); the others serve
+            // queries from the same tables and take over within the lease's
+            // time to live when it dies.
+            let (leases, store, batch, stop) = (
+                self.leases.clone(),
+                self.store.clone(),
+                self.config.projection_batch,
+                tasks.stop_token(),
             );
+            let holder = replica_name(self.config.replica_name.as_deref());
+            let (opened, updates, projecting) =
+                (opened.clone(), updates.clone(), projecting.clone());
+            tasks.spawn("projector", async move {
+                plaint_bus::run_while_held(&leases, PROJECTOR_LEASE, &holder, &stop, |mine| {
+                    let projecting = projecting.clone();
+                    let run = projector::run(
+                        opened.clone(),
+                        store.clone(),
+                        batch,
+                        hold,
+                        retry,
+                        updates.clone(),
+                        mine,
+                    );
+                    async move {
+                        projecting.store(true, Ordering::Relaxed);
+                        let ran = run.await;
+                        projecting.store(false, Ordering::Relaxed);
+                        ran
+                    }
+                })
+                .await
+            });
         }
+        // While another replica projects, this one's watchers hear its work
+        // from the tables.
+        tasks.spawn(
+            "watch relay",
+            relay::relay(
+                self.store.clone(),
+                updates.clone(),
+                projecting,
+                tasks.stop_token(),
+            ),
+        );
 
         let max = self.config.max_message_bytes;
         let query = QueryServer::new(
@@ -188,5 +230,41 @@ impl Service for Application {
             },
         )
         .await
+    }
+}
+
+impl Application {
+    /// Connects to NATS and PostgreSQL (running migrations), provisions the
+    /// streams and binds the listeners.
+    async fn assemble(config: Config) -> anyhow::Result<Self> {
+        let tls = config.tls.server_config(config.grpc_addr)?;
+        let (client, log) = plaint_bus::open(&config.log, Self::NAME).await?;
+        let dead_letters = DeadLetters::open(log.clone(), &config.log.stream_settings())
+            .await
+            .context("provisioning the dead-letter stream")?;
+        let store = Store::connect_with(
+            &config.database_url,
+            config.db_max_connections,
+            config.projection_async_commit,
+        )
+        .await
+        .context("connecting to PostgreSQL and migrating")?;
+        let leases = log
+            .leases(plaint_bus::lease::DEFAULT_TTL)
+            .await
+            .context("provisioning the leases")?;
+        let access = Access::load(&config.access, &log).await?;
+        let listeners = Listeners::bind(config.grpc_addr, config.metrics_addr).await?;
+        Ok(Self {
+            listeners,
+            client,
+            log,
+            dead_letters,
+            store,
+            leases,
+            access,
+            tls,
+            config,
+        })
     }
 }

@@ -223,13 +223,85 @@ async fn a_candidate_policy_is_simulated_within_its_own_budget() {
     finish(db, store).await;
 }
 
+#[tokio::test]
+async fn a_simulation_starts_from_the_engagements_before_its_span_and_never_cuts_it() {
+    let (db, store) = fresh_store().await;
+    let (svc, _) = service(&store);
+    let mut log = Log::default();
+    let mut batch = Vec::new();
+    // Two complaints the CEO took, then three the frontline took, all in
+    // one budget window.
+    for i in 0..5 {
+        let f = facts(
+            &format!("S-{i}"),
+            &format!("cust-s{i}"),
+            Channel::Email,
+            Category::Billing,
+        );
+        let actual = if i < 2 {
+            ceo_everything()
+        } else {
+            RoutingPolicy::default()
+        };
+        batch.extend(log.lifecycle(&f, &actual, T0 + i * 1_000, None).0);
+    }
+    store.apply_batch(&batch).await.unwrap();
+
+    let mut candidate = ceo_everything();
+    candidate.budget.per_window = 3;
+    let span = |max: u64| {
+        let svc = service(&store).0.with_max_simulated(max);
+        let candidate = candidate.to_json();
+        async move {
+            svc.simulate_policy(Request::new(pb::SimulatePolicyRequest {
+                policy_json: candidate,
+                from_ms: T0 + 2_000,
+                ..Default::default()
+            }))
+            .await
+        }
+    };
+    let answer = span(3).await.unwrap().into_inner();
+    assert_eq!(answer.complaints, 3, "every complaint of the span, no more");
+    assert_eq!(answer.engagements_before, 2);
+    let ceo = answer
+        .distribution
+        .iter()
+        .find(|r| r.route == plaint_proto::events::Route::Ceo as i32)
+        .unwrap();
+    // Budget 3, of which the window had used 2 before the span.
+    assert_eq!((ceo.actual, ceo.simulated), (0, 1));
+    assert_eq!(answer.peak_window_ceo, 3);
+
+    // Without the history, the whole budget would have seemed free.
+    let whole = svc
+        .simulate_policy(Request::new(pb::SimulatePolicyRequest {
+            policy_json: candidate.to_json(),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((whole.complaints, whole.engagements_before), (5, 0));
+
+    let refused = span(2).await.unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    assert!(
+        refused.message().contains("3 complaints") && refused.message().contains("at most 2"),
+        "{}",
+        refused.message()
+    );
+
+    finish(db, store).await;
+}
+
 /// What the projector broadcasts for an event of `event_type` at `sequence`
 /// on the complaint `id`.
 fn change(id: uuid::Uuid, event_type: &'static str, sequence: u64) -> ComplaintChange {
     let f = facts("W-1", "c-1", Channel::Email, Category::Service);
     ComplaintChange {
         sequence,
-        event_type,
+        event_type: event_type.into(),
         complaint: ComplaintRow {
             complaint_id: ComplaintId::from_uuid(id),
             source_system: f.source_system.to_string(),

@@ -102,6 +102,25 @@ impl Consume for Door {
     }
 }
 
+/// How often the routing consumer's backlog is measured.
+const BACKLOG_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Publishes `plaint_routing_pending`, the events the routing consumer
+/// `durable` has still to decide on (undelivered or unacknowledged), until
+/// `stop` is cancelled. Read from the consumer itself, so it returns to 0
+/// when the work is done whichever replica did it.
+pub async fn measure_backlog(log: EventLog, durable: String, stop: CancellationToken) {
+    loop {
+        if let Ok(backlog) = log.consumer_backlog(&durable).await {
+            metrics::gauge!("plaint_routing_pending").set(backlog as f64);
+        }
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(BACKLOG_INTERVAL) => {}
+        }
+    }
+}
+
 /// The event types that can lead to a decision (see [`Router::handle`]).
 const TRIGGERS: [&str; 2] = ["complaint_received", "visibility_changed"];
 
@@ -131,7 +150,6 @@ async fn process(
     settings: &ConsumerSettings,
     d: &Delivery,
 ) {
-    metrics::gauge!("plaint_routing_pending").set(d.pending as f64);
     let started = std::time::Instant::now();
     if d.event_type().is_some_and(|t| !TRIGGERS.contains(&t)) {
         // The consumer's filters let only triggers through; a consumer made

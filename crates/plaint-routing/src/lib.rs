@@ -15,5 +15,5 @@ pub mod decide;
 pub mod engagements;
 pub mod shared_inputs;
 
-pub use consumer::{consumer_settings, run};
+pub use consumer::{consumer_settings, measure_backlog, run};
 pub use decide::{Outcome, Router, RoutingError, now};

@@ -35,6 +35,12 @@ pub(crate) struct Calibration {
     /// Pipelined publish with a message id and the expected last subject
     /// sequence, round-robin over 10k subjects, msgs/s.
     pub(crate) r_els: f64,
+    /// Atomic batch publish, [`BATCH`] messages a batch, one batch in
+    /// flight, msgs/s; `None` when the server or client refused (then
+    /// `r_batch_error` says why).
+    pub(crate) r_batch: Option<f64>,
+    /// Why there is no `r_batch`.
+    pub(crate) r_batch_error: Option<String>,
     /// Pull fetch of a backlog with acks, msgs/s.
     pub(crate) r_fetch: f64,
     /// Batched upsert of complaint rows, 100 per transaction, rows/s.
@@ -48,6 +54,10 @@ pub(crate) struct Calibration {
     /// Every single run, for the JSON.
     pub(crate) runs: Value,
 }
+
+/// Messages in one atomic batch of the R_batch calibration: a batch the size
+/// of the projector's and the upsert calibration's.
+pub(crate) const BATCH: u64 = 100;
 
 /// Medians of three runs of `run`, which returns one figure per run.
 async fn three<F, Fut>(what: &str, mut run: F) -> anyhow::Result<(f64, Vec<f64>)>
@@ -118,6 +128,9 @@ pub(crate) async fn calibrate(
     .await?;
     c.r_els = r_els;
 
+    eprintln!("  NATS atomic batch publish (batches of {BATCH}, one in flight)");
+    let batch_runs = r_batch(&cal, &mut c, message_bytes, d).await;
+
     eprintln!("  NATS pull fetch of a backlog with acks");
     let (r_fetch, fetch_runs) = three("R_fetch", || async {
         Ok(cal
@@ -158,12 +171,37 @@ pub(crate) async fn calibrate(
             "rate": finite(*rate), "p50_ms": finite(l.p50), "p99_ms": finite(l.p99)
         })).collect::<Vec<_>>(),
         "r_els": els_runs,
+        "r_batch": batch_runs,
         "r_fetch": fetch_runs,
         "r_pg_b": pg_b_runs,
         "r_pg_1": pg_1_runs,
         "r_grpc": grpc_runs,
     });
     Ok(c)
+}
+
+/// Measures R_batch into `c`; a refusal (a server without atomic batches,
+/// or one that rejects them) is recorded as its error text, not as a figure,
+/// and the calibration goes on. Returns the single runs.
+async fn r_batch(cal: &Calibrator, c: &mut Calibration, bytes: usize, d: Duration) -> Vec<f64> {
+    let measured = three("R_batch", || async {
+        Ok(cal
+            .publish_atomic_batches(bytes, BATCH, d, u64::MAX)
+            .await?
+            .rate())
+    })
+    .await;
+    match measured {
+        Ok((rate, runs)) => {
+            c.r_batch = Some(rate);
+            runs
+        }
+        Err(e) => {
+            eprintln!("    unavailable: {e:#}");
+            c.r_batch_error = Some(format!("{e:#}"));
+            Vec::new()
+        }
+    }
 }
 
 /// A trivial tonic server (the standard health service) in this process, and
@@ -239,6 +277,22 @@ async fn grpc_concurrent(
 }
 
 impl Calibration {
+    /// R_batch as a share of R_pub.
+    pub(crate) fn batch_ratio(&self) -> Option<f64> {
+        self.r_batch.map(|r| r / self.r_pub)
+    }
+
+    /// How many pipelined publishes one atomic batch takes the time of
+    /// (batch time × R_pub). With an fsync after every write each of those
+    /// publishes costs one fsync and more besides, so this bounds the fsyncs
+    /// a batch costs from above: about [`BATCH`] if every message of the
+    /// batch is synced on its own, far fewer if the batch is synced at once.
+    pub(crate) fn publishes_per_batch(&self) -> Option<f64> {
+        self.r_batch
+            .filter(|r| *r > 0.0)
+            .map(|r| BATCH as f64 / r * self.r_pub)
+    }
+
     pub(crate) fn to_json(&self) -> Value {
         json!({
             "message_bytes": self.message_bytes,
@@ -249,6 +303,13 @@ impl Calibration {
                 "p99_ms": finite(self.rt.p99),
             },
             "r_els_msgs_per_s": finite(self.r_els),
+            "r_batch": {
+                "msgs_per_s": self.r_batch.map(finite),
+                "batch_messages": BATCH,
+                "ratio_to_r_pub": self.batch_ratio().map(finite),
+                "publishes_per_batch": self.publishes_per_batch().map(finite),
+                "error": self.r_batch_error,
+            },
             "r_fetch_msgs_per_s": finite(self.r_fetch),
             "r_pg_b_rows_per_s": finite(self.r_pg_b),
             "r_pg_1_rows_per_s": finite(self.r_pg_1),

@@ -10,6 +10,9 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use anyhow::{anyhow, bail};
+use async_nats::HeaderMap;
+use async_nats::header;
 use async_nats::jetstream::context::PublishAckFuture;
 use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::stream::{Config, DiscardPolicy, StorageType};
@@ -86,6 +89,12 @@ impl Calibrator {
 
     /// A fresh file-backed stream with the event log's settings.
     async fn scratch(&self) -> anyhow::Result<Scratch<'_>> {
+        self.scratch_with(false).await
+    }
+
+    /// A fresh file-backed stream with the event log's settings, accepting
+    /// atomic batch publishes if `atomic`.
+    async fn scratch_with(&self, atomic: bool) -> anyhow::Result<Scratch<'_>> {
         let n = self.runs.fetch_add(1, Ordering::Relaxed);
         let name = format!("{}_CALIB_{n}", self.prefix);
         let subject_root = format!("{}.calib.{n}", self.prefix);
@@ -99,6 +108,7 @@ impl Calibrator {
                 max_message_size: 1024 * 1024,
                 allow_direct: true,
                 discard: DiscardPolicy::Old,
+                allow_atomic_publish: atomic,
                 ..Default::default()
             })
             .await
@@ -314,6 +324,78 @@ impl Calibrator {
         .await;
         scratch.delete().await;
         result
+    }
+}
+
+impl Calibrator {
+    /// Atomic batches of `batch` messages of `bytes` bytes to one subject,
+    /// one batch in flight, on a stream of its own that allows them, until
+    /// `duration` has passed or `max` messages were committed. Only the
+    /// commit's acknowledgement is awaited: it is the only one a batch needs,
+    /// and it comes once the whole batch is stored. Counts messages.
+    pub(crate) async fn publish_atomic_batches(
+        &self,
+        bytes: usize,
+        batch: u64,
+        duration: Duration,
+        max: u64,
+    ) -> anyhow::Result<Throughput> {
+        let scratch = self.scratch_with(true).await?;
+        let subject = format!("{}.one", scratch.subject_root);
+        let body = payload(bytes);
+        let result = async {
+            let batch = batch.max(1);
+            let started = Instant::now();
+            let mut count = 0u64;
+            while count < max && started.elapsed() < duration {
+                self.atomic_batch(&subject, &body, batch).await?;
+                count += batch;
+            }
+            Ok(Throughput {
+                count,
+                elapsed: started.elapsed(),
+            })
+        }
+        .await;
+        scratch.delete().await;
+        result
+    }
+
+    /// One atomic batch: `n - 1` plain publishes carrying the batch id and
+    /// their sequence in it (without a reply subject the server answers none
+    /// of them), then the commit, whose acknowledgement must count all `n`.
+    /// All go over one connection, so the server sees them in order.
+    async fn atomic_batch(&self, subject: &str, body: &Bytes, n: u64) -> anyhow::Result<()> {
+        let id = Uuid::new_v4().simple().to_string();
+        for seq in 1..n {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::NATS_BATCH_ID, id.as_str());
+            headers.insert(header::NATS_BATCH_SEQUENCE, seq.to_string().as_str());
+            self.client
+                .publish_with_headers(subject.to_owned(), headers, body.clone())
+                .await
+                .map_err(|e| anyhow!("atomic batch publish: {e}"))?;
+        }
+        let commit = PublishMessage::build()
+            .payload(body.clone())
+            .header(header::NATS_BATCH_ID, id.as_str())
+            .header(header::NATS_BATCH_SEQUENCE, n.to_string().as_str())
+            .header(header::NATS_BATCH_COMMIT, header::NATS_BATCH_COMMIT_FINAL);
+        let ack = self
+            .js
+            .send_publish(subject.to_owned(), commit)
+            .await
+            .map_err(|e| anyhow!("atomic batch commit: {e}"))?
+            .await
+            .map_err(|e| anyhow!("atomic batch commit: {e}"))?;
+        if ack.batch_size != Some(n) {
+            bail!(
+                "the server acknowledged an atomic batch of {n} as {:?} messages (batch id {:?})",
+                ack.batch_size,
+                ack.batch_id
+            );
+        }
+        Ok(())
     }
 }
 

@@ -52,6 +52,7 @@ pub fn complaints_table_sql(table: &str) -> String {
          CREATE INDEX {table}_channel ON {table} (channel, received_at DESC, complaint_id DESC);
          CREATE INDEX {table}_customer ON {table} (customer_ref, received_at DESC, complaint_id DESC);
          CREATE INDEX {table}_resolved ON {table} (resolved_at) WHERE status = 'RESOLVED';
+         CREATE INDEX {table}_ceo_engaged ON {table} (ceo_engaged_at) WHERE ceo_engaged_at IS NOT NULL;
          DO $$
          BEGIN
              ALTER TABLE {table} ALTER COLUMN state SET COMPRESSION lz4;

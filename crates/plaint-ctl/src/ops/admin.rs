@@ -226,6 +226,7 @@ pub(super) async fn policy(t: &Target, c: PolicyCommand) -> anyhow::Result<()> {
                     "{}",
                     json!({"complaints": r.complaints, "changed_total": r.changed_total,
                     "peak_window_ceo": r.peak_window_ceo, "budget": r.budget,
+                    "engagements_before": r.engagements_before,
                     "distribution": distribution, "changes": changes})
                 );
                 return Ok(());
@@ -235,8 +236,9 @@ pub(super) async fn policy(t: &Target, c: PolicyCommand) -> anyhow::Result<()> {
                 r.complaints, r.changed_total
             );
             println!(
-                "peak CEO engagements in one window: {} (budget {})",
-                r.peak_window_ceo, r.budget
+                "peak CEO engagements in one window: {} (budget {}; counters started from {} \
+                 engagements before the span)",
+                r.peak_window_ceo, r.budget, r.engagements_before
             );
             println!("{:<20} {:>8} {:>10}", "route", "actual", "simulated");
             for d in &r.distribution {

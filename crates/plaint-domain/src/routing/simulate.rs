@@ -3,14 +3,16 @@
 //!
 //! Each complaint is decided again with the candidate, at the time and under
 //! the climate and stance its actual decision recorded. The budget, segment
-//! and cooldown counters are the candidate's own, counted over the replay in
-//! received order, so the replay shows how the candidate's budget would hold.
+//! and cooldown counters start from the actual CEO engagements before the
+//! replayed span (see [`Simulation::engaged_before`]) and then count the
+//! candidate's own, over the replay in received order, so the replay shows how
+//! the candidate's budget would hold from where the history stood.
 
 use std::collections::{BTreeMap, HashMap};
 
 use super::{Decision, Route, RoutingContext, RoutingFacts, RoutingPolicy, decide_route};
 use crate::lifecycle::Complaint;
-use crate::time::Timestamp;
+use crate::time::{DAY_MS, Timestamp};
 
 /// Changes listed when the caller asks for none in particular.
 pub const DEFAULT_MAX_CHANGES: u32 = 100;
@@ -47,6 +49,8 @@ pub struct Simulation {
     pub changed_total: u64,
     /// Most CEO engagements the candidate takes in one window.
     pub peak_window_ceo: u32,
+    /// Actual CEO engagements before the span the counters started from.
+    pub engagements_before: u64,
 }
 
 impl Simulation {
@@ -66,7 +70,32 @@ impl Simulation {
             changes: Vec::new(),
             changed_total: 0,
             peak_window_ceo: 0,
+            engagements_before: 0,
         }
+    }
+
+    /// From when the history before a span starting at `from` weighs on its
+    /// first decisions: the start of `from`'s budget window, or the start of
+    /// a cooldown ending at `from`, whichever is earlier.
+    pub fn history_from(&self, from: Timestamp) -> Timestamp {
+        let window = from.window_start(self.policy.window_ms());
+        let cooldown_ms = i64::from(self.policy.cooldown_days).saturating_mul(DAY_MS);
+        let cooldown = Timestamp::from_millis(from.as_millis().saturating_sub(cooldown_ms));
+        window.min(cooldown)
+    }
+
+    /// Counts an actual CEO engagement made before the span (at or after
+    /// [`Self::history_from`]) into the budget, share and cooldown counters,
+    /// so the span's first decisions see what the history had used. Call
+    /// for every such engagement, in any order, before the first [`Self::add`].
+    pub fn engaged_before(&mut self, at: Timestamp, segment: &str, customer_ref: &str) {
+        let window = at.window_start(self.policy.window_ms()).as_millis();
+        let (n, per_segment) = self.windows.entry(window).or_default();
+        *n += 1;
+        *per_segment.entry(segment.to_owned()).or_default() += 1;
+        let last = self.last_ceo.entry(customer_ref.to_owned()).or_insert(at);
+        *last = (*last).max(at);
+        self.engagements_before += 1;
     }
 
     /// The candidate's budget per window.

@@ -20,6 +20,7 @@ use uuid::Uuid;
 
 use super::rows::Writes;
 use super::states::{Cached, StateCache};
+use super::summaries;
 use super::{CHECKPOINT, ComplaintRow, Store, StoreError, from_db_seq, parse_state, to_db_seq};
 
 /// What one batch did.
@@ -43,7 +44,7 @@ pub struct ComplaintChange {
     /// The event's log sequence.
     pub sequence: u64,
     /// The event's type name.
-    pub event_type: &'static str,
+    pub event_type: std::borrow::Cow<'static, str>,
     /// The complaint after the event.
     pub complaint: ComplaintRow,
 }
@@ -157,6 +158,7 @@ impl Store {
         }
         self.states.use_table(table);
         let mut folded = load_states(&mut tx, &self.states, items, checkpoint).await?;
+        let shares = summaries::shares_before(&folded);
         let mut writes = self.spare_writes();
         let out = fold_items(
             items,
@@ -167,6 +169,9 @@ impl Store {
             &mut writes,
         )?;
         writes.write(&mut tx, &folded).await?;
+        summaries::Deltas::of_batch(&shares, &folded)
+            .write(&mut tx)
+            .await?;
         if out.checkpoint > checkpoint {
             sqlx::query("UPDATE checkpoint SET last_sequence = $2 WHERE name = $1")
                 .bind(CHECKPOINT)
@@ -255,6 +260,21 @@ pub(super) fn fold_items(
                 });
                 if !fold(entry, id, event, at, item.sequence)? {
                     out.skipped += 1;
+                    // Beyond the checkpoint, the row has it because an
+                    // earlier run took it ahead: that run told its own
+                    // watchers, which may have been on another replica or
+                    // gone with it. Tell this one's (at least once).
+                    if let (Some(state), Changes::Collect) = (&entry.state, changes) {
+                        out.changes.push(ComplaintChange {
+                            sequence: item.sequence,
+                            event_type: event.type_name().into(),
+                            complaint: ComplaintRow::of(
+                                state,
+                                entry.ceo_engaged_at,
+                                entry.last_sequence,
+                            ),
+                        });
+                    }
                     continue;
                 }
                 out.applied += 1;
@@ -264,7 +284,7 @@ pub(super) fn fold_items(
                 if let (Some(state), Changes::Collect) = (&entry.state, changes) {
                     out.changes.push(ComplaintChange {
                         sequence: item.sequence,
-                        event_type: event.type_name(),
+                        event_type: event.type_name().into(),
                         complaint: ComplaintRow::of(state, entry.ceo_engaged_at, item.sequence),
                     });
                 }

@@ -311,7 +311,7 @@ impl Store {
         &self,
         from: Timestamp,
         to: Timestamp,
-        limit: u32,
+        limit: u64,
     ) -> BoxStream<'_, Result<(Complaint, Decision), StoreError>> {
         sqlx::query_as::<_, (String, String)>(
             "SELECT c.state, d.detail FROM complaints c \
@@ -325,7 +325,7 @@ impl Store {
         )
         .bind(from.as_millis())
         .bind(to.as_millis())
-        .bind(i64::from(limit))
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
         .bind(&DECISION_EVENTS[..])
         .fetch(&self.pool)
         .map(|row| {
@@ -333,6 +333,76 @@ impl Store {
             Ok((super::parse_state(&state)?, decision_in(&detail)?))
         })
         .boxed()
+    }
+}
+
+impl Store {
+    /// How many complaints were received in `[from, to]`.
+    pub async fn count_received(&self, from: Timestamp, to: Timestamp) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM complaints WHERE received_at >= $1 AND received_at <= $2",
+        )
+        .bind(from.as_millis())
+        .bind(to.as_millis())
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// The CEO's first engagements with complaints in `[from, to)`: when,
+    /// the customer's segment and pseudonym, oldest first.
+    pub fn ceo_engagements_between(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> BoxStream<'_, Result<(Timestamp, String, String), StoreError>> {
+        sqlx::query_as::<_, (i64, String, String)>(
+            "SELECT ceo_engaged_at, segment, customer_ref FROM complaints \
+             WHERE ceo_engaged_at >= $1 AND ceo_engaged_at < $2 ORDER BY ceo_engaged_at",
+        )
+        .bind(from.as_millis())
+        .bind(to.as_millis())
+        .fetch(&self.pool)
+        .map(|row| {
+            let (at, segment, customer_ref) = row?;
+            Ok((Timestamp::from_millis(at), segment, customer_ref))
+        })
+        .boxed()
+    }
+}
+
+impl Store {
+    /// The complaint events applied after sequence `after`, up to
+    /// `through`, at most `limit` of them in log order, each with its
+    /// complaint's row as it stands now (not as the event left it: later
+    /// events may show in it already).
+    pub async fn changes_between(
+        &self,
+        after: u64,
+        through: u64,
+        limit: u32,
+    ) -> Result<Vec<super::ComplaintChange>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "SELECT timeline.sequence, timeline.event_type, ",
+            complaint_columns!(),
+            " FROM timeline JOIN complaints USING (complaint_id) \
+             WHERE timeline.sequence > $1 AND timeline.sequence <= $2 \
+             ORDER BY timeline.sequence LIMIT $3"
+        ))
+        .bind(super::to_db_seq(after))
+        .bind(super::to_db_seq(through))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(super::ComplaintChange {
+                    sequence: from_db_seq(row.try_get("sequence")?),
+                    event_type: row.try_get::<String, _>("event_type")?.into(),
+                    complaint: complaint_row(row)?,
+                })
+            })
+            .collect()
     }
 }
 

@@ -16,6 +16,7 @@ mod erasure;
 mod reports;
 mod rows;
 mod states;
+mod summaries;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -291,13 +292,16 @@ impl Store {
 }
 
 /// Every projection table, in creation order.
-pub const PROJECTION_TABLES: [&str; 6] = [
+pub const PROJECTION_TABLES: [&str; 9] = [
     "checkpoint",
     "complaints",
     "timeline",
     "ceo_slots",
     "policies",
     "company",
+    "queue_counts",
+    "complaint_durations",
+    "goodwill_days",
 ];
 
 /// Locks the checkpoint row for the rest of `tx` (creating it when missing)

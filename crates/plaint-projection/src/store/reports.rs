@@ -62,18 +62,26 @@ impl Store {
     /// Complaint counts per route, status and priority, and the mean times to route and resolve.
     pub async fn queue_stats(&self) -> Result<QueueStats, StoreError> {
         let mut tx = self.snapshot().await?;
+        // Kept by the projector (see `summaries`), not counted here.
         let groups = sqlx::query_as::<_, (Option<String>, String, Option<String>, i64)>(
-            "SELECT route, status, priority, count(*) FROM complaints \
-             GROUP BY route, status, priority ORDER BY route, status, priority",
+            "SELECT NULLIF(route, ''), status, NULLIF(priority, ''), complaints \
+             FROM queue_counts WHERE complaints > 0 \
+             ORDER BY NULLIF(route, ''), status, NULLIF(priority, '')",
         )
         .fetch_all(&mut *tx)
         .await?;
-        let (to_route, to_resolve): (Option<f64>, Option<f64>) = sqlx::query_as(
-            "SELECT avg(routed_at - received_at)::float8, avg(resolved_at - received_at)::float8 \
-             FROM complaints",
+        let durations = sqlx::query_as::<_, (String, i64, i64)>(
+            "SELECT kind, total_ms, complaints FROM complaint_durations",
         )
-        .fetch_one(&mut *tx)
+        .fetch_all(&mut *tx)
         .await?;
+        let mean = |kind: &str| {
+            durations
+                .iter()
+                .find(|(k, _, n)| k == kind && *n > 0)
+                .map(|(_, total, n)| *total as f64 / *n as f64)
+        };
+        let (to_route, to_resolve) = (mean("route"), mean("resolve"));
         let projected_sequence = checkpoint_in(&mut tx).await?;
         tx.commit().await?;
         let groups = groups
@@ -126,25 +134,39 @@ impl Store {
         from: Option<Timestamp>,
         to: Option<Timestamp>,
     ) -> Result<Vec<(String, GoodwillTally)>, StoreError> {
+        let lo = from.map_or(i64::MIN, Timestamp::as_millis);
+        let hi = to.map_or(i64::MAX, Timestamp::as_millis);
+        let days = WholeDays::within(lo, hi);
+        // Whole days come from the summary the projector keeps; the parts of
+        // a day at either end of the period from those days' complaints.
         let rows = sqlx::query_as::<_, (String, i64, i64, i64)>(
-            "SELECT CASE $1 \
-                 WHEN 'route' THEN coalesce(route, 'UNROUTED') \
-                 WHEN 'channel' THEN channel \
-                 ELSE floor(resolved_at / 86400000.0)::bigint::text END AS key, \
-               count(*), coalesce(sum(satisfaction), 0)::bigint, \
-               count(*) FILTER (WHERE satisfaction >= 9) \
-             FROM complaints \
-             WHERE status = 'RESOLVED' AND satisfaction IS NOT NULL \
-               AND resolved_at >= $2 AND resolved_at <= $3 \
-             GROUP BY 1",
+            "WITH parts AS ( \
+               SELECT day, route, channel, resolved, satisfaction_sum, recovered \
+               FROM goodwill_days WHERE day >= $4 AND day < $5 \
+               UNION ALL \
+               SELECT floor(resolved_at / 86400000.0)::bigint, coalesce(route, 'UNROUTED'), \
+                      channel, 1, satisfaction, (satisfaction >= 9)::int \
+               FROM complaints \
+               WHERE status = 'RESOLVED' AND satisfaction IS NOT NULL \
+                 AND ((resolved_at >= $2 AND resolved_at < $6) \
+                   OR (resolved_at >= $7 AND resolved_at <= $3)) \
+             ) \
+             SELECT CASE $1 WHEN 'route' THEN route WHEN 'channel' THEN channel \
+                      ELSE day::text END AS key, \
+                    sum(resolved)::bigint, sum(satisfaction_sum)::bigint, sum(recovered)::bigint \
+             FROM parts GROUP BY 1",
         )
         .bind(match group {
             GoodwillGroup::Route => "route",
             GoodwillGroup::Channel => "channel",
             GoodwillGroup::Day => "day",
         })
-        .bind(from.map_or(i64::MIN, Timestamp::as_millis))
-        .bind(to.map_or(i64::MAX, Timestamp::as_millis))
+        .bind(lo)
+        .bind(hi)
+        .bind(days.first)
+        .bind(days.end)
+        .bind(days.head_end)
+        .bind(days.tail_start)
         .fetch_all(&self.pool)
         .await?;
         let mut out = BTreeMap::new();
@@ -167,5 +189,80 @@ impl Store {
                 .merge(tally);
         }
         Ok(out.into_iter().collect())
+    }
+}
+
+/// The whole UTC days within a period, and the parts of days around them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct WholeDays {
+    /// The first whole day (days since the epoch).
+    first: i64,
+    /// The day after the last whole one; `first == end`: none.
+    end: i64,
+    /// Before the whole days: `[lo, head_end)`.
+    head_end: i64,
+    /// After them: `[tail_start, hi]`.
+    tail_start: i64,
+}
+
+impl WholeDays {
+    /// Of the period `[lo, hi]` (milliseconds, both ends included).
+    fn within(lo: i64, hi: i64) -> Self {
+        let day = i128::from(DAY_MS);
+        let (lo_w, hi_w) = (i128::from(lo), i128::from(hi));
+        // The first midnight at or after `lo`; the last midnight at or before `hi + 1`.
+        let first = (lo_w + day - 1).div_euclid(day);
+        let end = (hi_w + 1).div_euclid(day);
+        let clamp = |v: i128| i64::try_from(v).unwrap_or(if v < 0 { i64::MIN } else { i64::MAX });
+        if first >= end {
+            // No whole day: the whole period is read from the complaints.
+            return Self {
+                first: 0,
+                end: 0,
+                head_end: clamp(hi_w + 1),
+                tail_start: i64::MAX,
+            };
+        }
+        Self {
+            first: clamp(first),
+            end: clamp(end),
+            head_end: clamp(first * day),
+            tail_start: clamp(end * day),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_period_of_whole_days_reads_no_complaint() {
+        let d = WholeDays::within(2 * DAY_MS, 5 * DAY_MS - 1);
+        assert_eq!((d.first, d.end), (2, 5));
+        assert_eq!((d.head_end, d.tail_start), (2 * DAY_MS, 5 * DAY_MS));
+    }
+
+    #[test]
+    fn parts_of_days_at_either_end_are_read_from_complaints() {
+        let d = WholeDays::within(2 * DAY_MS + 10, 5 * DAY_MS + 10);
+        assert_eq!((d.first, d.end), (3, 5));
+        assert_eq!(d.head_end, 3 * DAY_MS);
+        assert_eq!(d.tail_start, 5 * DAY_MS);
+    }
+
+    #[test]
+    fn a_period_inside_one_day_is_read_from_complaints_alone() {
+        let d = WholeDays::within(2 * DAY_MS + 10, 2 * DAY_MS + 20);
+        assert_eq!(d.first, d.end);
+        assert_eq!(d.head_end, 2 * DAY_MS + 21);
+        assert_eq!(d.tail_start, i64::MAX);
+    }
+
+    #[test]
+    fn all_time_is_every_day_and_no_part() {
+        let d = WholeDays::within(i64::MIN, i64::MAX);
+        assert!(d.first < -1_000_000 && d.end > 1_000_000);
+        assert!(d.head_end <= i64::MIN / 2 && d.tail_start >= i64::MAX / 2);
     }
 }

@@ -34,6 +34,18 @@ pub enum QueryError {
         /// The sequence reached.
         projected: u64,
     },
+    /// A simulation's span holds more complaints than one replays:
+    /// `INVALID_ARGUMENT` naming the span's fields and the limit.
+    #[error(
+        "from_ms..to_ms: the span holds {complaints} complaints; one simulation replays at most \
+         {limit}, all of them or none: ask for a shorter span"
+    )]
+    SpanTooLarge {
+        /// Complaints received in the span.
+        complaints: u64,
+        /// The most one simulation replays.
+        limit: u64,
+    },
     /// The database failed: `UNAVAILABLE` or `INTERNAL`; the cause is logged, not returned.
     #[error("projection store failed")]
     Store(#[from] StoreError),
@@ -68,6 +80,14 @@ impl From<QueryError> for Status {
                 ErrorDetails::with_bad_request_violation(field, message),
             ),
             QueryError::NotFound(_) => Status::not_found(e.to_string()),
+            QueryError::SpanTooLarge { limit, .. } => Status::with_error_details(
+                Code::InvalidArgument,
+                e.to_string(),
+                ErrorDetails::with_bad_request_violation(
+                    "from_ms",
+                    format!("the span holds more than {limit} complaints"),
+                ),
+            ),
             QueryError::NotYet { .. } => Status::deadline_exceeded(e.to_string()),
             QueryError::Store(StoreError::Database(
                 cause @ (sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)),

@@ -36,6 +36,7 @@ pub struct QueryService {
     max_wait: Duration,
     stop: CancellationToken,
     pseudonyms: Arc<Pseudonyms>,
+    max_simulated: u64,
 }
 
 impl QueryService {
@@ -53,7 +54,15 @@ impl QueryService {
             max_wait,
             stop: CancellationToken::new(),
             pseudonyms,
+            max_simulated: simulate::MAX_SIMULATED,
         }
+    }
+
+    /// Refuses simulations of spans holding more than `complaints`
+    /// (default 2,000,000).
+    pub fn with_max_simulated(mut self, complaints: u64) -> Self {
+        self.max_simulated = complaints;
+        self
     }
 
     /// The pseudonym of the customer id a request names.

@@ -36,7 +36,7 @@ pub(crate) fn summary(row: &ComplaintRow) -> pb::ComplaintSummary {
 pub(crate) fn complaint_update(change: &ComplaintChange) -> pb::ComplaintUpdate {
     pb::ComplaintUpdate {
         complaint: Some(summary(&change.complaint)),
-        event_type: change.event_type.to_owned(),
+        event_type: change.event_type.to_string(),
         sequence: change.sequence,
         missed: 0,
     }

@@ -1,0 +1,248 @@
+//! Figures over all complaints, kept as the projector goes: each batch
+//! writes what it changed in them, in its own transaction, so reading them
+//! costs a few rows however many complaints there are.
+
+use std::collections::HashMap;
+
+use plaint_domain::facts::Channel;
+use plaint_domain::lifecycle::{Complaint, Status};
+use plaint_domain::time::DAY_MS;
+use plaint_domain::{Priority, Route};
+use sqlx::{Postgres, Transaction};
+use uuid::Uuid;
+
+use super::StoreError;
+use super::apply::Folded;
+use super::name_of;
+
+/// The goodwill key of a complaint without a route.
+pub(super) const UNROUTED: &str = "UNROUTED";
+/// A satisfaction score from which a complaint counts as recovered.
+const RECOVERED_FROM: u32 = 9;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct QueueKey {
+    route: Option<Route>,
+    status: Status,
+    priority: Option<Priority>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct GoodwillKey {
+    day: i64,
+    route: Option<Route>,
+    channel: Channel,
+}
+
+/// What one complaint adds to the figures.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Share {
+    queue: QueueKey,
+    to_route_ms: Option<i64>,
+    to_resolve_ms: Option<i64>,
+    goodwill: Option<(GoodwillKey, u32)>,
+}
+
+impl Share {
+    pub(super) fn of(c: &Complaint) -> Self {
+        let received = c.received_at.as_millis();
+        let goodwill = match (c.status, c.resolved_at, c.satisfaction) {
+            (Status::Resolved, Some(at), Some(score)) => Some((
+                GoodwillKey {
+                    day: at.as_millis().div_euclid(DAY_MS),
+                    route: c.route(),
+                    channel: c.facts.channel,
+                },
+                score.get(),
+            )),
+            _ => None,
+        };
+        Self {
+            queue: QueueKey {
+                route: c.route(),
+                status: c.status,
+                priority: c.decision.as_ref().map(|d| d.priority),
+            },
+            to_route_ms: c.routed_at.map(|t| t.as_millis().saturating_sub(received)),
+            to_resolve_ms: c
+                .resolved_at
+                .map(|t| t.as_millis().saturating_sub(received)),
+            goodwill,
+        }
+    }
+}
+
+/// The shares of the complaints a batch is about to change, as they stand.
+pub(super) fn shares_before(folded: &HashMap<Uuid, Folded>) -> HashMap<Uuid, Share> {
+    folded
+        .iter()
+        .filter_map(|(id, f)| f.state.as_ref().map(|s| (*id, Share::of(s))))
+        .collect()
+}
+
+/// What a batch changed in the figures.
+#[derive(Debug, Default)]
+pub(super) struct Deltas {
+    queue: HashMap<QueueKey, i64>,
+    /// (total ms, complaints) to route and to resolve.
+    to_route: (i64, i64),
+    to_resolve: (i64, i64),
+    /// (resolved, satisfaction sum, recovered).
+    goodwill: HashMap<GoodwillKey, (i64, i64, i64)>,
+}
+
+impl Deltas {
+    /// The change from `before` to the states the batch left in `folded`.
+    pub(super) fn of_batch(before: &HashMap<Uuid, Share>, folded: &HashMap<Uuid, Folded>) -> Self {
+        let mut d = Self::default();
+        for (id, f) in folded.iter().filter(|(_, f)| f.dirty) {
+            if let Some(old) = before.get(id) {
+                d.add(old, -1);
+            }
+            if let Some(state) = &f.state {
+                d.add(&Share::of(state), 1);
+            }
+        }
+        d
+    }
+
+    fn add(&mut self, s: &Share, sign: i64) {
+        *self.queue.entry(s.queue).or_default() += sign;
+        if let Some(ms) = s.to_route_ms {
+            self.to_route.0 += sign * ms;
+            self.to_route.1 += sign;
+        }
+        if let Some(ms) = s.to_resolve_ms {
+            self.to_resolve.0 += sign * ms;
+            self.to_resolve.1 += sign;
+        }
+        if let Some((key, score)) = s.goodwill {
+            let g = self.goodwill.entry(key).or_default();
+            g.0 += sign;
+            g.1 += sign * i64::from(score);
+            g.2 += sign * i64::from(score >= RECOVERED_FROM);
+        }
+    }
+
+    /// Adds the changes to the summary tables.
+    pub(super) async fn write(
+        &self,
+        tx: &mut Transaction<'static, Postgres>,
+    ) -> Result<(), StoreError> {
+        let queue: Vec<_> = self.queue.iter().filter(|(_, n)| **n != 0).collect();
+        if !queue.is_empty() {
+            let name = |v: Option<String>| v.unwrap_or_default();
+            sqlx::query(
+                "INSERT INTO queue_counts (route, status, priority, complaints) \
+                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bigint[]) \
+                 ON CONFLICT (route, status, priority) \
+                 DO UPDATE SET complaints = queue_counts.complaints + EXCLUDED.complaints",
+            )
+            .bind(
+                queue
+                    .iter()
+                    .map(|(k, _)| name(k.route.as_ref().map(name_of)))
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                queue
+                    .iter()
+                    .map(|(k, _)| name_of(&k.status))
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                queue
+                    .iter()
+                    .map(|(k, _)| name(k.priority.as_ref().map(name_of)))
+                    .collect::<Vec<_>>(),
+            )
+            .bind(queue.iter().map(|(_, n)| **n).collect::<Vec<_>>())
+            .execute(&mut **tx)
+            .await?;
+            // An emptied group goes, so the table holds the same rows
+            // however the log was cut into batches (a rebuild cuts it
+            // differently). It has a row per group in use: a few dozen.
+            if queue.iter().any(|(_, n)| **n < 0) {
+                sqlx::query("DELETE FROM queue_counts WHERE complaints = 0")
+                    .execute(&mut **tx)
+                    .await?;
+            }
+        }
+        for (kind, (total, n)) in [("route", self.to_route), ("resolve", self.to_resolve)] {
+            if n == 0 && total == 0 {
+                continue;
+            }
+            sqlx::query(
+                "INSERT INTO complaint_durations (kind, total_ms, complaints) VALUES ($1, $2, $3) \
+                 ON CONFLICT (kind) DO UPDATE SET \
+                   total_ms = complaint_durations.total_ms + EXCLUDED.total_ms, \
+                   complaints = complaint_durations.complaints + EXCLUDED.complaints",
+            )
+            .bind(kind)
+            .bind(total)
+            .bind(n)
+            .execute(&mut **tx)
+            .await?;
+            if n < 0 {
+                sqlx::query(
+                    "DELETE FROM complaint_durations \
+                     WHERE kind = $1 AND complaints = 0 AND total_ms = 0",
+                )
+                .bind(kind)
+                .execute(&mut **tx)
+                .await?;
+            }
+        }
+        let goodwill: Vec<_> = self
+            .goodwill
+            .iter()
+            .filter(|(_, v)| **v != (0, 0, 0))
+            .collect();
+        if !goodwill.is_empty() {
+            sqlx::query(
+                "INSERT INTO goodwill_days \
+                   (day, route, channel, resolved, satisfaction_sum, recovered) \
+                 SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::bigint[], \
+                                      $5::bigint[], $6::bigint[]) \
+                 ON CONFLICT (day, route, channel) DO UPDATE SET \
+                   resolved = goodwill_days.resolved + EXCLUDED.resolved, \
+                   satisfaction_sum = goodwill_days.satisfaction_sum + EXCLUDED.satisfaction_sum, \
+                   recovered = goodwill_days.recovered + EXCLUDED.recovered",
+            )
+            .bind(goodwill.iter().map(|(k, _)| k.day).collect::<Vec<_>>())
+            .bind(
+                goodwill
+                    .iter()
+                    .map(|(k, _)| {
+                        k.route
+                            .as_ref()
+                            .map_or_else(|| UNROUTED.to_owned(), name_of)
+                    })
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                goodwill
+                    .iter()
+                    .map(|(k, _)| name_of(&k.channel))
+                    .collect::<Vec<_>>(),
+            )
+            .bind(goodwill.iter().map(|(_, v)| v.0).collect::<Vec<_>>())
+            .bind(goodwill.iter().map(|(_, v)| v.1).collect::<Vec<_>>())
+            .bind(goodwill.iter().map(|(_, v)| v.2).collect::<Vec<_>>())
+            .execute(&mut **tx)
+            .await?;
+            let emptied: Vec<i64> = goodwill
+                .iter()
+                .filter(|(_, v)| v.0 < 0)
+                .map(|(k, _)| k.day)
+                .collect();
+            if !emptied.is_empty() {
+                sqlx::query("DELETE FROM goodwill_days WHERE day = ANY($1) AND resolved = 0")
+                    .bind(emptied)
+                    .execute(&mut **tx)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+}
