@@ -131,11 +131,24 @@ async fn killing_the_projecting_replica_hands_the_projection_to_another_within_s
         .await
         .expect("the watcher's task");
     assert_eq!(missed, 0, "the watcher missed updates");
-    assert_eq!(
-        routed_seen.len(),
-        report.observed_log,
-        "the watcher on the second replica heard every complaint routed"
-    );
+    if routed_seen.len() != report.observed_log {
+        let log = crate::checker::read_log(&sys.log).await;
+        let unheard: Vec<u64> = log
+            .decisions
+            .iter()
+            .filter(|(id, _)| !routed_seen.contains(&id.to_string()))
+            .flat_map(|(_, seqs)| seqs.iter().copied())
+            .collect();
+        panic!(
+            "the watcher on the second replica heard {} complaints routed of {}; not the \
+             decisions at sequences {unheard:?} (the log ends at {}; the kill came {:.2} s \
+             into the load)",
+            routed_seen.len(),
+            report.observed_log,
+            log.last_sequence,
+            killed.duration_since(started).as_secs_f64()
+        );
+    }
 
     figures(
         "projector_failover",

@@ -14,6 +14,7 @@ mod connection;
 pub mod consumer;
 pub mod data_keys;
 mod error;
+mod group_commit;
 mod held;
 mod helpdesk;
 mod history;

@@ -15,6 +15,7 @@ use plaint_domain::values::CustomerRef;
 
 use crate::codec::{Codec, Reading};
 use crate::data_keys::{DataKeys, PersonalDataSettings};
+use crate::group_commit::{GroupCommit, Pending};
 
 use crate::error::{AppendError, BusError, while_doing};
 use crate::names::Names;
@@ -56,6 +57,9 @@ pub struct StreamSettings {
     /// How long dead letters are kept: their original bytes may hold
     /// personal data in clear. Zero keeps them forever.
     pub dead_letter_max_age: Duration,
+    /// Appends made at the same time go as one atomic batch (see
+    /// [`crate::group_commit`]).
+    pub group_commit: bool,
 }
 
 impl Default for StreamSettings {
@@ -67,6 +71,7 @@ impl Default for StreamSettings {
             max_message_bytes: 1024 * 1024,
             inbound_pending_per_integration: DEFAULT_INBOUND_PENDING_PER_INTEGRATION,
             dead_letter_max_age: DEFAULT_DEAD_LETTER_RETENTION,
+            group_commit: true,
         }
     }
 }
@@ -122,6 +127,8 @@ pub struct EventLog {
     names: Names,
     stream: Stream,
     codec: Codec,
+    /// Where appends go when they are batched.
+    group: Option<GroupCommit>,
 }
 
 impl EventLog {
@@ -148,6 +155,7 @@ impl EventLog {
             deny_purge: true,
             allow_direct: true,
             discard: DiscardPolicy::Old,
+            allow_atomic_publish: true,
             ..Default::default()
         };
         let stream = ensure_stream(&js, config)
@@ -160,10 +168,12 @@ impl EventLog {
                 subject: first_layout,
             });
         }
+        let mut stream = stream;
+        let batches = settings.group_commit && allows_batches(&js, &mut stream).await;
         let keys = DataKeys::open(&js, &names, settings.replicas, personal)
             .await
             .map_err(OpenError::Keys)?;
-        Ok(Self {
+        let mut log = Self {
             js,
             names,
             stream,
@@ -171,7 +181,12 @@ impl EventLog {
                 keys,
                 reading: Reading::Masked,
             },
-        })
+            group: None,
+        };
+        if batches {
+            log.group = Some(GroupCommit::start(log.clone()));
+        }
+        Ok(log)
     }
 
     /// The log's stream.
@@ -260,8 +275,77 @@ impl EventLog {
         .await
     }
 
-    /// Publishes raw bytes with a message id, under a condition, with retries.
+    /// Publishes raw bytes with a message id, under a condition: in a batch
+    /// with the appends made at the same time when the log batches them,
+    /// else on its own.
     pub(crate) async fn publish(
+        &self,
+        subject: &str,
+        headers: HeaderMap,
+        payload: Bytes,
+        message_id: &str,
+        expect: Expect,
+    ) -> Result<Appended, AppendError> {
+        let Some(group) = &self.group else {
+            return self
+                .publish_one(subject, headers, payload, message_id, expect)
+                .await;
+        };
+        let (reply, _) = tokio::sync::oneshot::channel();
+        group
+            .append(Pending {
+                subject: subject.to_owned(),
+                aggregate: (expect != Expect::Any)
+                    .then(|| self.names.aggregate_of(subject))
+                    .flatten(),
+                headers,
+                payload,
+                message_id: message_id.to_owned(),
+                expect,
+                reply,
+            })
+            .await
+    }
+
+    /// The headers of an append made in a batch: the caller's, the message
+    /// id, and the condition on the whole `aggregate`.
+    pub(crate) fn append_headers(
+        &self,
+        mut headers: HeaderMap,
+        message_id: &str,
+        expect: Expect,
+        aggregate: Option<&str>,
+    ) -> HeaderMap {
+        headers.insert(async_nats::header::NATS_MESSAGE_ID, message_id);
+        let last = match expect {
+            Expect::Any => return headers,
+            Expect::Empty => 0,
+            Expect::LastSubjectSequence(seq) => seq,
+        };
+        headers.insert(
+            async_nats::header::NATS_EXPECTED_LAST_SUBJECT_SEQUENCE,
+            last.to_string().as_str(),
+        );
+        if let Some(aggregate) = aggregate {
+            headers.insert(EXPECTED_SUBJECT_HEADER, aggregate);
+        }
+        headers
+    }
+
+    /// Events this process stored as part of an atomic batch of more than
+    /// one, since the log was opened (0 when appends go one by one).
+    pub fn batched_appends(&self) -> u64 {
+        self.group.as_ref().map_or(0, GroupCommit::batched)
+    }
+
+    /// Whether the connection to NATS is up now.
+    pub(crate) fn connected(&self) -> bool {
+        self.js.client().connection_state() == State::Connected
+    }
+
+    /// Publishes raw bytes with a message id, under a condition, on its
+    /// own, with retries.
+    pub(crate) async fn publish_one(
         &self,
         subject: &str,
         headers: HeaderMap,
@@ -433,6 +517,34 @@ impl EventLog {
 }
 
 /// Creates the stream, or returns the existing one unchanged.
+/// Whether the stream takes atomic batches, turning them on for a stream
+/// made before they were used (a change the server makes in place). A
+/// process not allowed to change the stream appends one by one.
+async fn allows_batches(js: &Context, stream: &mut Stream) -> bool {
+    let config = &stream.cached_info().config;
+    if config.allow_atomic_publish {
+        return true;
+    }
+    let config = Config {
+        allow_atomic_publish: true,
+        ..config.clone()
+    };
+    match js.update_stream(config).await {
+        Ok(_) => {
+            let _ = stream.info().await;
+            true
+        }
+        Err(e) => {
+            tracing::warn!(
+                stream = %stream.cached_info().config.name,
+                error = %e,
+                "the stream does not take atomic batches and cannot be changed: appends go one by one"
+            );
+            false
+        }
+    }
+}
+
 pub(crate) async fn ensure_stream(js: &Context, config: Config) -> Result<Stream, BusError> {
     js.get_or_create_stream(config)
         .await

@@ -32,6 +32,11 @@ pub struct LogSettings {
     /// data); 0 keeps them forever.
     #[arg(long, env = "PLAINT_DEAD_LETTER_RETENTION_DAYS", default_value_t = 30)]
     pub dead_letter_retention_days: u64,
+    /// Append what one process writes at the same time as one atomic batch
+    /// (one durable write for many events instead of one each; see
+    /// README, "Log layout"). False appends every event on its own.
+    #[arg(long, env = "PLAINT_GROUP_COMMIT", default_value_t = true, action = clap::ArgAction::Set)]
+    pub group_commit: bool,
     #[command(flatten)]
     #[allow(missing_docs)]
     pub access: NatsAccess,
@@ -57,6 +62,7 @@ impl LogSettings {
             stream_replicas: 1,
             duplicate_window_secs: 120,
             dead_letter_retention_days: 30,
+            group_commit: true,
             access: NatsAccess::default(),
             personal,
         }
@@ -70,6 +76,7 @@ impl LogSettings {
             dead_letter_max_age: Duration::from_secs(
                 self.dead_letter_retention_days.saturating_mul(24 * 3600),
             ),
+            group_commit: self.group_commit,
             ..StreamSettings::default()
         }
     }

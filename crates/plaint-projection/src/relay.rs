@@ -31,7 +31,8 @@ pub async fn relay(
     projecting: Arc<AtomicBool>,
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
-    // The last sequence told; `None` while nobody is told anything.
+    // The last sequence told (or, with nobody watching, passed over);
+    // `None` while this replica projects.
     let mut told: Option<u64> = None;
     let mut failing = false;
     loop {
@@ -39,8 +40,16 @@ pub async fn relay(
             () = stop.cancelled() => return Ok(()),
             () = tokio::time::sleep(POLL) => {}
         }
-        if projecting.load(Ordering::Relaxed) || updates.receiver_count() == 0 {
+        if projecting.load(Ordering::Relaxed) {
             told = None;
+            continue;
+        }
+        if updates.receiver_count() == 0 {
+            // Keep up with the checkpoint, so a watcher that subscribes
+            // hears what is applied from then on, not from a poll later.
+            if let Ok(checkpoint) = store.projected_sequence().await {
+                told = Some(checkpoint);
+            }
             continue;
         }
         match catch_up(&store, &updates, &mut told).await {
