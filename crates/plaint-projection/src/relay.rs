@@ -24,30 +24,32 @@ const PAGE: u32 = 500;
 const PAGES_PER_POLL: usize = 20;
 
 /// Until `stop`, while `projecting` is false and somebody watches, sends
-/// `updates` for every complaint event the projections gain.
+/// `updates` for every complaint event the projections gain after
+/// `checkpoint` (read before anyone could watch, so a watcher who comes
+/// before the first poll hears from its subscription on).
 pub async fn relay(
     store: Store,
     updates: broadcast::Sender<ComplaintChange>,
     projecting: Arc<AtomicBool>,
+    checkpoint: Option<u64>,
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
-    // The last sequence told (or, with nobody watching, passed over);
-    // `None` while this replica projects.
-    let mut told: Option<u64> = None;
+    // The last sequence told, or passed over while this replica projected
+    // (its projector told those) or nobody watched.
+    let mut told = checkpoint;
     let mut failing = false;
+    let quiet = || projecting.load(Ordering::Relaxed) || updates.receiver_count() == 0;
     loop {
         tokio::select! {
             () = stop.cancelled() => return Ok(()),
             () = tokio::time::sleep(POLL) => {}
         }
-        if projecting.load(Ordering::Relaxed) {
-            told = None;
-            continue;
-        }
-        if updates.receiver_count() == 0 {
-            // Keep up with the checkpoint, so a watcher that subscribes
-            // hears what is applied from then on, not from a poll later.
-            if let Ok(checkpoint) = store.projected_sequence().await {
+        if quiet() {
+            // Keep up with the checkpoint. Read before looking again: a
+            // watcher who came meanwhile is told from the older one.
+            if let Ok(checkpoint) = store.projected_sequence().await
+                && quiet()
+            {
                 told = Some(checkpoint);
             }
             continue;

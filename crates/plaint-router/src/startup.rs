@@ -175,12 +175,14 @@ impl Service for Application {
         }
         // While another replica projects, this one's watchers hear its work
         // from the tables.
+        let checkpoint = self.store.projected_sequence().await.ok();
         tasks.spawn(
             "watch relay",
             relay::relay(
                 self.store.clone(),
                 updates.clone(),
                 projecting,
+                checkpoint,
                 tasks.stop_token(),
             ),
         );
