@@ -1,6 +1,8 @@
-//! The compose file, checked mechanically: no Docker engine runs where the
-//! tests do, so what `docker compose` would refuse, or start wrongly, is
-//! checked here against the services' own configuration.
+//! The compose file, checked mechanically against the services' own
+//! configuration: what `docker compose` would refuse, or start wrongly.
+//! `scripts/compose-test.sh` runs it for real where a Docker engine answers,
+//! with the override `deploy/test/compose.local.yml`, checked here to change
+//! nothing but image names and build sources.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -253,5 +255,58 @@ fn the_compose_file_parses_and_matches_the_services_configuration() {
             services.contains_key(profile_service),
             "{profile_service} missing"
         );
+    }
+}
+
+#[test]
+fn the_test_override_swaps_only_images_and_build_sources() {
+    let text = std::fs::read_to_string(root().join("deploy/test/compose.local.yml"))
+        .expect("deploy/test/compose.local.yml");
+    let docs = YamlLoader::load_from_str(&text).expect("valid YAML");
+    let doc = merged(&docs[0]);
+    for key in doc.keys() {
+        assert!(
+            key == "services" || key.starts_with("x-"),
+            "the override sets top-level {key}; it may change only services' images and builds"
+        );
+    }
+    let base = std::fs::read_to_string(root().join("docker-compose.yml")).expect("compose file");
+    let base =
+        merged(&merged(&YamlLoader::load_from_str(&base).expect("valid YAML")[0])["services"]);
+    let dockerfile = std::fs::read_to_string(root().join("deploy/Dockerfile")).expect("Dockerfile");
+    for (name, node) in merged(&doc["services"]) {
+        let base_svc = merged(base.get(&name).unwrap_or_else(|| {
+            panic!("the override names {name}, which docker-compose.yml has not")
+        }));
+        let svc = merged(&node);
+        for key in svc.keys() {
+            assert!(
+                key == "image" || key == "build",
+                "{name}: the override sets {key}; it may change only image and build"
+            );
+        }
+        let image = svc["image"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{name}: no image"));
+        assert!(
+            image.starts_with("plaint-local/")
+                && image.rsplit_once(':').is_some_and(|(_, t)| t != "latest"),
+            "{name}: {image} is not a pinned local image"
+        );
+        if let Some(build) = svc.get("build") {
+            assert!(
+                base_svc.contains_key("build"),
+                "{name}: built here, pulled in production"
+            );
+            for (key, value) in merged(build) {
+                assert_eq!(key, "args", "{name}: the override's build sets {key}");
+                for arg in merged(&value).keys() {
+                    assert!(
+                        dockerfile.contains(&format!("ARG {arg}=")),
+                        "{name}: build argument {arg} is not an ARG of deploy/Dockerfile"
+                    );
+                }
+            }
+        }
     }
 }
