@@ -71,7 +71,7 @@ impl Default for StreamSettings {
             max_message_bytes: 1024 * 1024,
             inbound_pending_per_integration: DEFAULT_INBOUND_PENDING_PER_INTEGRATION,
             dead_letter_max_age: DEFAULT_DEAD_LETTER_RETENTION,
-            group_commit: true,
+            group_commit: false,
         }
     }
 }

@@ -35,7 +35,7 @@ pub struct LogSettings {
     /// Append what one process writes at the same time as one atomic batch
     /// (one durable write for many events instead of one each; see
     /// README, "Log layout"). False appends every event on its own.
-    #[arg(long, env = "PLAINT_GROUP_COMMIT", default_value_t = true, action = clap::ArgAction::Set)]
+    #[arg(long, env = "PLAINT_GROUP_COMMIT", default_value_t = false, action = clap::ArgAction::Set)]
     pub group_commit: bool,
     #[command(flatten)]
     #[allow(missing_docs)]
@@ -62,7 +62,7 @@ impl LogSettings {
             stream_replicas: 1,
             duplicate_window_secs: 120,
             dead_letter_retention_days: 30,
-            group_commit: true,
+            group_commit: false,
             access: NatsAccess::default(),
             personal,
         }
