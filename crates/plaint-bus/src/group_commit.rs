@@ -38,7 +38,7 @@ const IN_FLIGHT: usize = 4;
 const QUEUE: usize = 4 * MAX_BATCH;
 
 /// One append, as a caller asked for it.
-pub(crate) struct Pending {
+pub(crate) struct Request {
     pub(crate) subject: String,
     /// The complaint (or other aggregate) the condition holds on.
     pub(crate) aggregate: Option<String>,
@@ -46,7 +46,12 @@ pub(crate) struct Pending {
     pub(crate) payload: Bytes,
     pub(crate) message_id: String,
     pub(crate) expect: Expect,
-    pub(crate) reply: oneshot::Sender<Result<Appended, AppendError>>,
+}
+
+/// An append waiting for its batch, and where its answer goes.
+struct Pending {
+    req: Request,
+    reply: oneshot::Sender<Result<Appended, AppendError>>,
 }
 
 /// The handle appends are given to.
@@ -72,9 +77,9 @@ impl GroupCommit {
     }
 
     /// Appends as part of whatever batch it falls into.
-    pub(crate) async fn append(&self, pending: Pending) -> Result<Appended, AppendError> {
+    pub(crate) async fn append(&self, req: Request) -> Result<Appended, AppendError> {
         let (reply, answer) = oneshot::channel();
-        let pending = Pending { reply, ..pending };
+        let pending = Pending { req, reply };
         if self.queue.send(pending).await.is_err() {
             return Err(gone());
         }
@@ -103,7 +108,7 @@ async fn batcher(log: EventLog, mut rx: mpsc::Receiver<Pending>, batched: Arc<At
         };
         let mut batch = vec![first];
         let mut aggregates: HashSet<Option<String>> = HashSet::new();
-        aggregates.insert(batch[0].aggregate.clone());
+        aggregates.insert(batch[0].req.aggregate.clone());
         let mut later = VecDeque::new();
         while batch.len() < MAX_BATCH {
             let next = match carried.pop_front() {
@@ -114,7 +119,7 @@ async fn batcher(log: EventLog, mut rx: mpsc::Receiver<Pending>, batched: Arc<At
                 },
             };
             // Appends without a condition may share a batch freely.
-            if next.aggregate.is_some() && !aggregates.insert(next.aggregate.clone()) {
+            if next.req.aggregate.is_some() && !aggregates.insert(next.req.aggregate.clone()) {
                 later.push_back(next);
             } else {
                 batch.push(next);
@@ -158,7 +163,13 @@ async fn commit(log: &EventLog, batch: Vec<Pending>, batched: &AtomicU64) {
     }
     let alone = batch.into_iter().map(|p| async move {
         let answer = log
-            .publish_one(&p.subject, p.headers, p.payload, &p.message_id, p.expect)
+            .publish_one(
+                &p.req.subject,
+                p.req.headers,
+                p.req.payload,
+                &p.req.message_id,
+                p.req.expect,
+            )
             .await;
         let _ = p.reply.send(answer);
     });
@@ -172,34 +183,34 @@ async fn publish_batch(log: &EventLog, batch: &[Pending]) -> Result<u64, String>
     let (last, rest) = batch.split_last().ok_or("an empty batch")?;
     for (i, p) in rest.iter().enumerate() {
         let mut headers = log.append_headers(
-            p.headers.clone(),
-            &p.message_id,
-            p.expect,
-            p.aggregate.as_deref(),
+            p.req.headers.clone(),
+            &p.req.message_id,
+            p.req.expect,
+            p.req.aggregate.as_deref(),
         );
         headers.insert(NATS_BATCH_ID, id.as_str());
         headers.insert(NATS_BATCH_SEQUENCE, (i + 1).to_string().as_str());
         log.context()
             .client()
-            .publish_with_headers(p.subject.clone(), headers, p.payload.clone())
+            .publish_with_headers(p.req.subject.clone(), headers, p.req.payload.clone())
             .await
             .map_err(|e| e.to_string())?;
     }
     let mut headers = log.append_headers(
-        last.headers.clone(),
-        &last.message_id,
-        last.expect,
-        last.aggregate.as_deref(),
+        last.req.headers.clone(),
+        &last.req.message_id,
+        last.req.expect,
+        last.req.aggregate.as_deref(),
     );
     headers.insert(NATS_BATCH_ID, id.as_str());
     headers.insert(NATS_BATCH_SEQUENCE, n.to_string().as_str());
     headers.insert(NATS_BATCH_COMMIT, NATS_BATCH_COMMIT_FINAL);
     let commit = PublishMessage::build()
-        .payload(last.payload.clone())
+        .payload(last.req.payload.clone())
         .headers(headers);
     let ack = log
         .context()
-        .send_publish(last.subject.clone(), commit)
+        .send_publish(last.req.subject.clone(), commit)
         .await
         .map_err(|e| e.to_string())?
         .await

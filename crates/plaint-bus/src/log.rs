@@ -15,7 +15,7 @@ use plaint_domain::values::CustomerRef;
 
 use crate::codec::{Codec, Reading};
 use crate::data_keys::{DataKeys, PersonalDataSettings};
-use crate::group_commit::{GroupCommit, Pending};
+use crate::group_commit::{GroupCommit, Request};
 
 use crate::error::{AppendError, BusError, while_doing};
 use crate::names::Names;
@@ -291,9 +291,8 @@ impl EventLog {
                 .publish_one(subject, headers, payload, message_id, expect)
                 .await;
         };
-        let (reply, _) = tokio::sync::oneshot::channel();
         group
-            .append(Pending {
+            .append(Request {
                 subject: subject.to_owned(),
                 aggregate: (expect != Expect::Any)
                     .then(|| self.names.aggregate_of(subject))
@@ -302,7 +301,6 @@ impl EventLog {
                 payload,
                 message_id: message_id.to_owned(),
                 expect,
-                reply,
             })
             .await
     }

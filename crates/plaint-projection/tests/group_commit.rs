@@ -17,6 +17,17 @@ use plaint_domain::{Category, Channel};
 use plaint_testkit::NatsServer;
 use support::{Log, T0, facts, id_of};
 
+/// The facts of the `i`th complaint of a series.
+fn ticket(series: &str, i: usize) -> plaint_domain::ComplaintFacts {
+    let customer = format!("cust-{}{i}", series.to_lowercase());
+    facts(
+        &format!("{series}-{i}"),
+        &customer,
+        Channel::Email,
+        Category::Billing,
+    )
+}
+
 async fn open_log(nats: &NatsServer, group_commit: bool) -> EventLog {
     let client = plaint_bus::connect(&nats.url(), "group-commit-test")
         .await
@@ -39,12 +50,7 @@ async fn appends_made_together_each_get_the_answer_they_would_have_had_alone() {
     let mut made = Log::default();
     let received: Vec<_> = (0..300)
         .map(|i| {
-            let f = facts(
-                &format!("G-{i}"),
-                &format!("cust-g{i}"),
-                Channel::Email,
-                Category::Billing,
-            );
+            let f = ticket("G", i);
             let item = made.complaint(id_of(&f), T0, ComplaintEvent::Received(Box::new(f)));
             item.event.unwrap().envelope
         })
@@ -55,16 +61,7 @@ async fn appends_made_together_each_get_the_answer_they_would_have_had_alone() {
         async move { log.append(&subject, &e, expect, None).await }
     };
     // A follow-up's text is sealed for its customer.
-    let owner = |i: usize| {
-        facts(
-            &format!("G-{i}"),
-            &format!("cust-g{i}"),
-            Channel::Email,
-            Category::Billing,
-        )
-        .customer
-        .reference
-    };
+    let owner = |i: usize| ticket("G", i).customer.reference;
     let append_for = |i: usize, e: &plaint_domain::event::Envelope, expect: Expect| {
         let (log, e, subject, owner) = (log.clone(), e.clone(), subject(e), owner(i));
         async move {
@@ -93,12 +90,7 @@ async fn appends_made_together_each_get_the_answer_they_would_have_had_alone() {
     // "duplicate" (nothing stored twice) and the 50 stored.
     let more: Vec<_> = (300..350)
         .map(|i| {
-            let f = facts(
-                &format!("G-{i}"),
-                &format!("cust-g{i}"),
-                Channel::Email,
-                Category::Billing,
-            );
+            let f = ticket("G", i);
             made.complaint(id_of(&f), T0, ComplaintEvent::Received(Box::new(f)))
                 .event
                 .unwrap()
@@ -117,12 +109,7 @@ async fn appends_made_together_each_get_the_answer_they_would_have_had_alone() {
     // against the complaint as it was: one of each pair is stored, the other
     // refused, as it would be alone.
     let follow_up = |made: &mut Log, i: usize| {
-        let f = facts(
-            &format!("G-{i}"),
-            &format!("cust-g{i}"),
-            Channel::Email,
-            Category::Billing,
-        );
+        let f = ticket("G", i);
         made.complaint(
             id_of(&f),
             T0 + 1,
@@ -165,12 +152,7 @@ async fn without_group_commit_every_append_goes_alone() {
     let mut made = Log::default();
     let events: Vec<_> = (0..20)
         .map(|i| {
-            let f = facts(
-                &format!("A-{i}"),
-                &format!("cust-a{i}"),
-                Channel::Email,
-                Category::Billing,
-            );
+            let f = ticket("A", i);
             made.complaint(id_of(&f), T0, ComplaintEvent::Received(Box::new(f)))
                 .event
                 .unwrap()
