@@ -26,6 +26,7 @@ mod observe;
 mod procs;
 mod report;
 mod reports;
+mod scale;
 mod sealing;
 mod stats;
 mod system;
@@ -44,6 +45,7 @@ pub use calibration::complaints_table_sql;
 pub use mode::{FsyncArg, Mode};
 pub use report::Report;
 pub use reports::Reports;
+pub use scale::ScaleReport;
 
 use calibration::Calibration;
 use database::BenchDatabase;
@@ -85,9 +87,38 @@ pub struct BenchArgs {
     pub tls: bool,
     /// Which fsync settings of nats-server to run the bench with, one after
     /// the other: `durable` (an fsync after every write, as production),
-    /// `fast` (NATS's default), or `both`.
-    #[arg(long, value_enum, default_value_t = FsyncArg::Both)]
-    pub fsync: FsyncArg,
+    /// `fast` (NATS's default), or `both` [default: both; with --scale,
+    /// durable, and `both` is refused].
+    #[arg(long, value_enum)]
+    pub fsync: Option<FsyncArg>,
+    /// Instead of the bench, the scale phase (not in CI): load this many
+    /// complaints through the real services, a share of them walked through
+    /// their lifecycle, and measure the queries, a policy simulation, a
+    /// rebuild, memory and bytes per complaint at 10,000 complaints, at
+    /// 100,000 and 300,000 when below it, and at this count. One fsync mode;
+    /// `--fsync fast` loads sooner (no disk flush per append) and measures
+    /// the same history.
+    #[arg(long, value_name = "COMPLAINTS")]
+    pub scale: Option<u64>,
+}
+
+impl BenchArgs {
+    /// The modes the bench runs, in order.
+    fn modes(&self) -> &'static [Mode] {
+        self.fsync.unwrap_or_default().modes()
+    }
+
+    /// The one mode the scale phase runs: durable unless `--fsync fast`.
+    fn scale_mode(&self) -> anyhow::Result<Mode> {
+        match self.fsync {
+            None | Some(FsyncArg::Durable) => Ok(Mode::Durable),
+            Some(FsyncArg::Fast) => Ok(Mode::Fast),
+            Some(FsyncArg::Both) => bail!(
+                "--scale runs one fsync mode (loading the history twice would double an hour's \
+                 run): pass --fsync durable (the default) or --fsync fast"
+            ),
+        }
+    }
 }
 
 /// Counts and durations of one kind of run.
@@ -210,10 +241,92 @@ const MESSAGE_BYTES: usize = 560;
 /// each report says whether its gate passed.
 pub async fn run_bench(args: &BenchArgs) -> anyhow::Result<Reports> {
     let mut reports = Reports::default();
-    for &mode in args.fsync.modes() {
+    for &mode in args.modes() {
         reports.insert(run_mode(args, mode).await?);
     }
     Ok(reports)
+}
+
+/// What one run stands on: its work directory, its own nats-server and
+/// database, and the services (started by the phases).
+pub(crate) struct System {
+    pub(crate) dir: PathBuf,
+    pub(crate) nats: procs::Proc,
+    pub(crate) nats_url: String,
+    pub(crate) db: BenchDatabase,
+    pub(crate) services: Services,
+}
+
+impl System {
+    /// A work directory, a nats-server in `mode` and an empty database for
+    /// one run; `what` names the run in the first line it prints.
+    pub(crate) async fn start(args: &BenchArgs, mode: Mode, what: &str) -> anyhow::Result<Self> {
+        let token = uuid::Uuid::new_v4().simple().to_string();
+        let prefix = format!("b{}", &token[..10]);
+        let dir = std::env::temp_dir().join(format!("plaint-bench-{prefix}"));
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        eprintln!(
+            "plaint {what}{}, fsync {}: prefix {prefix}, work directory {}",
+            if args.tls { " (mutual TLS)" } else { "" },
+            mode.name(),
+            dir.display()
+        );
+        let config = mode.write_nats_config(&dir)?;
+        let (nats, nats_url) =
+            procs::start_nats(&args.nats_server, &dir, config.as_deref()).await?;
+        let db = match BenchDatabase::create(&args.database_url, &args.db_prefix).await {
+            Ok(db) => db,
+            Err(e) => {
+                let _ = nats.stop().await;
+                return Err(e).context(format!(
+                    "cannot create the bench database via {}",
+                    args.database_url
+                ));
+            }
+        };
+        let services = Services::new(
+            dir.clone(),
+            args.bin_dir.clone(),
+            nats_url.clone(),
+            prefix,
+            db.url().to_owned(),
+            args.tls,
+        );
+        let services = match services {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = nats.stop().await;
+                let _ = db.drop_db().await;
+                return Err(e);
+            }
+        };
+        Ok(Self {
+            dir,
+            nats,
+            nats_url,
+            db,
+            services,
+        })
+    }
+
+    /// Stops everything the run started and drops its database; keeps the
+    /// work directory (the services' logs) unless the run `succeeded`.
+    pub(crate) async fn stop(mut self, succeeded: bool) {
+        self.services.stop_all().await;
+        if let Err(e) = self.nats.stop().await {
+            eprintln!("  warning: stopping nats-server: {e:#}");
+        }
+        let db_name = self.db.name().to_owned();
+        if let Err(e) = self.db.drop_db().await {
+            eprintln!("  warning: cannot drop database {db_name}: {e}");
+        }
+        if succeeded {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        } else {
+            eprintln!("  logs kept in {}", self.dir.display());
+        }
+    }
 }
 
 /// One whole run in `mode`: its own nats-server, database, services and
@@ -224,61 +337,17 @@ async fn run_mode(args: &BenchArgs, mode: Mode) -> anyhow::Result<Report> {
     } else {
         Profile::full()
     };
-    let token = uuid::Uuid::new_v4().simple().to_string();
-    let prefix = format!("b{}", &token[..10]);
-    let dir = std::env::temp_dir().join(format!("plaint-bench-{prefix}"));
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    eprintln!(
-        "plaint bench{}{}, fsync {}: prefix {prefix}, work directory {}",
-        if args.quick { " (quick)" } else { "" },
-        if args.tls { " (mutual TLS)" } else { "" },
-        mode.name(),
-        dir.display()
-    );
-
-    let config = mode.write_nats_config(&dir)?;
-    let (nats, nats_url) = procs::start_nats(&args.nats_server, &dir, config.as_deref()).await?;
-    let db = match BenchDatabase::create(&args.database_url, &args.db_prefix).await {
-        Ok(db) => db,
-        Err(e) => {
-            let _ = nats.stop().await;
-            return Err(e).context(format!(
-                "cannot create the bench database via {}",
-                args.database_url
-            ));
-        }
-    };
-    let mut services = Services::new(
-        dir.clone(),
-        args.bin_dir.clone(),
-        nats_url.clone(),
-        prefix.clone(),
-        db.url().to_owned(),
-        args.tls,
-    )?;
+    let what = if args.quick { "bench (quick)" } else { "bench" };
+    let mut system = System::start(args, mode, what).await?;
     let run = Run {
         args,
         profile: &profile,
         mode,
-        nats_url: &nats_url,
-        nats_pid: nats.pid,
+        nats_url: &system.nats_url,
+        nats_pid: system.nats.pid,
     };
-    let result = run_phases(&run, &db, &mut services).await;
-
-    services.stop_all().await;
-    if let Err(e) = nats.stop().await {
-        eprintln!("  warning: stopping nats-server: {e:#}");
-    }
-    let db_name = db.name().to_owned();
-    if let Err(e) = db.drop_db().await {
-        eprintln!("  warning: cannot drop database {db_name}: {e}");
-    }
-    match &result {
-        Ok(_) => {
-            let _ = std::fs::remove_dir_all(&dir);
-        }
-        Err(_) => eprintln!("  logs kept in {}", dir.display()),
-    }
+    let result = run_phases(&run, &system.db, &mut system.services).await;
+    system.stop(result.is_ok()).await;
     result
 }
 
@@ -469,7 +538,13 @@ async fn gate(
 /// `plaint-ctl bench`: runs every mode asked for, prints the tables, writes
 /// the JSON, and fails when a correctness gate does.
 pub async fn run(args: BenchArgs, json_stdout: bool) -> anyhow::Result<()> {
-    let reports = run_bench(&args).await?;
+    let reports = match args.scale {
+        Some(complaints) => Reports {
+            scale: Some(scale::run(&args, args.scale_mode()?, complaints).await?),
+            ..Reports::default()
+        },
+        None => run_bench(&args).await?,
+    };
     let json: Value = reports.to_json();
     if json_stdout {
         println!("{}", serde_json::to_string_pretty(&json)?);
@@ -485,6 +560,14 @@ pub async fn run(args: BenchArgs, json_stdout: bool) -> anyhow::Result<()> {
         bail!(
             "the correctness gate failed in the {} mode: the run does not count",
             r.mode().name()
+        );
+    }
+    if let Some(s) = &reports.scale
+        && !s.gate_passed()
+    {
+        bail!(
+            "the scale phase {}: the run does not count",
+            s.failure().unwrap_or_else(|| "failed".to_owned())
         );
     }
     Ok(())

@@ -244,10 +244,18 @@ pub(crate) async fn channel(port: u16) -> anyhow::Result<Channel> {
 
 /// A gRPC channel to `endpoint`, with the bench's timeouts.
 pub(crate) async fn connect(endpoint: Endpoint) -> anyhow::Result<Channel> {
+    connect_with_timeout(endpoint, Duration::from_secs(60)).await
+}
+
+/// A gRPC channel to `endpoint` whose calls may take up to `timeout`.
+pub(crate) async fn connect_with_timeout(
+    endpoint: Endpoint,
+    timeout: Duration,
+) -> anyhow::Result<Channel> {
     let uri = endpoint.uri().clone();
     endpoint
         .connect_timeout(Duration::from_secs(5))
-        .timeout(Duration::from_secs(60))
+        .timeout(timeout)
         .tcp_nodelay(true)
         .connect()
         .await

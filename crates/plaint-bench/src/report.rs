@@ -196,6 +196,16 @@ impl Report {
                 format!("{:.0} msg/s", c.r_fetch),
             ),
             (
+                "  the same fetch without acks (AckPolicy::None)",
+                format!(
+                    "{:.0} msg/s, {} R_fetch; an ack costs {}",
+                    c.r_fetch_no_ack,
+                    ratio(c.r_fetch_no_ack, c.r_fetch),
+                    c.ack_cost_us()
+                        .map_or_else(|| "—".to_owned(), |us| format!("{us:.1} µs a message"))
+                ),
+            ),
+            (
                 "R_pgB  complaint-row upsert, batch 100",
                 format!("{:.0} rows/s", c.r_pg_b),
             ),

@@ -17,6 +17,8 @@ pub struct Reports {
     pub durable: Option<Report>,
     /// With NATS's default fsync.
     pub fast: Option<Report>,
+    /// The scale phase (`--scale`), which runs instead of the modes.
+    pub scale: Option<crate::ScaleReport>,
 }
 
 impl Reports {
@@ -35,10 +37,15 @@ impl Reports {
             .flatten()
     }
 
-    /// Whether at least one mode ran and every mode run passed its
-    /// correctness gate.
+    /// Whether anything ran (a mode or the scale phase) and everything that
+    /// ran passed its gate.
     pub fn gates_passed(&self) -> bool {
-        self.iter().next().is_some() && self.iter().all(Report::gate_passed)
+        (self.iter().next().is_some() || self.scale.is_some())
+            && self.iter().all(Report::gate_passed)
+            && self
+                .scale
+                .as_ref()
+                .is_none_or(crate::ScaleReport::gate_passed)
     }
 
     /// Each mode's table under a heading, then the main figures side by side.
@@ -49,7 +56,12 @@ impl Reports {
             let _ = writeln!(out, "\n{heading}\n{}", "=".repeat(heading.chars().count()));
             out.push_str(&r.table());
         }
-        out.push_str(&self.summary());
+        if self.iter().next().is_some() {
+            out.push_str(&self.summary());
+        }
+        if let Some(s) = &self.scale {
+            out.push_str(&s.table());
+        }
         out
     }
 
@@ -105,10 +117,14 @@ impl Reports {
                 }),
             );
         }
-        json!({
+        let mut out = json!({
             "durable": durable,
             "fast": self.fast.as_ref().map(Report::to_json),
-        })
+        });
+        if let (Some(s), Some(map)) = (&self.scale, out.as_object_mut()) {
+            map.insert("scale".to_owned(), s.to_json());
+        }
+        out
     }
 }
 

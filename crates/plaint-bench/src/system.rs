@@ -31,7 +31,7 @@ use crate::procs::{self, Proc, Usage, free_port};
 use crate::stats::{Latency, ms};
 
 /// Milliseconds since the Unix epoch, as the services stamp events.
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
@@ -54,6 +54,9 @@ pub(crate) struct Services {
     database_url: String,
     intake_port: u16,
     router_port: u16,
+    /// Where the services serve `/metrics` (plain HTTP on loopback).
+    intake_metrics_port: u16,
+    router_metrics_port: u16,
     /// The run's bootstrap admin key: the services take it from their
     /// environment, the driver presents it.
     admin_key: Bearer,
@@ -98,6 +101,8 @@ impl Services {
             database_url,
             intake_port: free_port()?,
             router_port: free_port()?,
+            intake_metrics_port: free_port()?,
+            router_metrics_port: free_port()?,
             intake: None,
             router: None,
         })
@@ -120,6 +125,20 @@ impl Services {
             procs::connect(self.endpoint(port)?).await?,
             self.admin_key.clone(),
         ))
+    }
+
+    /// A channel to the router whose calls may take up to `timeout`: a
+    /// policy simulation over a long history outlasts the usual limit.
+    pub(crate) async fn router_long(&self, timeout: Duration) -> anyhow::Result<Authed> {
+        Ok(plaint_client::authed(
+            procs::connect_with_timeout(self.endpoint(self.router_port)?, timeout).await?,
+            self.admin_key.clone(),
+        ))
+    }
+
+    /// The ports of intake's and the router's `/metrics`.
+    pub(crate) fn metrics_ports(&self) -> (u16, u16) {
+        (self.intake_metrics_port, self.router_metrics_port)
     }
 
     /// The subject prefix of the run.
@@ -179,7 +198,10 @@ impl Services {
             "INTAKE_GRPC_ADDR",
             format!("127.0.0.1:{}", self.intake_port),
         ));
-        env.push(("INTAKE_METRICS_ADDR", "127.0.0.1:0".to_owned()));
+        env.push((
+            "INTAKE_METRICS_ADDR",
+            format!("127.0.0.1:{}", self.intake_metrics_port),
+        ));
         let bin = self.binary("plaint-intake")?;
         let mut proc = Proc::spawn("plaint-intake", &bin, &[], &env, &self.dir)?;
         procs::wait_serving(&mut proc, self.endpoint(self.intake_port)?).await?;
@@ -195,7 +217,10 @@ impl Services {
             "ROUTER_GRPC_ADDR",
             format!("127.0.0.1:{}", self.router_port),
         ));
-        env.push(("ROUTER_METRICS_ADDR", "127.0.0.1:0".to_owned()));
+        env.push((
+            "ROUTER_METRICS_ADDR",
+            format!("127.0.0.1:{}", self.router_metrics_port),
+        ));
         env.push(("DATABASE_URL", self.database_url.clone()));
         let bin = self.binary("plaint-router")?;
         let spawned = Instant::now();
@@ -224,7 +249,7 @@ impl Services {
         )
     }
 
-    fn check_alive(&mut self) -> anyhow::Result<()> {
+    pub(crate) fn check_alive(&mut self) -> anyhow::Result<()> {
         for proc in [self.intake.as_mut(), self.router.as_mut()]
             .into_iter()
             .flatten()
@@ -317,9 +342,9 @@ pub(crate) struct Driver {
 
 /// Where the log, the routing consumer and the projection stand.
 #[derive(Debug, Clone, Copy, Default)]
-struct Sample {
-    log: ProbeSample,
-    projected: u64,
+pub(crate) struct Sample {
+    pub(crate) log: ProbeSample,
+    pub(crate) projected: u64,
 }
 
 impl Sample {
@@ -328,7 +353,7 @@ impl Sample {
     fn backlog(&self) -> u64 {
         self.log.consumer_backlog + self.log.last_sequence.saturating_sub(self.projected)
     }
-    fn projection_lag(&self) -> u64 {
+    pub(crate) fn projection_lag(&self) -> u64 {
         self.log.last_sequence.saturating_sub(self.projected)
     }
 }
@@ -466,6 +491,21 @@ impl Driver {
         ))
     }
 
+    /// The intake client, for loads of their own.
+    pub(crate) fn intake(&self) -> IntakeClient<Authed> {
+        self.intake.clone()
+    }
+
+    /// The router's query client.
+    pub(crate) fn query(&self) -> QueryClient<Authed> {
+        self.query.clone()
+    }
+
+    /// The router's admin client.
+    pub(crate) fn admin(&self) -> AdminClient<Authed> {
+        self.admin.clone()
+    }
+
     /// New channels to the router (after a restart).
     pub(crate) async fn reconnect_router(&mut self, services: &Services) -> anyhow::Result<()> {
         let router = services.authed(services.router_port).await?;
@@ -510,14 +550,14 @@ impl Driver {
         }
     }
 
-    fn accepted_count(&self) -> u64 {
+    pub(crate) fn accepted_count(&self) -> u64 {
         self.ledger
             .lock()
             .map(|l| l.accepted.len() as u64)
             .unwrap_or(0)
     }
 
-    async fn sample(&self) -> anyhow::Result<Sample> {
+    pub(crate) async fn sample(&self) -> anyhow::Result<Sample> {
         let log = self.probe.sample().await?;
         let projected = self
             .query

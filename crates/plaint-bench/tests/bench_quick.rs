@@ -57,7 +57,8 @@ async fn quick_bench_passes_the_correctness_gate() {
         // Both modes: the fsync after every write changes the timing the
         // services see (slower appends, longer batches), so the gate must
         // hold in each.
-        fsync: FsyncArg::Both,
+        fsync: Some(FsyncArg::Both),
+        scale: None,
     };
     let reports = run_bench(&args).await.expect("the quick bench runs");
     let modes: Vec<Mode> = reports.iter().map(|r| r.mode()).collect();

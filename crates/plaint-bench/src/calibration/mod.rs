@@ -43,6 +43,9 @@ pub(crate) struct Calibration {
     pub(crate) r_batch_error: Option<String>,
     /// Pull fetch of a backlog with acks, msgs/s.
     pub(crate) r_fetch: f64,
+    /// The same fetch with `AckPolicy::None`, msgs/s: beside `r_fetch`, what
+    /// per-message acks cost at most.
+    pub(crate) r_fetch_no_ack: f64,
     /// Batched upsert of complaint rows, 100 per transaction, rows/s.
     pub(crate) r_pg_b: f64,
     /// One complaint row per transaction, rows/s.
@@ -140,6 +143,15 @@ pub(crate) async fn calibrate(
     })
     .await?;
     c.r_fetch = r_fetch;
+    eprintln!("  NATS pull fetch of the same backlog without acks (AckPolicy::None)");
+    let (r_fetch_no_ack, fetch_no_ack_runs) = three("R_fetch without acks", || async {
+        Ok(cal
+            .fetch_backlog_no_ack(message_bytes, p.fetch_backlog)
+            .await?
+            .rate())
+    })
+    .await?;
+    c.r_fetch_no_ack = r_fetch_no_ack;
     client.flush().await.ok();
     drop(client);
 
@@ -173,6 +185,7 @@ pub(crate) async fn calibrate(
         "r_els": els_runs,
         "r_batch": batch_runs,
         "r_fetch": fetch_runs,
+        "r_fetch_no_ack": fetch_no_ack_runs,
         "r_pg_b": pg_b_runs,
         "r_pg_1": pg_1_runs,
         "r_grpc": grpc_runs,
@@ -293,6 +306,13 @@ impl Calibration {
             .map(|r| BATCH as f64 / r * self.r_pub)
     }
 
+    /// What one per-message ack costs the fetch, µs: the time per message
+    /// with acks minus without. `None` when either rate is missing.
+    pub(crate) fn ack_cost_us(&self) -> Option<f64> {
+        (self.r_fetch > 0.0 && self.r_fetch_no_ack > 0.0)
+            .then(|| (1.0 / self.r_fetch - 1.0 / self.r_fetch_no_ack) * 1e6)
+    }
+
     pub(crate) fn to_json(&self) -> Value {
         json!({
             "message_bytes": self.message_bytes,
@@ -311,6 +331,12 @@ impl Calibration {
                 "error": self.r_batch_error,
             },
             "r_fetch_msgs_per_s": finite(self.r_fetch),
+            "r_fetch_no_ack": {
+                "msgs_per_s": finite(self.r_fetch_no_ack),
+                "ratio_to_r_fetch": finite(self.r_fetch_no_ack / self.r_fetch),
+                "ack_cost_us_per_msg": self.ack_cost_us().map(finite),
+                "how": "the same backlog and pulls with AckPolicy::None",
+            },
             "r_pg_b_rows_per_s": finite(self.r_pg_b),
             "r_pg_1_rows_per_s": finite(self.r_pg_1),
             "r_grpc_calls_per_s": finite(self.r_grpc),

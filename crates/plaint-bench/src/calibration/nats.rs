@@ -13,13 +13,20 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail};
 use async_nats::HeaderMap;
 use async_nats::header;
+use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, PullConsumer, pull};
 use async_nats::jetstream::context::PublishAckFuture;
 use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::stream::{Config, DiscardPolicy, StorageType};
 use async_nats::jetstream::{self, Context};
 use bytes::Bytes;
 use plaint_bus::{BusError, ConsumerSettings, EventLog, Names, StreamSettings};
+// The stream adaptor through tonic's re-export: a direct `futures` dependency
+// would change the lock file, which other work in this checkout owns.
+use tonic::codegen::tokio_stream::StreamExt;
 use uuid::Uuid;
+
+/// How long one pull waits on the server, as the bus's pulls do.
+const PULL_EXPIRES: Duration = Duration::from_secs(1);
 
 /// How many operations completed in how long.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -254,6 +261,31 @@ impl Calibrator {
         result
     }
 
+    /// Publishes `backlog` messages of `bytes` bytes to the scratch stream,
+    /// window 256: the backlog a fetch calibration drains.
+    async fn fill(&self, scratch: &Scratch<'_>, bytes: usize, backlog: u64) -> anyhow::Result<()> {
+        let body = payload(bytes);
+        let subject = format!("{}.one", scratch.subject_root);
+        let mut pending: VecDeque<PublishAckFuture> = VecDeque::with_capacity(256);
+        for _ in 0..backlog {
+            if pending.len() >= 256
+                && let Some(ack) = pending.pop_front()
+            {
+                ack.await.map_err(unavailable)?;
+            }
+            pending.push_back(
+                self.js
+                    .publish(subject.clone(), body.clone())
+                    .await
+                    .map_err(unavailable)?,
+            );
+        }
+        for ack in pending {
+            ack.await.map_err(unavailable)?;
+        }
+        Ok(())
+    }
+
     /// Fills a stream with `backlog` messages of `bytes` bytes, then drains
     /// it through a durable pull consumer set up as the router's (explicit
     /// acks, same batch and ack-pending limits), acking every message. Only
@@ -264,26 +296,8 @@ impl Calibrator {
         backlog: u64,
     ) -> anyhow::Result<Throughput> {
         let scratch = self.scratch().await?;
-        let body = payload(bytes);
         let result = async {
-            let subject = format!("{}.one", scratch.subject_root);
-            let mut pending: VecDeque<PublishAckFuture> = VecDeque::with_capacity(256);
-            for _ in 0..backlog {
-                if pending.len() >= 256
-                    && let Some(ack) = pending.pop_front()
-                {
-                    ack.await.map_err(unavailable)?;
-                }
-                pending.push_back(
-                    self.js
-                        .publish(subject.clone(), body.clone())
-                        .await
-                        .map_err(unavailable)?,
-                );
-            }
-            for ack in pending {
-                ack.await.map_err(unavailable)?;
-            }
+            self.fill(&scratch, bytes, backlog).await?;
             let settings = ConsumerSettings::new(
                 format!("{}_fetch", scratch.name),
                 format!("{}.>", scratch.subject_root),
@@ -328,6 +342,79 @@ impl Calibrator {
 }
 
 impl Calibrator {
+    /// The same backlog as [`fetch_backlog`](Self::fetch_backlog), drained
+    /// the same way (a durable pull consumer, pulls of the router's batch
+    /// one at a time, each message's metadata read) but with
+    /// `AckPolicy::None`: nothing is acknowledged, so beside R_fetch it shows
+    /// the most per-message acks can cost. The bus opens only explicit-ack
+    /// consumers, so this one is made with the NATS client directly.
+    pub(crate) async fn fetch_backlog_no_ack(
+        &self,
+        bytes: usize,
+        backlog: u64,
+    ) -> anyhow::Result<Throughput> {
+        let scratch = self.scratch().await?;
+        let result = async {
+            self.fill(&scratch, bytes, backlog).await?;
+            let router = ConsumerSettings::new("unused", "unused");
+            let durable = format!("{}_fetch_no_ack", scratch.name);
+            let stream = self
+                .js
+                .get_stream(&scratch.name)
+                .await
+                .map_err(|e| anyhow!("cannot open the calibration stream: {e}"))?;
+            let consumer: PullConsumer = stream
+                .get_or_create_consumer(
+                    &durable,
+                    pull::Config {
+                        durable_name: Some(durable.clone()),
+                        filter_subject: format!("{}.>", scratch.subject_root),
+                        ack_policy: AckPolicy::None,
+                        deliver_policy: DeliverPolicy::All,
+                        ..Default::default()
+                    },
+                )
+                .await
+                .map_err(|e| anyhow!("cannot create the no-ack consumer: {e}"))?;
+            let started = Instant::now();
+            let mut count = 0u64;
+            // Each pull is bounded by its expiry and the loop by the backlog;
+            // an empty pull ends it (the backlog was stored before).
+            while count < backlog {
+                let mut pull = consumer
+                    .batch()
+                    .max_messages(router.batch.max(1))
+                    .expires(PULL_EXPIRES)
+                    .messages()
+                    .await
+                    .map_err(|e| anyhow!("no-ack pull: {e}"))?;
+                let before = count;
+                // Stops at the backlog's last message, as the acked drain
+                // does: the last pull asks for more than are left and would
+                // otherwise wait out its expiry.
+                while count < backlog
+                    && let Some(m) = pull.next().await
+                {
+                    let m = m.map_err(|e| anyhow!("no-ack pull: {e}"))?;
+                    // The bus reads every delivery's metadata; so does this.
+                    m.info()
+                        .map_err(|e| anyhow!("delivery without metadata: {e}"))?;
+                    count += 1;
+                }
+                if count == before {
+                    bail!("the no-ack consumer stalled after {count} of {backlog} messages");
+                }
+            }
+            Ok::<_, anyhow::Error>(Throughput {
+                count,
+                elapsed: started.elapsed(),
+            })
+        }
+        .await;
+        scratch.delete().await;
+        result
+    }
+
     /// Atomic batches of `batch` messages of `bytes` bytes to one subject,
     /// one batch in flight, on a stream of its own that allows them, until
     /// `duration` has passed or `max` messages were committed. Only the
