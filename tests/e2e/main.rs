@@ -21,6 +21,7 @@ mod limits;
 mod nats_tls;
 mod nats_users;
 mod operability;
+mod outbound;
 mod personal;
 #[path = "../shared/raw_codec.rs"]
 mod raw_codec;

@@ -285,6 +285,10 @@ async fn a_helpdesk_integration_can_publish_to_its_own_subject_and_nothing_else(
         format!("$JS.API.STREAM.INFO.{STREAM}"),
         format!("$JS.API.DIRECT.GET.{STREAM}.{forged}"),
         format!("$JS.API.CONSUMER.CREATE.{STREAM}_INBOUND.peek"),
+        // Another integration's outbound messages.
+        format!("$JS.API.CONSUMER.INFO.{STREAM}_OUTBOUND.globex"),
+        format!("$JS.API.CONSUMER.MSG.NEXT.{STREAM}_OUTBOUND.globex"),
+        format!("$JS.API.CONSUMER.CREATE.{STREAM}_OUTBOUND.peek"),
     ] {
         assert!(
             acme.request(api.clone(), "{}".into()).await.is_err(),
@@ -344,6 +348,30 @@ async fn the_services_route_a_complaint_from_acme_with_their_own_users() {
         routed.complaint.expect("the complaint").source_system,
         "acme"
     );
+    // Acme reads its receipt and the decision through its own consumer.
+    let mine: async_nats::jetstream::consumer::PullConsumer = js
+        .get_consumer_from_stream("acme", format!("{STREAM}_OUTBOUND"))
+        .await
+        .expect("acme's outbound consumer");
+    let mut told = Vec::new();
+    eventually("acme told of its receipt and decision", async || {
+        use futures::StreamExt;
+        let mut batch = mine
+            .fetch()
+            .max_messages(10)
+            .expires(Duration::from_millis(500))
+            .messages()
+            .await
+            .ok()?;
+        while let Some(Ok(m)) = batch.next().await {
+            m.ack().await.ok()?;
+            told.push(m.subject.to_string());
+        }
+        (told.iter().any(|s| s.ends_with(".acme.receipt"))
+            && told.iter().any(|s| s.ends_with(".acme.update")))
+        .then_some(())
+    })
+    .await;
 
     // The rest of their work: commands over gRPC, company settings, API keys
     // and the audit trail, dead letters listed and requeued.

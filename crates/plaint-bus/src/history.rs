@@ -22,21 +22,37 @@ impl EventLog {
     pub async fn history(&self, id: ComplaintId) -> Result<History, BusError> {
         let events = self.read_subject(&self.names().complaint(&id)).await?;
         let last_sequence = events.last().map_or(0, |e| e.sequence);
-        let state = lifecycle::replay(
-            id,
-            events.iter().filter_map(|e| match &e.envelope.payload {
-                EventPayload::Complaint(c) => Some((c, e.envelope.occurred_at)),
-                EventPayload::Company(_) | EventPayload::Access(_) => None,
-            }),
-        )
-        .map_err(|h| BusError::Corrupt {
-            sequence: last_sequence,
-            reason: h.to_string(),
-        })?;
+        let state = fold(id, &events, last_sequence)?;
         Ok(History {
             events,
             state,
             last_sequence,
         })
     }
+}
+
+impl History {
+    /// The complaint as it stood just after the event at `sequence` (and
+    /// before any later one); `None` when it had no event yet.
+    pub fn state_at(&self, sequence: u64) -> Result<Option<Complaint>, BusError> {
+        let Some(id) = self.state.as_ref().map(|c| c.id) else {
+            return Ok(None);
+        };
+        let upto = self.events.partition_point(|e| e.sequence <= sequence);
+        fold(id, &self.events[..upto], sequence)
+    }
+}
+
+fn fold(id: ComplaintId, events: &[StoredEvent], at: u64) -> Result<Option<Complaint>, BusError> {
+    lifecycle::replay(
+        id,
+        events.iter().filter_map(|e| match &e.envelope.payload {
+            EventPayload::Complaint(c) => Some((c, e.envelope.occurred_at)),
+            EventPayload::Company(_) | EventPayload::Access(_) => None,
+        }),
+    )
+    .map_err(|h| BusError::Corrupt {
+        sequence: at,
+        reason: h.to_string(),
+    })
 }

@@ -22,6 +22,7 @@ pub mod lease;
 mod letter_page;
 mod log;
 mod names;
+pub mod outbound;
 mod publish;
 pub mod retry;
 mod settings;
@@ -49,6 +50,7 @@ pub use log::{
     StoredEvent, StreamSettings,
 };
 pub use names::Names;
+pub use outbound::{Outbound, OutboundMessage, OutboundSettings};
 pub use publish::RawPublisher;
 pub use retry::{Backoff, RetryPolicy};
 pub use settings::{LogSettings, OpenError, open};

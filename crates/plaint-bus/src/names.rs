@@ -54,6 +54,11 @@ impl Names {
         format!("{}_DEAD", self.stream)
     }
 
+    /// The stream of what plaint tells helpdesk integrations.
+    pub fn outbound_stream(&self) -> String {
+        format!("{}_OUTBOUND", self.stream)
+    }
+
     /// The key-value bucket of customers' data keys.
     pub fn data_key_bucket(&self) -> String {
         format!("{}_KEYS", self.stream)
@@ -188,6 +193,22 @@ impl Names {
             .strip_prefix(self.prefix.as_str())?
             .strip_prefix(".helpdesk.inbound.")
             .filter(|name| !name.is_empty())
+    }
+
+    /// Every subject of every integration's outbound messages.
+    pub fn outbound_subjects(&self) -> String {
+        format!("{}.helpdesk.outbound.>", self.prefix)
+    }
+
+    /// Every outbound subject of integration `name`: what it reads.
+    pub fn outbound_of(&self, name: &str) -> String {
+        format!("{}.helpdesk.outbound.{name}.>", self.prefix)
+    }
+
+    /// The outbound subject of integration `name` for messages of `kind`
+    /// (`receipt`, `update`).
+    pub fn outbound(&self, name: &str, kind: &str) -> String {
+        format!("{}.helpdesk.outbound.{name}.{kind}", self.prefix)
     }
 
     /// Where a dead letter from `original_subject` is stored.

@@ -37,6 +37,23 @@ pub struct LogSettings {
     /// README, "Log layout"). False appends every event on its own.
     #[arg(long, env = "PLAINT_GROUP_COMMIT", default_value_t = false, action = clap::ArgAction::Set)]
     pub group_commit: bool,
+    /// Unread messages kept for each helpdesk integration per outbound
+    /// subject (receipts, updates); past it the oldest unread is discarded
+    /// and counted (plaint_outbound_discarded_total).
+    #[arg(long, env = "PLAINT_OUTBOUND_KEPT", default_value_t = crate::outbound::DEFAULT_KEPT_PER_SUBJECT)]
+    pub outbound_kept: i64,
+    /// Days an outbound message is kept, read or not.
+    #[arg(long, env = "PLAINT_OUTBOUND_RETENTION_DAYS", default_value_t = 14)]
+    pub outbound_retention_days: u64,
+    /// Helpdesk integrations that read their outbound messages as protobuf,
+    /// separated by commas; the others read JSON.
+    #[arg(long, env = "PLAINT_OUTBOUND_PROTOBUF", default_value = "")]
+    pub outbound_protobuf: String,
+    /// Seconds a message an integration fetched and did not acknowledge
+    /// waits before it is delivered again (applies to integrations' consumers
+    /// made from then on).
+    #[arg(long, env = "PLAINT_OUTBOUND_ACK_WAIT_SECS", default_value_t = 30)]
+    pub outbound_ack_wait_secs: u64,
     #[command(flatten)]
     #[allow(missing_docs)]
     pub access: NatsAccess,
@@ -63,6 +80,10 @@ impl LogSettings {
             duplicate_window_secs: 120,
             dead_letter_retention_days: 30,
             group_commit: false,
+            outbound_kept: crate::outbound::DEFAULT_KEPT_PER_SUBJECT,
+            outbound_retention_days: 14,
+            outbound_protobuf: String::new(),
+            outbound_ack_wait_secs: 30,
             access: NatsAccess::default(),
             personal,
         }
@@ -78,6 +99,24 @@ impl LogSettings {
             ),
             group_commit: self.group_commit,
             ..StreamSettings::default()
+        }
+    }
+}
+
+impl LogSettings {
+    /// How the outbound stream is provisioned and who reads protobuf.
+    pub fn outbound_settings(&self) -> crate::outbound::OutboundSettings {
+        crate::outbound::OutboundSettings {
+            kept_per_subject: self.outbound_kept.max(1),
+            max_age: Duration::from_secs(self.outbound_retention_days.saturating_mul(24 * 3600)),
+            protobuf: self
+                .outbound_protobuf
+                .split(',')
+                .map(str::trim)
+                .filter(|n| !n.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            reader_ack_wait: Duration::from_secs(self.outbound_ack_wait_secs.max(1)),
         }
     }
 }

@@ -22,6 +22,9 @@ pub struct NatsUserArgs {
     /// Subject prefix of the deployment.
     #[arg(long, env = "PLAINT_PREFIX", default_value = "plaint")]
     pub prefix: String,
+    /// The event log's stream name (its outbound stream is `<stream>_OUTBOUND`).
+    #[arg(long, env = "PLAINT_STREAM", default_value = "COMPLAINTS")]
+    pub stream: String,
     /// What to print.
     #[arg(long, value_enum, default_value_t = Print::Stanza)]
     pub print: Print,
@@ -43,7 +46,10 @@ pub fn run(args: &NatsUserArgs) -> anyhow::Result<()> {
     let public = pair.public_key();
     match args.print {
         Print::PublicKey => println!("{public}"),
-        Print::Stanza => print!("{}", stanza(&args.prefix, &args.name, &public)),
+        Print::Stanza => print!(
+            "{}",
+            stanza(&args.prefix, &args.stream, &args.name, &public)
+        ),
     }
     Ok(())
 }
@@ -84,13 +90,22 @@ fn key_pair(path: &Path) -> anyhow::Result<nkeys::KeyPair> {
     }
 }
 
-/// The user entry of integration `name` with public key `public`.
-fn stanza(prefix: &str, name: &str, public: &str) -> String {
+/// The user entry of integration `name` with public key `public`: it
+/// publishes to its inbound subject and reads its outbound messages through
+/// its own durable consumer on `<stream>_OUTBOUND`, nothing else.
+fn stanza(prefix: &str, stream: &str, name: &str, public: &str) -> String {
     format!(
         r#"{{
   nkey: {public}
   permissions: {{
-    publish: {{ allow: ["{prefix}.helpdesk.inbound.{name}"] }}
+    publish: {{
+      allow: [
+        "{prefix}.helpdesk.inbound.{name}"
+        "$JS.API.CONSUMER.INFO.{stream}_OUTBOUND.{name}"
+        "$JS.API.CONSUMER.MSG.NEXT.{stream}_OUTBOUND.{name}"
+        "$JS.ACK.{stream}_OUTBOUND.{name}.>"
+      ]
+    }}
     subscribe: {{ allow: ["_INBOX_{name}.>"] }}
   }}
 }}
@@ -120,10 +135,13 @@ mod tests {
 
     #[test]
     fn the_stanza_allows_the_integrations_subject_and_inbox_only() {
-        let s = stanza("plaint", "acme", "UABC");
+        let s = stanza("plaint", "COMPLAINTS", "acme", "UABC");
         assert!(s.contains("nkey: UABC"));
-        assert!(s.contains(r#"publish: { allow: ["plaint.helpdesk.inbound.acme"] }"#));
+        assert!(s.contains(r#""plaint.helpdesk.inbound.acme""#));
+        assert!(s.contains(r#""$JS.API.CONSUMER.MSG.NEXT.COMPLAINTS_OUTBOUND.acme""#));
+        assert!(s.contains(r#""$JS.ACK.COMPLAINTS_OUTBOUND.acme.>""#));
         assert!(s.contains(r#"subscribe: { allow: ["_INBOX_acme.>"] }"#));
+        assert_eq!(s.matches("$JS.").count(), 3, "nothing else of the API: {s}");
     }
 
     #[test]

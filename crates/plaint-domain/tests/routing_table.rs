@@ -697,3 +697,44 @@ fn a_policy_with_a_negative_ceo_threshold_is_refused() {
     let (field, _) = refused_field(|p| p.ceo_threshold.good = Some(-1));
     assert_eq!(field, "ceo_threshold.good");
 }
+
+// ---------------------------------------------------------------------------
+// the decision in brief, as a helpdesk ticket shows it
+
+#[test]
+fn a_ceo_decision_in_brief_says_the_ceo_engages_and_its_policy() {
+    let d = common::decision(Route::Ceo, None);
+    let brief = d.in_brief();
+    assert!(brief.starts_with("CEO P"), "{brief}");
+    assert!(brief.contains("the CEO engages personally"), "{brief}");
+    assert!(
+        brief.ends_with(&format!("(policy v{})", d.policy_version)),
+        "{brief}"
+    );
+}
+
+#[test]
+fn a_frontline_decision_in_brief_names_the_gates_that_held_the_ceo() {
+    let scenario = a_complaint()
+        .on(Channel::PublicSocial)
+        .reaching(1_000_000)
+        .in_climate(Climate::Good)
+        .budget_used(MAX_CEO_BUDGET_PER_WINDOW);
+    let d = scenario.decide();
+    assert_eq!(d.route, Route::Frontline);
+    let brief = d.in_brief();
+    assert!(brief.starts_with("FRONTLINE P"), "{brief}");
+    let budget = d.gate(GateKind::Budget).unwrap();
+    assert!(!budget.passed);
+    assert!(brief.contains(&budget.note), "{brief}");
+}
+
+#[test]
+fn a_reverse_logistics_decision_in_brief_says_what_happens_to_the_item() {
+    let d = common::decision(Route::ReverseLogistics, Some(FulfilmentKind::Replace));
+    let brief = d.in_brief();
+    assert!(
+        brief.starts_with("REVERSE_LOGISTICS P") && brief.contains("replace the item"),
+        "{brief}"
+    );
+}

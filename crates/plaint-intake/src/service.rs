@@ -25,6 +25,21 @@ pub struct Written {
     pub duplicate: bool,
     /// The event's id.
     pub event_id: EventId,
+    /// For a duplicate submission: the request id the complaint was first
+    /// submitted under, when it had one. Equal to the caller's own when this
+    /// is the same request again (a retry, a redelivery).
+    pub original_request_id: Option<Uuid>,
+}
+
+impl Written {
+    /// Nothing new was stored because another request had stored it: a
+    /// resubmission of the complaint, not a retry of the same request.
+    pub fn duplicate_of_another(&self, request_id: Option<Uuid>) -> bool {
+        self.duplicate
+            && self
+                .original_request_id
+                .is_some_and(|o| Some(o) != request_id)
+    }
 }
 
 /// Where a command came from, for tracing and causation.
@@ -125,25 +140,28 @@ impl Intake {
             .append(&subject, &envelope, Expect::Empty, Some(&tp))
             .await
         {
-            Ok(a) => Written {
+            Ok(a) if !a.duplicate => Written {
                 complaint_id: id,
                 sequence: a.sequence,
-                duplicate: a.duplicate,
+                duplicate: false,
                 event_id,
+                original_request_id: origin.request_id,
             },
-            Err(AppendError::WrongLastSequence) => {
+            // Stored before: by this request (a retry) or by another.
+            Ok(_) | Err(AppendError::WrongLastSequence) => {
                 let first = self
                     .log
                     .first_on_subject(&self.log.names().complaint(&id))
                     .await?;
-                let (sequence, event_id) = first
-                    .map(|e| (e.sequence, e.envelope.event_id))
-                    .unwrap_or((0, event_id));
+                let (sequence, event_id, original_request_id) = first
+                    .map(|e| (e.sequence, e.envelope.event_id, e.envelope.causation_id))
+                    .unwrap_or((0, event_id, None));
                 Written {
                     complaint_id: id,
                     sequence,
                     duplicate: true,
                     event_id,
+                    original_request_id,
                 }
             }
             Err(e) => return Err(e.into()),
@@ -188,6 +206,7 @@ impl Intake {
                         sequence: done.sequence,
                         duplicate: true,
                         event_id: first,
+                        original_request_id: origin.request_id,
                     });
                 }
             }
@@ -228,6 +247,7 @@ impl Intake {
                             sequence: a.sequence,
                             duplicate: a.duplicate,
                             event_id: id,
+                            original_request_id: origin.request_id,
                         });
                     }
                     Err(AppendError::WrongLastSequence) if first_written.is_none() => break,

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 
 use anyhow::Context;
 use plaint_access::Access;
-use plaint_bus::{ConsumerSettings, Helpdesk, RetryPolicy};
+use plaint_bus::{ConsumerSettings, Helpdesk, Outbound, RetryPolicy};
 use plaint_proto::intake::{intake_admin_server::IntakeAdminServer, intake_server::IntakeServer};
 use plaint_runtime::binary::Service;
 use plaint_runtime::server::{GrpcServer, Listeners};
@@ -26,6 +26,7 @@ pub struct Application {
     client: plaint_bus::Client,
     core: Intake,
     helpdesk: Helpdesk,
+    outbound: Outbound,
     access: Access,
     tls: Option<ServerTlsConfig>,
     config: Config,
@@ -90,10 +91,14 @@ impl Service for Application {
                 max_payload_bytes: self.config.max_inbound_bytes,
                 retry,
             };
-            let (core, helpdesk, stop) =
-                (self.core.clone(), self.helpdesk.clone(), tasks.stop_token());
+            let (core, helpdesk, outbound, stop) = (
+                self.core.clone(),
+                self.helpdesk.clone(),
+                self.outbound.clone(),
+                tasks.stop_token(),
+            );
             tasks.spawn("helpdesk consumer", async move {
-                helpdesk::run(core, helpdesk, settings, stop).await?;
+                helpdesk::run(core, helpdesk, outbound, settings, stop).await?;
                 Ok(())
             });
         }
@@ -140,6 +145,9 @@ impl Application {
         let helpdesk = Helpdesk::open(log.clone(), &streams)
             .await
             .context("provisioning the helpdesk streams")?;
+        let outbound = Outbound::open(log.clone(), config.log.outbound_settings())
+            .await
+            .context("provisioning the outbound helpdesk stream")?;
         let access = Access::load(&config.access, &log).await?;
         let listeners = Listeners::bind(config.grpc_addr, config.metrics_addr).await?;
         Ok(Self {
@@ -147,6 +155,7 @@ impl Application {
             client,
             core: Intake::new(log, config.conflict_retries),
             helpdesk,
+            outbound,
             access,
             tls,
             config,

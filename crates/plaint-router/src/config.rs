@@ -37,6 +37,10 @@ pub struct Config {
     /// sees every event as well (and races the others on each decision).
     #[arg(long, env = "ROUTER_CONSUMER", default_value = "router")]
     pub routing_consumer: String,
+    /// Tell helpdesk integrations about their complaints' decisions and
+    /// later changes (one replica at a time, by lease).
+    #[arg(long, env = "ROUTER_HELPDESK_UPDATES", default_value_t = true, action = clap::ArgAction::Set)]
+    pub helpdesk_updates: bool,
     /// Run the projector (PostgreSQL read models).
     #[arg(long, env = "ROUTER_PROJECTIONS", default_value_t = true, action = clap::ArgAction::Set)]
     pub projections: bool,
@@ -86,6 +90,7 @@ impl Config {
             max_message_bytes: 4 * 1024 * 1024,
             routing: true,
             routing_consumer: "router".to_owned(),
+            helpdesk_updates: true,
             projections: true,
             replica_name: None,
             projection_batch: 500,

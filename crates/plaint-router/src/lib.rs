@@ -10,6 +10,7 @@
 mod admin;
 mod config;
 mod customers;
+pub mod helpdesk_updates;
 mod keys;
 mod query;
 mod startup;

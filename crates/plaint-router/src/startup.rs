@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use plaint_access::Access;
-use plaint_bus::{DeadLetters, EventLog, Leases, Reading, RetryPolicy};
+use plaint_bus::{DeadLetters, EventLog, Leases, Outbound, Reading, RetryPolicy};
 use plaint_proto::access::access_server::AccessServer;
 use plaint_proto::router::{admin_server::AdminServer, query_server::QueryServer};
 use plaint_runtime::WireErrorsLayer;
@@ -56,6 +56,7 @@ pub struct Application {
     dead_letters: DeadLetters,
     store: Store,
     leases: Leases,
+    outbound: Outbound,
     access: Access,
     tls: Option<ServerTlsConfig>,
     config: Config,
@@ -120,6 +121,28 @@ impl Service for Application {
             );
             tasks.spawn("routing consumer", async move {
                 plaint_routing::run(log, dead_letters, settings, retry, stop).await?;
+                Ok(())
+            });
+        }
+        if self.config.helpdesk_updates {
+            // The integration's own ticket id is sealed in the log (it may
+            // lead to a person); the integration gets it back in clear.
+            let (leases, log, outbound, stop) = (
+                self.leases.clone(),
+                self.log.clone().reading(Reading::Opened),
+                self.outbound.clone(),
+                tasks.stop_token(),
+            );
+            let holder = replica_name(self.config.replica_name.as_deref());
+            tasks.spawn("helpdesk updates", async move {
+                plaint_bus::run_while_held(
+                    &leases,
+                    crate::helpdesk_updates::HELPDESK_UPDATES_LEASE,
+                    &holder,
+                    &stop,
+                    |mine| crate::helpdesk_updates::run(log.clone(), outbound.clone(), retry, mine),
+                )
+                .await?;
                 Ok(())
             });
         }
@@ -255,12 +278,16 @@ impl Application {
             .leases(plaint_bus::lease::DEFAULT_TTL)
             .await
             .context("provisioning the leases")?;
+        let outbound = Outbound::open(log.clone(), config.log.outbound_settings())
+            .await
+            .context("provisioning the outbound helpdesk stream")?;
         let access = Access::load(&config.access, &log).await?;
         let listeners = Listeners::bind(config.grpc_addr, config.metrics_addr).await?;
         Ok(Self {
             listeners,
             client,
             log,
+            outbound,
             dead_letters,
             store,
             leases,

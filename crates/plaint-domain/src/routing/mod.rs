@@ -6,6 +6,7 @@
 //! explanation: the score, each factor's contribution, each gate's value and
 //! verdict, and why every other route was not taken.
 
+mod brief;
 mod decide;
 mod policy;
 pub mod simulate;
