@@ -166,13 +166,24 @@ pub(crate) async fn run(args: DemoArgs, target: &crate::ops::Target) -> anyhow::
     wait_until_routed(&mut clients.query, baseline + expected_new as u64).await?;
 
     let summary = report::collect(&mut clients, &stats).await?;
+    // The integration reads what it was told: a receipt per message, the
+    // decisions of its complaints.
+    let heard = if stats.helpdesk_published > 0 {
+        Some(crate::heard_back::read(&args, stats.helpdesk_published).await?)
+    } else {
+        None
+    };
     if target.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report::to_json(&summary, &stats, &args))?
-        );
+        let mut json = report::to_json(&summary, &stats, &args);
+        if let (Some(heard), Some(object)) = (&heard, json.as_object_mut()) {
+            object.insert("heard_back".to_owned(), heard.to_json());
+        }
+        println!("{}", serde_json::to_string_pretty(&json)?);
     } else {
         report::print(&summary, &stats, &args);
+        if let Some(heard) = &heard {
+            heard.print(&args.integration);
+        }
     }
     Ok(())
 }

@@ -5,6 +5,7 @@
 
 pub mod certs;
 mod demo;
+mod heard_back;
 pub mod nats_user;
 pub mod ops;
 pub mod personal_keys;
@@ -56,6 +57,9 @@ pub struct DemoArgs {
     /// Subject prefix of the deployment.
     #[arg(long, env = "PLAINT_PREFIX", default_value = "plaint")]
     pub prefix: String,
+    /// The event log's stream (the integration reads `<stream>_OUTBOUND`).
+    #[arg(long, env = "PLAINT_STREAM", default_value = "COMPLAINTS")]
+    pub stream: String,
     /// The helpdesk integration the demo publishes as: its inbound subject,
     /// and the source system of its complaints.
     #[arg(long, env = "PLAINT_DEMO_INTEGRATION", default_value = "demo-helpdesk")]

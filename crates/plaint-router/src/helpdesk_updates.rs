@@ -74,6 +74,29 @@ pub async fn run(
     consume_until_stopped("helpdesk updates", &mut relay, retry, &stop).await
 }
 
+/// How often what integrations have not read yet is measured.
+const PENDING_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Publishes `plaint_outbound_pending{integration}`, the messages each
+/// integration has not read or acknowledged yet, until `stop` is cancelled.
+pub async fn measure_pending(outbound: Outbound, stop: CancellationToken) {
+    loop {
+        match outbound.backlogs().await {
+            Ok(backlogs) => {
+                for (integration, pending) in backlogs {
+                    metrics::gauge!("plaint_outbound_pending", "integration" => integration)
+                        .set(pending as f64);
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "cannot measure what integrations have not read"),
+        }
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(PENDING_INTERVAL) => {}
+        }
+    }
+}
+
 /// Whose a complaint is: the integration that reads its updates and its
 /// ticket id there, or `None` when its source system reads none.
 type Source = Option<(String, String)>;

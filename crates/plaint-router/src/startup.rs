@@ -133,6 +133,11 @@ impl Service for Application {
                 self.outbound.clone(),
                 tasks.stop_token(),
             );
+            let (pending, pending_stop) = (self.outbound.clone(), tasks.stop_token());
+            tasks.spawn("outbound pending", async move {
+                crate::helpdesk_updates::measure_pending(pending, pending_stop).await;
+                Ok(())
+            });
             let holder = replica_name(self.config.replica_name.as_deref());
             tasks.spawn("helpdesk updates", async move {
                 plaint_bus::run_while_held(

@@ -11,6 +11,7 @@
 //! `max_age`.
 
 mod message;
+mod reader;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -27,6 +28,7 @@ use crate::error::{BusError, while_doing};
 use crate::log::{EventLog, ensure_stream};
 
 pub use message::{DecisionInBrief, Format, OutboundMessage, Receipt, ReceiptOutcome, Update};
+pub use reader::{IntegrationReader, ReadMessage};
 
 /// Header naming the message's kind: `receipt` or `update`.
 pub const OUTBOUND_KIND_HEADER: &str = "Plaint-Outbound-Type";
