@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::access::AccessEvent;
 use crate::facts::{ComplaintFacts, Visibility};
-use crate::routing::{Climate, Decision, Route, RoutingPolicy, StanceAlignment};
+use crate::routing::{Climate, Decision, Priority, Route, RoutingPolicy, StanceAlignment};
+use crate::sla::SlaTarget;
 use crate::time::Timestamp;
 use crate::values::{ComplaintId, CustomerRef, EventId, FreeText, Label, Satisfaction, Segment};
 
@@ -92,6 +93,19 @@ pub enum ComplaintEvent {
         /// Why.
         reason: FreeText,
     },
+    /// A service-level target passed without the event that meets it.
+    SlaBreached {
+        /// Which target.
+        target: SlaTarget,
+        /// When its clock started.
+        since: Timestamp,
+        /// When it was due.
+        due_at: Timestamp,
+        /// How late it was when the breach was recorded, in milliseconds.
+        late_by_ms: i64,
+        /// The priority it was raised to, where the policy raises it.
+        raised_priority: Option<Priority>,
+    },
 }
 
 impl ComplaintEvent {
@@ -118,6 +132,7 @@ impl ComplaintEvent {
             ComplaintEvent::Resolved { .. } => "resolved",
             ComplaintEvent::Reopened { .. } => "reopened",
             ComplaintEvent::Withdrawn { .. } => "withdrawn",
+            ComplaintEvent::SlaBreached { .. } => "sla_breached",
         }
     }
 }

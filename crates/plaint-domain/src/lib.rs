@@ -10,6 +10,7 @@
 //! - [`event`]: the facts stored in the log, and their envelope;
 //! - [`lifecycle`]: commands, `decide` and `apply` for one complaint;
 //! - [`routing`]: the versioned policy and `decide_route`;
+//! - [`sla`]: service-level targets, their clocks and breaches;
 //! - [`goodwill`]: satisfaction figures over resolved complaints;
 //! - [`personal`]: erasure of a customer's personal data.
 
@@ -20,6 +21,7 @@ pub mod goodwill;
 pub mod lifecycle;
 pub mod personal;
 pub mod routing;
+pub mod sla;
 pub mod time;
 pub mod values;
 

@@ -40,7 +40,8 @@ impl ComplaintEvent {
             | ComplaintEvent::Rerouted { .. }
             | ComplaintEvent::VisibilityChanged(_)
             | ComplaintEvent::ItemReceived
-            | ComplaintEvent::ItemProcessed { .. } => {}
+            | ComplaintEvent::ItemProcessed { .. }
+            | ComplaintEvent::SlaBreached { .. } => {}
         }
     }
 }

@@ -15,8 +15,8 @@ use prost::Message;
 
 use crate::convert::{
     FromWire, ToWire, access_event_from_wire, access_event_to_wire, decision_from_wire,
-    decision_to_wire, facts_from_wire, facts_to_wire, label, text, visibility_from_wire,
-    visibility_to_wire,
+    decision_to_wire, facts_from_wire, facts_to_wire, label, optional_enum, text,
+    visibility_from_wire, visibility_to_wire,
 };
 use crate::events as pb;
 use pb::envelope::Event as E;
@@ -110,6 +110,19 @@ pub fn complaint_event_to_wire(event: &ComplaintEvent) -> E {
         }),
         ComplaintEvent::Withdrawn { reason } => E::Withdrawn(pb::Withdrawn {
             reason: reason.as_str().to_owned(),
+        }),
+        ComplaintEvent::SlaBreached {
+            target,
+            since,
+            due_at,
+            late_by_ms,
+            raised_priority,
+        } => E::SlaBreached(pb::SlaBreached {
+            target: target.to_wire(),
+            since_ms: since.as_millis(),
+            due_at_ms: due_at.as_millis(),
+            late_by_ms: *late_by_ms,
+            raised_priority: raised_priority.map_or(0, |p| p.to_wire()),
         }),
     }
 }
@@ -243,6 +256,13 @@ fn complaint_event_from_wire(event: E) -> Result<Result<ComplaintEvent, E>, Deco
         },
         E::Withdrawn(w) => ComplaintEvent::Withdrawn {
             reason: text(&w.reason, "reason")?,
+        },
+        E::SlaBreached(b) => ComplaintEvent::SlaBreached {
+            target: FromWire::from_wire(b.target, "target")?,
+            since: Timestamp::from_millis(b.since_ms),
+            due_at: Timestamp::from_millis(b.due_at_ms),
+            late_by_ms: b.late_by_ms,
+            raised_priority: optional_enum(b.raised_priority, "raised_priority")?,
         },
         other => return Ok(Err(other)),
     }))

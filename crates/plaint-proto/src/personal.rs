@@ -55,6 +55,7 @@ pub const EVENT_FIELDS: &[(&str, Class)] = &[
     ("Envelope.resolved", Nested),
     ("Envelope.reopened", Nested),
     ("Envelope.withdrawn", Nested),
+    ("Envelope.sla_breached", Nested),
     ("Envelope.policy_published", Nested),
     ("Envelope.climate_set", Nested),
     ("Envelope.stance_alignment_set", Nested),
@@ -119,6 +120,9 @@ pub const EVENT_FIELDS: &[(&str, Class)] = &[
     ("Decision.stance", NotPersonal),
     ("Decision.decided_at_ms", NotPersonal),
     ("Decision.budget_window_start_ms", NotPersonal),
+    ("Decision.sla", Nested),
+    ("SlaTargets.acknowledge_secs", NotPersonal),
+    ("SlaTargets.resolve_secs", NotPersonal),
     ("ComplaintRouted.decision", Nested),
     ("ComplaintRerouted.decision", Nested),
     ("ComplaintRerouted.previous_route", NotPersonal),
@@ -135,6 +139,11 @@ pub const EVENT_FIELDS: &[(&str, Class)] = &[
     ("Resolved.note", Personal),
     ("Reopened.reason", Personal),
     ("Withdrawn.reason", Personal),
+    ("SlaBreached.target", NotPersonal),
+    ("SlaBreached.since_ms", NotPersonal),
+    ("SlaBreached.due_at_ms", NotPersonal),
+    ("SlaBreached.late_by_ms", NotPersonal),
+    ("SlaBreached.raised_priority", NotPersonal),
     // Company settings and access: operators, not customers.
     ("PolicyPublished.version", NotPersonal),
     ("PolicyPublished.policy_json", NotPersonal),
@@ -212,6 +221,7 @@ pub fn for_each_personal(event: &mut E, visit: &mut dyn FnMut(&mut String)) {
         | E::VisibilityChanged(_)
         | E::ItemReceived(_)
         | E::ItemProcessed(_)
+        | E::SlaBreached(_)
         | E::PolicyPublished(_)
         | E::ClimateSet(_)
         | E::StanceAlignmentSet(_)

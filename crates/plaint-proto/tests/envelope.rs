@@ -80,6 +80,20 @@ fn a_routing_decision_survives_the_wire_with_its_whole_explanation() {
 }
 
 #[test]
+fn a_breach_survives_the_wire_unchanged_raised_or_not() {
+    for raised_priority in [Some(plaint_domain::Priority::P2), None] {
+        let e = envelope(ComplaintEvent::SlaBreached {
+            target: plaint_domain::sla::SlaTarget::Resolve,
+            since: Timestamp::from_millis(1_700_000_000_000),
+            due_at: Timestamp::from_millis(1_700_003_600_000),
+            late_by_ms: 412,
+            raised_priority,
+        });
+        assert_eq!(decode_envelope(&encode_envelope(&e)).unwrap(), e);
+    }
+}
+
+#[test]
 fn an_envelope_without_an_event_is_refused() {
     let bytes = prost::Message::encode_to_vec(&plaint_proto::events::Envelope {
         event_id: uuid::Uuid::from_u128(1).to_string(),

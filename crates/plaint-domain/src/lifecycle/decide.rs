@@ -5,7 +5,9 @@ use serde::{Deserialize, Serialize};
 use super::state::{Complaint, FulfilmentStep, Status};
 use crate::event::{ComplaintEvent, ItemOutcome};
 use crate::facts::{ComplaintFacts, Visibility};
-use crate::routing::{Decision, Route};
+use crate::routing::{Decision, Priority, Route};
+use crate::sla::{SlaTarget, Timer};
+use crate::time::Timestamp;
 use crate::values::{FreeText, Label, Satisfaction};
 
 /// Something a caller asks to happen to a complaint.
@@ -67,6 +69,15 @@ pub enum Command {
         /// Why.
         reason: FreeText,
     },
+    /// Record that a service-level target passed unmet, as its timer says.
+    RecordSlaBreach {
+        /// The clock the timer watched.
+        timer: Timer,
+        /// Now.
+        at: Timestamp,
+        /// Whether the policy raises the priority on a breach.
+        raise_priority: bool,
+    },
 }
 
 impl Command {
@@ -86,6 +97,7 @@ impl Command {
             Command::Resolve { .. } => "resolve",
             Command::Reopen { .. } => "reopen",
             Command::Withdraw { .. } => "withdraw",
+            Command::RecordSlaBreach { .. } => "record_sla_breach",
         }
     }
 }
@@ -147,6 +159,26 @@ pub enum DomainError {
     FulfilmentIncomplete {
         /// The last step done.
         step: FulfilmentStep,
+    },
+    /// The clock a timer watched is met, or was restarted since.
+    #[error("the {} target was met or its clock restarted", target.name())]
+    SlaMet {
+        /// The target.
+        target: SlaTarget,
+    },
+    /// The clock already breached; a clock breaches once.
+    #[error("the {} target's breach is already recorded", target.name())]
+    SlaAlreadyBreached {
+        /// The target.
+        target: SlaTarget,
+    },
+    /// The target is not due yet.
+    #[error("the {} target is due at {due_at}, not yet", target.name())]
+    SlaNotDue {
+        /// The target.
+        target: SlaTarget,
+        /// When it is due.
+        due_at: Timestamp,
     },
     /// A re-routing that would not change the route.
     #[error("the complaint is already routed to {}", route.name())]
@@ -233,6 +265,11 @@ pub fn decide(
                 reason: reason.clone(),
             }
         }
+        Command::RecordSlaBreach {
+            timer,
+            at,
+            raise_priority,
+        } => sla_breach(c, timer, *at, *raise_priority)?,
         Command::Withdraw { reason } => {
             if c.status == Status::Resolved {
                 return Err(DomainError::AlreadyResolved { command: name });
@@ -256,6 +293,41 @@ fn record_decision(c: &Complaint, decision: &Decision) -> Result<ComplaintEvent,
             previous,
         }),
     }
+}
+
+/// The breach a timer reports, if its clock still runs unmet and is due.
+fn sla_breach(
+    c: &Complaint,
+    timer: &Timer,
+    at: Timestamp,
+    raise_priority: bool,
+) -> Result<ComplaintEvent, DomainError> {
+    let target = timer.target;
+    let clock = c
+        .sla
+        .get(target)
+        .filter(|clock| clock.since == timer.since)
+        .ok_or(DomainError::SlaMet { target })?;
+    if clock.breached {
+        return Err(DomainError::SlaAlreadyBreached { target });
+    }
+    let due_at = clock.due_at();
+    if at < due_at {
+        return Err(DomainError::SlaNotDue { target, due_at });
+    }
+    let raised_priority = c
+        .decision
+        .as_ref()
+        .map(|d| d.priority)
+        .filter(|p| raise_priority && *p != Priority::P1)
+        .map(crate::sla::raised);
+    Ok(ComplaintEvent::SlaBreached {
+        target,
+        since: clock.since,
+        due_at,
+        late_by_ms: at.as_millis() - due_at.as_millis(),
+        raised_priority,
+    })
 }
 
 /// The complaint is routed and neither resolved nor withdrawn.

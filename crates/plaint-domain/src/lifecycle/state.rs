@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use crate::event::{ComplaintEvent, ItemOutcome};
 use crate::facts::{ComplaintFacts, Visibility};
 use crate::routing::{Decision, FulfilmentKind, Route};
+use crate::sla::{Clock, SlaClocks, SlaTarget};
 use crate::time::Timestamp;
 use crate::values::{ComplaintId, Label, Satisfaction};
 
@@ -129,6 +130,9 @@ pub struct Complaint {
     pub routed_at: Option<Timestamp>,
     /// When it was last resolved.
     pub resolved_at: Option<Timestamp>,
+    /// Its service-level clocks (none in states stored before they existed).
+    #[serde(default)]
+    pub sla: SlaClocks,
     /// How many events made it.
     pub version: u64,
 }
@@ -175,6 +179,7 @@ pub fn apply(
                 received_at: at,
                 routed_at: None,
                 resolved_at: None,
+                sla: SlaClocks::default(),
                 version: 1,
             });
         }
@@ -195,6 +200,7 @@ pub fn apply(
     match event {
         ComplaintEvent::Received(_) => {}
         ComplaintEvent::Routed(decision) | ComplaintEvent::Rerouted { decision, .. } => {
+            start_clocks(&mut c, decision, at);
             if c.status == Status::Received {
                 c.status = Status::Routed;
                 c.routed_at = Some(at);
@@ -209,9 +215,13 @@ pub fn apply(
             c.decision = Some((**decision).clone());
         }
         ComplaintEvent::VisibilityChanged(v) => c.visibility = *v,
-        ComplaintEvent::Acknowledged { .. } => c.status = Status::Acknowledged,
+        ComplaintEvent::Acknowledged { .. } => {
+            c.status = Status::Acknowledged;
+            c.sla.acknowledge = None;
+        }
         ComplaintEvent::Assigned { assignee } => {
             c.status = Status::Assigned;
+            c.sla.acknowledge = None;
             c.assignee = Some(assignee.clone());
         }
         ComplaintEvent::CustomerFollowedUp { .. } => {}
@@ -233,12 +243,51 @@ pub fn apply(
             c.status = Status::Resolved;
             c.satisfaction = Some(*satisfaction);
             c.resolved_at = Some(at);
+            c.sla = SlaClocks::default();
         }
-        ComplaintEvent::Reopened { .. } => c.status = Status::Reopened,
-        ComplaintEvent::Withdrawn { .. } => c.status = Status::Withdrawn,
+        ComplaintEvent::Reopened { .. } => {
+            c.status = Status::Reopened;
+            c.sla.resolve = clock(c.decision.as_ref(), SlaTarget::Resolve, at);
+        }
+        ComplaintEvent::Withdrawn { .. } => {
+            c.status = Status::Withdrawn;
+            c.sla = SlaClocks::default();
+        }
+        ComplaintEvent::SlaBreached {
+            target,
+            since,
+            raised_priority,
+            ..
+        } => {
+            if let Some(clock) = c.sla.slot(*target).as_mut().filter(|k| k.since == *since) {
+                clock.breached = true;
+            }
+            if let (Some(p), Some(d)) = (raised_priority, c.decision.as_mut()) {
+                d.priority = *p;
+            }
+        }
     }
     c.version += 1;
     Ok(c)
+}
+
+/// A new decision's handler gets their own time: the resolve clock restarts,
+/// and so does the acknowledge clock where nobody has acknowledged it yet.
+fn start_clocks(c: &mut Complaint, decision: &Decision, at: Timestamp) {
+    if c.status == Status::Received || c.sla.acknowledge.is_some() {
+        c.sla.acknowledge = clock(Some(decision), SlaTarget::Acknowledge, at);
+    }
+    c.sla.resolve = clock(Some(decision), SlaTarget::Resolve, at);
+}
+
+/// A clock for `target` starting at `at`, under the decision's targets.
+fn clock(decision: Option<&Decision>, target: SlaTarget, at: Timestamp) -> Option<Clock> {
+    let targets = decision?.sla?;
+    Some(Clock {
+        since: at,
+        allowed_secs: targets.secs(target),
+        breached: false,
+    })
 }
 
 fn set_step(c: &mut Complaint, step: FulfilmentStep) {

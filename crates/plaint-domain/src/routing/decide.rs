@@ -95,6 +95,7 @@ pub fn decide_route(facts: &RoutingFacts<'_>, ctx: &RoutingContext<'_>) -> Decis
         stance: ctx.stance,
         decided_at: ctx.now,
         budget_window_start: ctx.now.window_start(policy.window_ms()),
+        sla: Some(policy.sla.targets(route, priority)),
     }
 }
 

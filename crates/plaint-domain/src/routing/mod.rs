@@ -19,6 +19,7 @@ pub use policy::{
     MAX_TIERS, MAX_WINDOW_HOURS, PolicyError, PriorityThresholds, RoutingPolicy, Tier, Weights,
 };
 
+use crate::sla::Targets;
 use crate::time::Timestamp;
 
 /// Who handles a complaint.
@@ -228,6 +229,10 @@ pub struct Decision {
     pub decided_at: Timestamp,
     /// Start of the CEO budget window it counts against.
     pub budget_window_start: Timestamp,
+    /// The handler's service-level targets under the policy in force; `None`
+    /// in decisions recorded before policies had them.
+    #[serde(default)]
+    pub sla: Option<Targets>,
 }
 
 impl Decision {

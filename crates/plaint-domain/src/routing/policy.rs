@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::facts::{Channel, CustomerTier};
+use crate::sla::SlaPolicy;
 use crate::values::{Problem, ValidationError};
 
 /// Largest absolute number of points any single weight or tier may give.
@@ -113,6 +114,10 @@ pub struct RoutingPolicy {
     pub max_segment_share_pct: u32,
     /// Frontline priority thresholds.
     pub priority: PriorityThresholds,
+    /// Service-level targets per route and priority; the defaults where a
+    /// policy document leaves them out.
+    #[serde(default)]
+    pub sla: SlaPolicy,
 }
 
 impl Default for RoutingPolicy {
@@ -165,6 +170,7 @@ impl Default for RoutingPolicy {
                 p2: 30,
                 p3: 15,
             },
+            sla: SlaPolicy::default(),
         }
     }
 }
@@ -277,7 +283,7 @@ impl RoutingPolicy {
         range("priority.p1", p.p1.into(), lowest, MAX_THRESHOLD.into())?;
         range("priority.p2", p.p2.into(), lowest, i128::from(p.p1) - 1)?;
         range("priority.p3", p.p3.into(), lowest, i128::from(p.p2) - 1)?;
-        Ok(())
+        self.sla.validate()
     }
 
     /// Slots one segment may take in a window: the share of the budget, at least one.

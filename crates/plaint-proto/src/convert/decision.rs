@@ -1,6 +1,7 @@
 //! Routing decisions and their explanations.
 
 use plaint_domain::routing::{Contribution, Gate, GateKind, WhyNot};
+use plaint_domain::sla::Targets;
 use plaint_domain::values::ValidationError;
 use plaint_domain::{
     Climate, Decision, FulfilmentKind, Priority, Route, StanceAlignment, Timestamp,
@@ -56,6 +57,10 @@ pub fn decision_to_wire(d: &Decision) -> pb::Decision {
         stance: d.stance.to_wire(),
         decided_at_ms: d.decided_at.as_millis(),
         budget_window_start_ms: d.budget_window_start.as_millis(),
+        sla: d.sla.map(|t| pb::SlaTargets {
+            acknowledge_secs: t.acknowledge_secs,
+            resolve_secs: t.resolve_secs,
+        }),
     }
 }
 
@@ -130,5 +135,9 @@ pub fn decision_from_wire(
         stance: StanceAlignment::from_wire(d.stance, "stance").map_err(|e| e.within(field))?,
         decided_at: Timestamp::from_millis(d.decided_at_ms),
         budget_window_start: Timestamp::from_millis(d.budget_window_start_ms),
+        sla: d.sla.map(|t| Targets {
+            acknowledge_secs: t.acknowledge_secs,
+            resolve_secs: t.resolve_secs,
+        }),
     })
 }

@@ -14,6 +14,7 @@ pub use facts::{
 use plaint_domain::event::ItemOutcome;
 use plaint_domain::lifecycle::Status;
 use plaint_domain::routing::GateKind;
+use plaint_domain::sla::SlaTarget;
 use plaint_domain::values::{AtField, FreeText, Label, Problem, ValidationError};
 use plaint_domain::{
     Category, Channel, Climate, CustomerTier, FulfilmentKind, Priority, Route, StanceAlignment,
@@ -111,6 +112,7 @@ enum_map!(pb::StanceAlignment, StanceAlignment, {
     Aligned => Aligned, Misaligned => Misaligned, Unknown => Unknown,
 });
 enum_map!(pb::ItemOutcome, ItemOutcome, { Repaired => Repaired, Replaced => Replaced, Refunded => Refunded });
+enum_map!(pb::SlaTarget, SlaTarget, { Acknowledge => Acknowledge, Resolve => Resolve });
 enum_map!(pb::GateKind, GateKind, {
     Climate => Climate, Stance => Stance, Cooldown => Cooldown, SegmentShare => SegmentShare,
     Budget => Budget,
