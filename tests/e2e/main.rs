@@ -28,4 +28,5 @@ mod raw_codec;
 mod router;
 #[path = "../shared/scrape.rs"]
 mod scrape;
+mod sla;
 mod tls;

@@ -18,26 +18,26 @@ use crate::router::spawn_router;
 use crate::scrape::scrape;
 
 /// An integration reading its outbound messages as a helpdesk would.
-struct Reader {
+pub(crate) struct Reader {
     consumer: PullConsumer,
 }
 
 /// One outbound message as read.
 #[derive(Debug, Clone)]
-struct Read {
+pub(crate) struct Read {
     subject: String,
     content_type: String,
     payload: bytes::Bytes,
 }
 
 impl Read {
-    fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_slice(&self.payload).expect("a JSON outbound message")
     }
 }
 
 impl Reader {
-    async fn connect(nats_url: &str, stream: &str, integration: &str) -> Self {
+    pub(crate) async fn connect(nats_url: &str, stream: &str, integration: &str) -> Self {
         let client = async_nats::connect(nats_url).await.expect("connect");
         let js = jetstream::new(client);
         // Intake makes it when the integration's first message comes in.
@@ -80,7 +80,7 @@ impl Reader {
     }
 
     /// Reads and acks until `n` messages came (within the test's wait).
-    async fn read_all(&self, n: usize) -> Vec<Read> {
+    pub(crate) async fn read_all(&self, n: usize) -> Vec<Read> {
         let mut all = Vec::new();
         eventually("the integration's outbound messages", async || {
             all.extend(self.fetch(n.saturating_sub(all.len()).max(1), true).await);

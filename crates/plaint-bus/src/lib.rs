@@ -27,6 +27,7 @@ mod publish;
 pub mod retry;
 mod settings;
 pub mod tail;
+pub mod timers;
 pub mod trace;
 
 pub use async_nats::HeaderMap;
@@ -55,6 +56,7 @@ pub use publish::RawPublisher;
 pub use retry::{Backoff, RetryPolicy};
 pub use settings::{LogSettings, OpenError, open};
 pub use tail::{Tail, TailItem};
+pub use timers::Timers;
 
 /// Connects to NATS without credentials, as [`connect_with`] does with
 /// [`NatsAccess::default`].

@@ -59,6 +59,11 @@ impl Names {
         format!("{}_OUTBOUND", self.stream)
     }
 
+    /// The stream of timers (see [`crate::timers`]).
+    pub fn timer_stream(&self) -> String {
+        format!("{}_TIMERS", self.stream)
+    }
+
     /// The key-value bucket of customers' data keys.
     pub fn data_key_bucket(&self) -> String {
         format!("{}_KEYS", self.stream)
@@ -214,6 +219,31 @@ impl Names {
     /// Where a dead letter from `original_subject` is stored.
     pub fn dead_letter(&self) -> String {
         format!("{}.helpdesk.dead", self.prefix)
+    }
+
+    /// Every subject of the timers' stream.
+    pub fn timer_subjects(&self) -> String {
+        format!("{}.timer.>", self.prefix)
+    }
+
+    /// Where timer `key` is scheduled.
+    pub fn timer_schedule(&self, key: &str) -> String {
+        format!("{}.timer.sched.{key}", self.prefix)
+    }
+
+    /// Every scheduled timer.
+    pub fn timer_schedules(&self) -> String {
+        format!("{}.timer.sched.>", self.prefix)
+    }
+
+    /// Where timer `key` fires.
+    pub fn timer_fire(&self, key: &str) -> String {
+        format!("{}.timer.fire.{key}", self.prefix)
+    }
+
+    /// Every fired timer.
+    pub fn timer_fired(&self) -> String {
+        format!("{}.timer.fire.>", self.prefix)
     }
 
     /// A durable consumer name under this deployment.

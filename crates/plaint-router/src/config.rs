@@ -41,6 +41,11 @@ pub struct Config {
     /// later changes (one replica at a time, by lease).
     #[arg(long, env = "ROUTER_HELPDESK_UPDATES", default_value_t = true, action = clap::ArgAction::Set)]
     pub helpdesk_updates: bool,
+    /// Keep the service-level timers: arm one for every clock a decision or
+    /// reopening starts, and record the breach when one fires on a clock
+    /// still running (every replica shares the work).
+    #[arg(long, env = "ROUTER_SLA_TIMERS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub sla_timers: bool,
     /// Run the projector (PostgreSQL read models).
     #[arg(long, env = "ROUTER_PROJECTIONS", default_value_t = true, action = clap::ArgAction::Set)]
     pub projections: bool,
@@ -91,6 +96,7 @@ impl Config {
             routing: true,
             routing_consumer: "router".to_owned(),
             helpdesk_updates: true,
+            sla_timers: true,
             projections: true,
             replica_name: None,
             projection_batch: 500,

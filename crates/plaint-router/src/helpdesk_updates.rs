@@ -12,20 +12,20 @@ use std::num::NonZeroUsize;
 use std::time::Duration;
 
 use lru::LruCache;
-use plaint_bus::outbound::{DecisionInBrief, Update};
+use plaint_bus::outbound::{BreachInBrief, DecisionInBrief, Update};
 use plaint_bus::{
     BusError, Consume, ConsumerSettings, Deliveries, Delivery, EventLog, GaveUp, Names, Outbound,
     OutboundMessage, RetryPolicy, consume_until_stopped,
 };
 use plaint_domain::event::{ComplaintEvent, EventPayload, subject_kind_of};
-use plaint_domain::{ComplaintId, Decision, Route};
+use plaint_domain::{Complaint, ComplaintId, Decision, Route};
 use tokio_util::sync::CancellationToken;
 
 /// The lease whose holder sends the updates.
 pub const HELPDESK_UPDATES_LEASE: &str = "helpdesk-updates";
 /// The event types an integration hears of: all but the submission itself,
 /// which its receipt answers.
-pub const UPDATE_TYPES: [&str; 13] = [
+pub const UPDATE_TYPES: [&str; 14] = [
     "complaint_routed",
     "complaint_rerouted",
     "visibility_changed",
@@ -39,6 +39,7 @@ pub const UPDATE_TYPES: [&str; 13] = [
     "resolved",
     "reopened",
     "withdrawn",
+    "sla_breached",
 ];
 /// Complaints whose integration (or lack of one) is remembered.
 const REMEMBERED: NonZeroUsize = match NonZeroUsize::new(100_000) {
@@ -169,6 +170,7 @@ impl Relay {
             occurred_at_ms: envelope.occurred_at.as_millis(),
             status: state.status.name().to_owned(),
             decision: in_brief(event),
+            breach: breach_in_brief(event, &state),
         };
         Ok(Some((integration, OutboundMessage::Update(update))))
     }
@@ -214,6 +216,25 @@ impl Relay {
         }
         false
     }
+}
+
+/// The breach a service-level event records, with the priority it left.
+fn breach_in_brief(event: &ComplaintEvent, state: &Complaint) -> Option<BreachInBrief> {
+    let ComplaintEvent::SlaBreached {
+        target,
+        due_at,
+        late_by_ms,
+        ..
+    } = event
+    else {
+        return None;
+    };
+    Some(BreachInBrief {
+        target: *target,
+        due_at_ms: due_at.as_millis(),
+        late_by_ms: *late_by_ms,
+        priority: state.decision.as_ref()?.priority,
+    })
 }
 
 /// The decision a routing or re-routing event carries, in brief.

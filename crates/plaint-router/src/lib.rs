@@ -13,6 +13,7 @@ mod customers;
 pub mod helpdesk_updates;
 mod keys;
 mod query;
+pub mod sla;
 mod startup;
 
 pub use config::Config;

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use plaint_access::Access;
-use plaint_bus::{DeadLetters, EventLog, Leases, Outbound, Reading, RetryPolicy};
+use plaint_bus::{DeadLetters, EventLog, Leases, Outbound, Reading, RetryPolicy, Timers};
 use plaint_proto::access::access_server::AccessServer;
 use plaint_proto::router::{admin_server::AdminServer, query_server::QueryServer};
 use plaint_runtime::WireErrorsLayer;
@@ -57,6 +57,7 @@ pub struct Application {
     store: Store,
     leases: Leases,
     outbound: Outbound,
+    timers: Timers,
     access: Access,
     tls: Option<ServerTlsConfig>,
     config: Config,
@@ -148,6 +149,23 @@ impl Service for Application {
                     |mine| crate::helpdesk_updates::run(log.clone(), outbound.clone(), retry, mine),
                 )
                 .await?;
+                Ok(())
+            });
+        }
+        if self.config.sla_timers {
+            let (log, timers, stop) = (self.log.clone(), self.timers.clone(), tasks.stop_token());
+            tasks.spawn("service-level clocks", async move {
+                crate::sla::clocks::run(log, timers, retry, stop).await?;
+                Ok(())
+            });
+            let (log, timers, stop) = (self.log.clone(), self.timers.clone(), tasks.stop_token());
+            tasks.spawn("service-level timers", async move {
+                crate::sla::breaches::run(log, timers, retry, stop).await?;
+                Ok(())
+            });
+            let (timers, stop) = (self.timers.clone(), tasks.stop_token());
+            tasks.spawn("timers pending", async move {
+                crate::sla::breaches::measure_pending(timers, stop).await;
                 Ok(())
             });
         }
@@ -286,6 +304,9 @@ impl Application {
         let outbound = Outbound::open(log.clone(), config.log.outbound_settings())
             .await
             .context("provisioning the outbound helpdesk stream")?;
+        let timers = Timers::open(log.clone(), plaint_bus::timers::DEFAULT_FIRED_KEPT)
+            .await
+            .context("provisioning the service-level timers")?;
         let access = Access::load(&config.access, &log).await?;
         let listeners = Listeners::bind(config.grpc_addr, config.metrics_addr).await?;
         Ok(Self {
@@ -293,6 +314,7 @@ impl Application {
             client,
             log,
             outbound,
+            timers,
             dead_letters,
             store,
             leases,

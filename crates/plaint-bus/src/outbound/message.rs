@@ -1,6 +1,7 @@
 //! What an integration reads on its outbound subjects, and its two encodings:
 //! one flat JSON object, or the protobuf `HelpdeskOutbound`.
 
+use plaint_domain::sla::SlaTarget;
 use plaint_domain::{FulfilmentKind, Priority, Route};
 use plaint_proto::convert::ToWire;
 use plaint_proto::intake as pb;
@@ -88,6 +89,22 @@ pub struct Update {
     /// For a routing or re-routing: who handles it and why.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub decision: Option<DecisionInBrief>,
+    /// For a service-level breach: which target, how late, the priority now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub breach: Option<BreachInBrief>,
+}
+
+/// A missed service-level target.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BreachInBrief {
+    /// The target.
+    pub target: SlaTarget,
+    /// When it was due, ms since the epoch.
+    pub due_at_ms: i64,
+    /// How late it was when recorded.
+    pub late_by_ms: i64,
+    /// The complaint's priority after the breach.
+    pub priority: Priority,
 }
 
 /// Who handles a complaint, and why in one sentence.
@@ -185,6 +202,12 @@ impl OutboundMessage {
                         policy_version: d.policy_version,
                         previous_route: d.previous_route.map_or(0, |r| r.to_wire()),
                     }),
+                    breach: u.breach.as_ref().map(|b| pb::HelpdeskBreach {
+                        target: b.target.to_wire(),
+                        due_at_ms: b.due_at_ms,
+                        late_by_ms: b.late_by_ms,
+                        priority: b.priority.to_wire(),
+                    }),
                 })
             }
         };
@@ -276,6 +299,7 @@ mod tests {
                 policy_version: 3,
                 previous_route: Some(Route::Frontline),
             }),
+            breach: None,
         });
         let wire =
             pb::HelpdeskOutbound::decode(update.encode(Format::Protobuf).as_slice()).unwrap();

@@ -27,7 +27,9 @@ use bytes::Bytes;
 use crate::error::{BusError, while_doing};
 use crate::log::{EventLog, ensure_stream};
 
-pub use message::{DecisionInBrief, Format, OutboundMessage, Receipt, ReceiptOutcome, Update};
+pub use message::{
+    BreachInBrief, DecisionInBrief, Format, OutboundMessage, Receipt, ReceiptOutcome, Update,
+};
 pub use reader::{IntegrationReader, ReadMessage};
 
 /// Header naming the message's kind: `receipt` or `update`.

@@ -1,0 +1,100 @@
+//! Arms a timer for every clock a routing, re-routing or reopening starts.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use plaint_bus::{
+    BusError, Consume, ConsumerSettings, Deliveries, Delivery, EventLog, GaveUp, Names,
+    RetryPolicy, Timers, consume_until_stopped,
+};
+use plaint_domain::event::subject_kind_of;
+use tokio_util::sync::CancellationToken;
+
+use super::ClockTimer;
+
+/// The events that start a clock.
+pub const CLOCK_STARTS: [&str; 3] = ["complaint_routed", "complaint_rerouted", "reopened"];
+
+/// The consumer the clock starts are read through.
+pub fn consumer_settings(names: &Names) -> ConsumerSettings {
+    let filters = CLOCK_STARTS
+        .iter()
+        .map(|t| names.complaints_of_kind(subject_kind_of(t)))
+        .collect();
+    ConsumerSettings::filtered(names.consumer("sla_clocks"), filters)
+}
+
+/// Arms timers until `stop` is cancelled; `Err` when NATS stays unreachable
+/// past the retry budget.
+pub async fn run(
+    log: EventLog,
+    timers: Timers,
+    retry: RetryPolicy,
+    stop: CancellationToken,
+) -> Result<(), GaveUp> {
+    let mut armer = Armer {
+        settings: consumer_settings(log.names()),
+        log,
+        timers,
+    };
+    consume_until_stopped("service-level clocks", &mut armer, retry, &stop).await
+}
+
+struct Armer {
+    log: EventLog,
+    timers: Timers,
+    settings: ConsumerSettings,
+}
+
+impl Consume for Armer {
+    async fn open(&mut self) -> Result<Deliveries, BusError> {
+        self.log.consume(&self.settings).await
+    }
+
+    async fn handle(&mut self, d: Delivery) {
+        match self.arm_for(&d).await {
+            Ok(()) => {
+                if let Err(e) = d.ack().await {
+                    tracing::warn!(error = %e, "ack failed; the clocks will be armed again");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, sequence = d.stream_sequence, "cannot arm service-level timers; will retry");
+                let _ = d.nak(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+impl Armer {
+    /// Arms the timers of every clock the complaint has running now (a
+    /// later event may have met or restarted the one `d` started).
+    async fn arm_for(&self, d: &Delivery) -> Result<(), BusError> {
+        let envelope = match self.log.decode_masked(d.payload()) {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::warn!(error = %e, sequence = d.stream_sequence, "skipping an event that cannot be decoded");
+                return Ok(());
+            }
+        };
+        let Some(id) = envelope.complaint_id else {
+            return Ok(());
+        };
+        let history = self.log.history(id).await?;
+        let Some(state) = history.state else {
+            return Ok(());
+        };
+        let arms = state.sla.timers().into_iter().map(|timer| {
+            let timer = ClockTimer {
+                complaint_id: id,
+                timer,
+            };
+            let body = Bytes::from(serde_json::to_vec(&timer).unwrap_or_default());
+            let key = timer.key();
+            async move { self.timers.arm(&key, timer.timer.due_at, body).await }
+        });
+        let armed = futures::future::try_join_all(arms).await?;
+        metrics::counter!("plaint_sla_timers_armed_total").increment(armed.len() as u64);
+        Ok(())
+    }
+}

@@ -1,0 +1,159 @@
+//! Service levels end to end: a complaint nobody acknowledges in time gets
+//! exactly one breach, even with two routers sharing the timers; its
+//! priority is raised, its integration hears of it, and a complaint
+//! acknowledged in time never breaches.
+
+use std::time::Duration;
+
+use plaint_domain::event::ComplaintEvent;
+use plaint_domain::sla::SlaTarget;
+use plaint_domain::{Priority, RoutingPolicy};
+use plaint_proto::intake as ipb;
+use plaint_proto::router as rpb;
+
+use crate::helpers::{
+    complaint_event, count, eventually, header, spawn_intake, submit_json, ticket_id,
+};
+use crate::outbound::Reader;
+use crate::router::{decided, spawn_router_with};
+
+/// The acknowledgement target of this test's policy, in seconds.
+const ACKNOWLEDGE_WITHIN: u32 = 4;
+
+#[tokio::test]
+async fn a_missed_target_breaches_once_raises_the_priority_and_goes_out() {
+    let db = plaint_testkit::TestDb::create().await;
+    let intake = spawn_intake(&plaint_testkit::shared_nats_url()).await;
+    let mut first = spawn_router_with(&intake, db.url(), |c| {
+        c.replica_name = Some("sla-1".to_owned());
+    })
+    .await;
+    // A second replica shares the timers: the breach is still recorded once.
+    let second = spawn_router_with(&intake, db.url(), |c| {
+        c.replica_name = Some("sla-2".to_owned());
+    })
+    .await;
+
+    let mut policy = RoutingPolicy::default();
+    policy.sla.reverse_logistics.acknowledge_secs = ACKNOWLEDGE_WITHIN;
+    first
+        .admin
+        .publish_policy(rpb::PublishPolicyRequest {
+            policy_json: policy.to_json(),
+            ..Default::default()
+        })
+        .await
+        .expect("published");
+
+    // Two defects from a helpdesk (reverse logistics); one is acknowledged
+    // at once, the other by nobody.
+    let acme = "acme";
+    let (late, kept) = (ticket_id(acme, "L-1"), ticket_id(acme, "K-1"));
+    intake.inbound.publish(acme, submit_json(acme, "L-1")).await;
+    intake.inbound.publish(acme, submit_json(acme, "K-1")).await;
+    let routed_late = decided(&mut first.query, &late.to_string()).await;
+    decided(&mut first.query, &kept.to_string()).await;
+    let decision = routed_late.decisions.last().expect("a decision");
+    assert_eq!(decision.policy_version, 2);
+    assert_eq!(
+        decision.sla.map(|s| s.acknowledge_secs),
+        Some(ACKNOWLEDGE_WITHIN)
+    );
+    intake
+        .client
+        .clone()
+        .acknowledge(ipb::AcknowledgeRequest {
+            header: header(&kept),
+            by: "agent-7".to_owned(),
+        })
+        .await
+        .expect("acknowledged in time");
+
+    let events = eventually("the breach", async || {
+        let events = intake.events(&late).await;
+        (count(&events, "sla_breached") > 0).then_some(events)
+    })
+    .await;
+    let breach = events
+        .iter()
+        .map(complaint_event)
+        .find(|e| e.type_name() == "sla_breached")
+        .cloned();
+    let Some(ComplaintEvent::SlaBreached {
+        target,
+        due_at,
+        since,
+        late_by_ms,
+        raised_priority,
+    }) = breach
+    else {
+        panic!("no breach in {events:?}");
+    };
+    assert_eq!(target, SlaTarget::Acknowledge);
+    assert_eq!(
+        due_at.as_millis() - since.as_millis(),
+        i64::from(ACKNOWLEDGE_WITHIN) * 1000
+    );
+    assert!(
+        late_by_ms >= 0,
+        "recorded before it was due: {late_by_ms} ms"
+    );
+    let before = plaint_proto::convert::FromWire::from_wire(decision.priority, "priority")
+        .expect("a priority");
+    let expected = (before != Priority::P1).then(|| plaint_domain::sla::raised(before));
+    assert_eq!(raised_priority, expected);
+
+    // Long enough for both timers to have fired on both replicas, and for
+    // any second breach to show.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(count(&intake.events(&late).await, "sla_breached"), 1);
+    assert_eq!(count(&intake.events(&kept).await, "sla_breached"), 0);
+
+    // The read side shows the raised priority and the breach in the timeline.
+    let now = eventually("the breach projected", async || {
+        let r = first
+            .query
+            .get_complaint(rpb::GetComplaintRequest {
+                complaint_id: late.to_string(),
+                consistency: None,
+            })
+            .await
+            .ok()?
+            .into_inner();
+        r.timeline
+            .iter()
+            .any(|t| t.event_type == "sla_breached")
+            .then_some(r)
+    })
+    .await;
+    let summary = now.complaint.expect("a summary");
+    if let Some(raised) = expected {
+        assert_eq!(
+            summary.priority,
+            plaint_proto::convert::ToWire::<i32>::to_wire(&raised)
+        );
+    }
+
+    // The integration hears of it, with the target and how late.
+    let reader = Reader::connect(
+        &plaint_testkit::shared_nats_url(),
+        &intake.log.names().outbound_stream(),
+        acme,
+    )
+    .await;
+    let heard = eventually("the breach told to the integration", async || {
+        reader
+            .read_all(1)
+            .await
+            .into_iter()
+            .map(|r| r.json())
+            .find(|m| m["event_type"] == "sla_breached")
+    })
+    .await;
+    assert_eq!(heard["external_ticket_id"], "L-1", "{heard}");
+    assert_eq!(heard["breach"]["target"], "ACKNOWLEDGE", "{heard}");
+    assert_eq!(heard["breach"]["due_at_ms"], due_at.as_millis(), "{heard}");
+
+    second.stop().await;
+    first.stop().await;
+}
