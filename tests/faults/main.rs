@@ -29,4 +29,5 @@ mod raw_codec;
 #[path = "../shared/scrape.rs"]
 mod scrape;
 mod shutdown;
+mod sla_timers;
 mod supervision;
