@@ -31,6 +31,7 @@ mod sealing;
 mod stats;
 mod system;
 mod targets;
+mod timers;
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -46,6 +47,7 @@ pub use mode::{FsyncArg, Mode};
 pub use report::Report;
 pub use reports::Reports;
 pub use scale::ScaleReport;
+pub use timers::TimersReport;
 
 use calibration::Calibration;
 use database::BenchDatabase;
@@ -98,8 +100,15 @@ pub struct BenchArgs {
     /// 100,000 and 300,000 when below it, and at this count. One fsync mode;
     /// `--fsync fast` loads sooner (no disk flush per append) and measures
     /// the same history.
-    #[arg(long, value_name = "COMPLAINTS")]
+    #[arg(long, value_name = "COMPLAINTS", conflicts_with = "timers")]
     pub scale: Option<u64>,
+    /// Instead of the bench, the timers phase (not in CI): arm this many
+    /// service-level timers (NATS scheduled messages) on a nats-server of
+    /// its own, all but a thousand falling due over 10 seconds once every
+    /// one is armed, and report how late each fires after its due time
+    /// (p50, p99, max). One fsync mode, durable unless `--fsync fast`.
+    #[arg(long, value_name = "TIMERS")]
+    pub timers: Option<u64>,
 }
 
 impl BenchArgs {
@@ -535,15 +544,24 @@ async fn gate(
     })
 }
 
+/// The timers phase alone, with `n` timers in `mode`.
+pub async fn run_timers(args: &BenchArgs, mode: Mode, n: u64) -> anyhow::Result<TimersReport> {
+    timers::run(args, mode, n).await
+}
+
 /// `plaint-ctl bench`: runs every mode asked for, prints the tables, writes
 /// the JSON, and fails when a correctness gate does.
 pub async fn run(args: BenchArgs, json_stdout: bool) -> anyhow::Result<()> {
-    let reports = match args.scale {
-        Some(complaints) => Reports {
+    let reports = match (args.scale, args.timers) {
+        (Some(complaints), _) => Reports {
             scale: Some(scale::run(&args, args.scale_mode()?, complaints).await?),
             ..Reports::default()
         },
-        None => run_bench(&args).await?,
+        (None, Some(n)) => Reports {
+            timers: Some(timers::run(&args, args.scale_mode()?, n).await?),
+            ..Reports::default()
+        },
+        (None, None) => run_bench(&args).await?,
     };
     let json: Value = reports.to_json();
     if json_stdout {
@@ -561,6 +579,11 @@ pub async fn run(args: BenchArgs, json_stdout: bool) -> anyhow::Result<()> {
             "the correctness gate failed in the {} mode: the run does not count",
             r.mode().name()
         );
+    }
+    if let Some(t) = &reports.timers
+        && !t.passed()
+    {
+        bail!("the timers phase: not every timer that fell due fired in time, or one fired early");
     }
     if let Some(s) = &reports.scale
         && !s.gate_passed()

@@ -19,6 +19,8 @@ pub struct Reports {
     pub fast: Option<Report>,
     /// The scale phase (`--scale`), which runs instead of the modes.
     pub scale: Option<crate::ScaleReport>,
+    /// The timers phase (`--timers`), which runs instead of the modes.
+    pub timers: Option<crate::TimersReport>,
 }
 
 impl Reports {
@@ -40,12 +42,13 @@ impl Reports {
     /// Whether anything ran (a mode or the scale phase) and everything that
     /// ran passed its gate.
     pub fn gates_passed(&self) -> bool {
-        (self.iter().next().is_some() || self.scale.is_some())
+        (self.iter().next().is_some() || self.scale.is_some() || self.timers.is_some())
             && self.iter().all(Report::gate_passed)
             && self
                 .scale
                 .as_ref()
                 .is_none_or(crate::ScaleReport::gate_passed)
+            && self.timers.as_ref().is_none_or(crate::TimersReport::passed)
     }
 
     /// Each mode's table under a heading, then the main figures side by side.
@@ -61,6 +64,9 @@ impl Reports {
         }
         if let Some(s) = &self.scale {
             out.push_str(&s.table());
+        }
+        if let Some(t) = &self.timers {
+            out.push_str(&t.table());
         }
         out
     }
@@ -123,6 +129,9 @@ impl Reports {
         });
         if let (Some(s), Some(map)) = (&self.scale, out.as_object_mut()) {
             map.insert("scale".to_owned(), s.to_json());
+        }
+        if let (Some(t), Some(map)) = (&self.timers, out.as_object_mut()) {
+            map.insert("timers".to_owned(), t.to_json());
         }
         out
     }

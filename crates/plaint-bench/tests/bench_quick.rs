@@ -11,7 +11,7 @@
 
 use std::path::PathBuf;
 
-use plaint_bench::{BenchArgs, FsyncArg, Mode, run_bench};
+use plaint_bench::{BenchArgs, FsyncArg, Mode, run_bench, run_timers};
 
 /// The directory cargo builds the debug binaries into.
 fn debug_bin_dir() -> PathBuf {
@@ -59,6 +59,7 @@ async fn quick_bench_passes_the_correctness_gate() {
         // hold in each.
         fsync: Some(FsyncArg::Both),
         scale: None,
+        timers: None,
     };
     let reports = run_bench(&args).await.expect("the quick bench runs");
     let modes: Vec<Mode> = reports.iter().map(|r| r.mode()).collect();
@@ -85,4 +86,26 @@ async fn quick_bench_passes_the_correctness_gate() {
             report.table()
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_timers_phase_sees_every_timer_fire_once_and_none_early() {
+    let args = BenchArgs {
+        quick: true,
+        json_out: None,
+        bin_dir: debug_bin_dir(),
+        database_url: String::new(),
+        nats_server: PathBuf::from(env_or("PLAINT_NATS_SERVER", "nats-server")),
+        db_prefix: "plaint_test_bench".to_owned(),
+        tls: false,
+        fsync: None,
+        scale: None,
+        timers: Some(1_500),
+    };
+    let report = run_timers(&args, Mode::Durable, 1_500)
+        .await
+        .expect("the timers phase runs");
+    assert_eq!(report.due(), 500, "{}", report.table());
+    assert!(report.passed(), "{}", report.table());
+    assert_eq!(report.fired(), 500);
 }

@@ -173,16 +173,28 @@ pub(crate) async fn run(args: DemoArgs, target: &crate::ops::Target) -> anyhow::
     } else {
         None
     };
+    // Counted after the report, so that its figures are the load's alone.
+    let escalation = if args.sla_breach_secs > 0 {
+        Some(crate::escalation::show(&mut clients, args.sla_breach_secs).await?)
+    } else {
+        None
+    };
     if target.json {
         let mut json = report::to_json(&summary, &stats, &args);
         if let (Some(heard), Some(object)) = (&heard, json.as_object_mut()) {
             object.insert("heard_back".to_owned(), heard.to_json());
+        }
+        if let (Some(e), Some(object)) = (&escalation, json.as_object_mut()) {
+            object.insert("escalation".to_owned(), e.to_json());
         }
         println!("{}", serde_json::to_string_pretty(&json)?);
     } else {
         report::print(&summary, &stats, &args);
         if let Some(heard) = &heard {
             heard.print(&args.integration);
+        }
+        if let Some(e) = &escalation {
+            e.print();
         }
     }
     Ok(())

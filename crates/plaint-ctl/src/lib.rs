@@ -5,6 +5,7 @@
 
 pub mod certs;
 mod demo;
+mod escalation;
 mod heard_back;
 pub mod nats_user;
 pub mod ops;
@@ -77,6 +78,12 @@ pub struct DemoArgs {
     /// Concurrent gRPC requests at most.
     #[arg(long, default_value_t = 32)]
     pub concurrency: usize,
+    /// Then show one service-level breach: a complaint routed under a
+    /// policy whose P4 acknowledgement target is this many seconds (the
+    /// policy in force is published again right after), left
+    /// unacknowledged until the router records its breach. 0 skips it.
+    #[arg(long, default_value_t = 5)]
+    pub sla_breach_secs: u32,
 }
 
 /// Runs one parsed command line.
