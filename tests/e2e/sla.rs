@@ -154,6 +154,27 @@ async fn a_missed_target_breaches_once_raises_the_priority_and_goes_out() {
     assert_eq!(heard["breach"]["target"], "ACKNOWLEDGE", "{heard}");
     assert_eq!(heard["breach"]["due_at_ms"], due_at.as_millis(), "{heard}");
 
+    // SimulatePolicy reads the same lives: under the targets the complaints
+    // were decided with, one missed its acknowledgement; under an hour's,
+    // none would have.
+    let mut lenient = policy.clone();
+    lenient.sla.reverse_logistics.acknowledge_secs = 3_600;
+    for (candidate, would) in [(&policy, 1), (&lenient, 0)] {
+        let sim = first
+            .query
+            .simulate_policy(rpb::SimulatePolicyRequest {
+                policy_json: candidate.to_json(),
+                from_ms: 0,
+                to_ms: i64::MAX,
+                max_changes: 0,
+            })
+            .await
+            .expect("simulated")
+            .into_inner();
+        let missed = sim.missed_acknowledge.expect("acknowledgements counted");
+        assert_eq!((missed.actual, missed.simulated), (1, would), "{sim:?}");
+    }
+
     second.stop().await;
     first.stop().await;
 }

@@ -242,3 +242,47 @@ pub const fn raised(priority: Priority) -> Priority {
         Priority::P4 => Priority::P3,
     }
 }
+
+/// Which targets a complaint missed, or would have.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Missed {
+    /// Not acknowledged in time.
+    pub acknowledge: bool,
+    /// Not resolved in time.
+    pub resolve: bool,
+}
+
+impl Missed {
+    /// Either target.
+    pub const fn any(self) -> bool {
+        self.acknowledge || self.resolve
+    }
+}
+
+/// The targets `targets` a complaint first decided at `decided_at` missed,
+/// as its life went: first acknowledged (or assigned) at `acknowledged_at`,
+/// first resolved or withdrawn at `closed_at` (which also meets the first
+/// target). A target still unmet at `as_of` counts as missed once past due.
+///
+/// A replay's reading, from the first decision only: re-routings and
+/// reopenings, which restart clocks, are left out.
+pub fn missed(
+    targets: Targets,
+    decided_at: Timestamp,
+    acknowledged_at: Option<Timestamp>,
+    closed_at: Option<Timestamp>,
+    as_of: Timestamp,
+) -> Missed {
+    let late = |secs: u32, met: Option<Timestamp>| {
+        let due = decided_at.plus_millis(i64::from(secs) * 1000);
+        met.unwrap_or(as_of) > due
+    };
+    let acknowledged = match (acknowledged_at, closed_at) {
+        (Some(a), Some(c)) => Some(a.min(c)),
+        (a, c) => a.or(c),
+    };
+    Missed {
+        acknowledge: late(targets.acknowledge_secs, acknowledged),
+        resolve: late(targets.resolve_secs, closed_at),
+    }
+}

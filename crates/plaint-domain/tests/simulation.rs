@@ -92,3 +92,23 @@ fn the_listed_changes_are_capped_but_all_are_counted() {
     assert_eq!(sim.changed_total, 3);
     assert_eq!(sim.changes.len(), 1);
 }
+
+#[test]
+fn the_replay_counts_the_service_levels_the_candidate_would_miss() {
+    // A frontline P1 (1 h / 24 h) acknowledged 45 minutes after its
+    // decision, still open 25 hours after it.
+    let (mut complaint, decision) = actual(viral("S-1", "c-s", "retail", 0));
+    assert_eq!(decision.sla.map(|t| t.acknowledge_secs), Some(3_600));
+    complaint.acknowledged_at = Some(decision.decided_at.plus_millis(45 * 60_000));
+    let now = decision.decided_at.plus_millis(25 * 3_600_000);
+    // The candidate sends it to the CEO (the replay's budget is free),
+    // with 30 minutes to acknowledge and the default 72 h to resolve.
+    let mut candidate = RoutingPolicy::default();
+    candidate.sla.ceo.acknowledge_secs = 1_800;
+    let mut sim = Simulation::new(candidate, 0).as_of(now);
+    sim.add(complaint, decision);
+    assert_eq!(sim.changes[0].simulated.route, Route::Ceo);
+    assert_eq!(sim.missed_acknowledge, (0, 1));
+    assert_eq!(sim.missed_resolve, (1, 0));
+    assert_eq!(sim.missed_any, (1, 1));
+}

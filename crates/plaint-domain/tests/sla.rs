@@ -363,3 +363,38 @@ fn policies_without_targets_get_the_defaults_and_bad_targets_are_named() {
         "{err}"
     );
 }
+
+#[test]
+fn a_replay_reads_what_was_missed_from_when_targets_were_met() {
+    use plaint_domain::sla::{Missed, missed};
+    let targets = SlaPolicy::default().targets(Route::Frontline, Priority::P2); // 4 h / 48 h
+    let routed = hours_later(0);
+    let both = |ack: Option<i64>, closed: Option<i64>, now: i64| {
+        missed(
+            targets,
+            routed,
+            ack.map(hours_later),
+            closed.map(hours_later),
+            hours_later(now),
+        )
+    };
+    assert_eq!(both(Some(3), Some(40), 100), Missed::default());
+    assert_eq!(
+        both(Some(5), Some(40), 100),
+        Missed {
+            acknowledge: true,
+            resolve: false
+        }
+    );
+    // Resolved in time without an acknowledgement: resolving met both.
+    assert_eq!(both(None, Some(2), 100), Missed::default());
+    // Still open: missed once past due, not before.
+    assert_eq!(both(None, None, 3), Missed::default());
+    assert_eq!(
+        both(Some(1), None, 49),
+        Missed {
+            acknowledge: false,
+            resolve: true
+        }
+    );
+}

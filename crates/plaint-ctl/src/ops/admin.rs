@@ -9,7 +9,7 @@ use plaint_proto::events::{Climate, StanceAlignment};
 use plaint_proto::intake::{ListDeadLettersRequest, RequeueDeadLetterRequest};
 use plaint_proto::router::{
     GetPolicyRequest, ListPoliciesRequest, PublishPolicyRequest, RebuildProjectionsRequest,
-    SetClimateRequest, SetStanceRequest, SimulatePolicyRequest,
+    SetClimateRequest, SetStanceRequest, SimulatePolicyRequest, SlaMissed,
 };
 use serde_json::json;
 
@@ -227,6 +227,11 @@ pub(super) async fn policy(t: &Target, c: PolicyCommand) -> anyhow::Result<()> {
                     json!({"complaints": r.complaints, "changed_total": r.changed_total,
                     "peak_window_ceo": r.peak_window_ceo, "budget": r.budget,
                     "engagements_before": r.engagements_before,
+                    "sla_missed": {
+                        "acknowledge": missed_json(r.missed_acknowledge.as_ref()),
+                        "resolve": missed_json(r.missed_resolve.as_ref()),
+                        "any": missed_json(r.missed_any.as_ref()),
+                    },
                     "distribution": distribution, "changes": changes})
                 );
                 return Ok(());
@@ -239,6 +244,17 @@ pub(super) async fn policy(t: &Target, c: PolicyCommand) -> anyhow::Result<()> {
                 "peak CEO engagements in one window: {} (budget {}; counters started from {} \
                  engagements before the span)",
                 r.peak_window_ceo, r.budget, r.engagements_before
+            );
+            let m = |x: Option<&SlaMissed>| x.map_or((0, 0), |x| (x.actual, x.simulated));
+            let (ack, res, any) = (
+                m(r.missed_acknowledge.as_ref()),
+                m(r.missed_resolve.as_ref()),
+                m(r.missed_any.as_ref()),
+            );
+            println!(
+                "service levels missed (actual targets → candidate's): acknowledge {} → {}, \
+                 resolve {} → {}, either {} → {}",
+                ack.0, ack.1, res.0, res.1, any.0, any.1
             );
             println!("{:<20} {:>8} {:>10}", "route", "actual", "simulated");
             for d in &r.distribution {
@@ -358,4 +374,11 @@ pub(super) async fn rebuild(t: &Target) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+fn missed_json(m: Option<&SlaMissed>) -> serde_json::Value {
+    m.map_or(
+        serde_json::Value::Null,
+        |m| json!({"actual": m.actual, "simulated": m.simulated}),
+    )
 }

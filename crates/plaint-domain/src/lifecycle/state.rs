@@ -130,6 +130,13 @@ pub struct Complaint {
     pub routed_at: Option<Timestamp>,
     /// When it was last resolved.
     pub resolved_at: Option<Timestamp>,
+    /// When it was first acknowledged or assigned (`None` in states stored
+    /// before this was kept).
+    #[serde(default)]
+    pub acknowledged_at: Option<Timestamp>,
+    /// When it was first resolved or withdrawn (likewise).
+    #[serde(default)]
+    pub closed_at: Option<Timestamp>,
     /// Its service-level clocks (none in states stored before they existed).
     #[serde(default)]
     pub sla: SlaClocks,
@@ -179,6 +186,8 @@ pub fn apply(
                 received_at: at,
                 routed_at: None,
                 resolved_at: None,
+                acknowledged_at: None,
+                closed_at: None,
                 sla: SlaClocks::default(),
                 version: 1,
             });
@@ -218,10 +227,12 @@ pub fn apply(
         ComplaintEvent::Acknowledged { .. } => {
             c.status = Status::Acknowledged;
             c.sla.acknowledge = None;
+            c.acknowledged_at.get_or_insert(at);
         }
         ComplaintEvent::Assigned { assignee } => {
             c.status = Status::Assigned;
             c.sla.acknowledge = None;
+            c.acknowledged_at.get_or_insert(at);
             c.assignee = Some(assignee.clone());
         }
         ComplaintEvent::CustomerFollowedUp { .. } => {}
@@ -243,6 +254,7 @@ pub fn apply(
             c.status = Status::Resolved;
             c.satisfaction = Some(*satisfaction);
             c.resolved_at = Some(at);
+            c.closed_at.get_or_insert(at);
             c.sla = SlaClocks::default();
         }
         ComplaintEvent::Reopened { .. } => {
@@ -251,6 +263,7 @@ pub fn apply(
         }
         ComplaintEvent::Withdrawn { .. } => {
             c.status = Status::Withdrawn;
+            c.closed_at.get_or_insert(at);
             c.sla = SlaClocks::default();
         }
         ComplaintEvent::SlaBreached {

@@ -51,6 +51,15 @@ pub struct Simulation {
     pub peak_window_ceo: u32,
     /// Actual CEO engagements before the span the counters started from.
     pub engagements_before: u64,
+    /// Complaints that missed the acknowledgement target: (under their
+    /// actual decision's targets, under the candidate's).
+    pub missed_acknowledge: (u64, u64),
+    /// Likewise the resolution target.
+    pub missed_resolve: (u64, u64),
+    /// Complaints that missed either: (actual, candidate).
+    pub missed_any: (u64, u64),
+    /// Until when a target not yet met counts as missed once past due.
+    as_of: Timestamp,
 }
 
 impl Simulation {
@@ -71,7 +80,18 @@ impl Simulation {
             changed_total: 0,
             peak_window_ceo: 0,
             engagements_before: 0,
+            missed_acknowledge: (0, 0),
+            missed_resolve: (0, 0),
+            missed_any: (0, 0),
+            as_of: Timestamp::from_millis(i64::MAX),
         }
+    }
+
+    /// Targets not met by `now` count as missed once past due (by default
+    /// only targets met late count).
+    pub fn as_of(mut self, now: Timestamp) -> Self {
+        self.as_of = now;
+        self
     }
 
     /// From when the history before a span starting at `from` weighs on its
@@ -101,6 +121,43 @@ impl Simulation {
     /// The candidate's budget per window.
     pub fn budget(&self) -> u32 {
         self.policy.budget.per_window
+    }
+
+    /// Counts the service-level targets the complaint missed under its
+    /// actual targets (the default policy's for decisions recorded before
+    /// targets existed) and would have under the candidate's, its life
+    /// going as it did.
+    fn count_missed(&mut self, complaint: &Complaint, actual: &Decision, simulated: &Decision) {
+        let as_of = if self.as_of.as_millis() == i64::MAX {
+            // A target not met yet is not counted: only those met late.
+            Timestamp::from_millis(i64::MIN)
+        } else {
+            self.as_of
+        };
+        let missed_under = |targets| {
+            crate::sla::missed(
+                targets,
+                actual.decided_at,
+                complaint.acknowledged_at,
+                complaint.closed_at,
+                as_of,
+            )
+        };
+        let was = missed_under(actual.sla.unwrap_or_else(|| {
+            crate::sla::SlaPolicy::default().targets(actual.route, actual.priority)
+        }));
+        let would = missed_under(self.policy.sla.targets(simulated.route, simulated.priority));
+        for (count, (a, s)) in [
+            (
+                &mut self.missed_acknowledge,
+                (was.acknowledge, would.acknowledge),
+            ),
+            (&mut self.missed_resolve, (was.resolve, would.resolve)),
+            (&mut self.missed_any, (was.any(), would.any())),
+        ] {
+            count.0 += u64::from(a);
+            count.1 += u64::from(s);
+        }
     }
 
     /// Replays one complaint against its actual first decision.
@@ -134,6 +191,7 @@ impl Simulation {
             self.last_ceo
                 .insert(customer.reference.as_str().to_owned(), now);
         }
+        self.count_missed(&complaint, &actual, &simulated);
         self.complaints += 1;
         self.distribution.entry(actual.route).or_default().0 += 1;
         self.distribution.entry(simulated.route).or_default().1 += 1;

@@ -34,7 +34,7 @@ impl super::QueryService {
                 limit: self.max_simulated,
             });
         }
-        let mut sim = Simulation::new(policy, req.max_changes);
+        let mut sim = Simulation::new(policy, req.max_changes).as_of(plaint_routing::now());
         let mut before = self
             .store
             .ceo_engagements_between(sim.history_from(from), from);
@@ -89,6 +89,13 @@ impl super::QueryService {
             peak_window_ceo: sim.peak_window_ceo,
             budget: sim.budget(),
             engagements_before: sim.engagements_before,
+            missed_acknowledge: Some(missed(sim.missed_acknowledge)),
+            missed_resolve: Some(missed(sim.missed_resolve)),
+            missed_any: Some(missed(sim.missed_any)),
         })
     }
+}
+
+fn missed((actual, simulated): (u64, u64)) -> pb::SlaMissed {
+    pb::SlaMissed { actual, simulated }
 }
