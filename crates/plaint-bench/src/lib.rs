@@ -104,9 +104,10 @@ pub struct BenchArgs {
     pub scale: Option<u64>,
     /// Instead of the bench, the timers phase (not in CI): arm this many
     /// service-level timers (NATS scheduled messages) on a nats-server of
-    /// its own, all but a thousand falling due over 10 seconds once every
-    /// one is armed, and report how late each fires after its due time
-    /// (p50, p99, max). One fsync mode, durable unless `--fsync fast`.
+    /// its own; a quarter (at most 10,000) fall due over 10 s, another
+    /// quarter (likewise) at one instant, the rest stay pending; report how
+    /// late each fires after its due time (p50, p99, max) and the burst's
+    /// firing rate. One fsync mode, durable unless `--fsync fast`.
     #[arg(long, value_name = "TIMERS")]
     pub timers: Option<u64>,
 }

@@ -105,7 +105,8 @@ async fn the_timers_phase_sees_every_timer_fire_once_and_none_early() {
     let report = run_timers(&args, Mode::Durable, 1_500)
         .await
         .expect("the timers phase runs");
-    assert_eq!(report.due(), 500, "{}", report.table());
+    // A quarter steady, a quarter in a burst, the rest pending.
+    assert_eq!(report.due(), 750, "{}", report.table());
     assert!(report.passed(), "{}", report.table());
-    assert_eq!(report.fired(), 500);
+    assert_eq!(report.fired(), 750);
 }
