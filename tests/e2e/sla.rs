@@ -154,6 +154,24 @@ async fn a_missed_target_breaches_once_raises_the_priority_and_goes_out() {
     assert_eq!(heard["breach"]["target"], "ACKNOWLEDGE", "{heard}");
     assert_eq!(heard["breach"]["due_at_ms"], due_at.as_millis(), "{heard}");
 
+    // The goodwill report's attainment: of the two (same route, same
+    // priority), one met its acknowledgement target and one missed it.
+    let goodwill = eventually("the attainment summarised", async || {
+        let g = first
+            .query
+            .get_goodwill(rpb::GetGoodwillRequest::default())
+            .await
+            .ok()?
+            .into_inner();
+        g.sla
+            .into_iter()
+            .find(|a| a.target == "ACKNOWLEDGE" && a.met + a.missed == 2)
+    })
+    .await;
+    assert_eq!(goodwill.route, "REVERSE_LOGISTICS", "{goodwill:?}");
+    assert_eq!((goodwill.met, goodwill.missed), (1, 1), "{goodwill:?}");
+    assert!((goodwill.met_pct - 50.0).abs() < 1e-9, "{goodwill:?}");
+
     // SimulatePolicy reads the same lives: under the targets the complaints
     // were decided with, one missed its acknowledgement; under an hour's,
     // none would have.

@@ -180,6 +180,10 @@ pub(crate) fn to_json(summary: &Summary, stats: &RunStats, args: &DemoArgs) -> V
         "goodwill_by_route": {
             "rows": summary.goodwill.rows.iter().map(goodwill_json).collect::<Vec<_>>(),
             "total": summary.goodwill.total.as_ref().map(goodwill_json),
+            "sla": summary.goodwill.sla.iter().map(|a| json!({
+                "route": a.route, "priority": a.priority, "target": a.target,
+                "met": a.met, "missed": a.missed, "met_pct": a.met_pct,
+            })).collect::<Vec<_>>(),
         },
         "decisions": summary.examples.iter().map(|(c, d)| json!({
             "complaint_id": c.complaint_id,
@@ -267,6 +271,20 @@ pub(crate) fn print(summary: &Summary, stats: &RunStats, args: &DemoArgs) {
     let rows = summary.goodwill.rows.iter().map(|r| (r.key.as_str(), r));
     for (key, row) in rows.chain(total) {
         println!("{}", goodwill_line(key, row));
+    }
+    if !summary.goodwill.sla.is_empty() {
+        println!();
+        println!("-- service levels attained (all time; targets still running not counted) --");
+        println!(
+            "{:<20} {:<8} {:<12} {:>6} {:>7} {:>7}",
+            "route", "priority", "target", "met", "missed", "met %"
+        );
+        for a in &summary.goodwill.sla {
+            println!(
+                "{:<20} {:<8} {:<12} {:>6} {:>7} {:>6.1}%",
+                a.route, a.priority, a.target, a.met, a.missed, a.met_pct
+            );
+        }
     }
 
     for (c, d) in &summary.examples {

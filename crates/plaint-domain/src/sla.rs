@@ -244,7 +244,7 @@ pub const fn raised(priority: Priority) -> Priority {
 }
 
 /// Which targets a complaint missed, or would have.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Missed {
     /// Not acknowledged in time.
     pub acknowledge: bool,

@@ -118,7 +118,10 @@ fn a_target_passed_unmet_breaches_once_and_raises_the_priority() {
         }]
     );
     let after = apply(Some(c), after_id(), &events[0], hours_later(9)).unwrap();
-    assert_eq!(after.decision.as_ref().unwrap().priority, Priority::P2);
+    assert_eq!(after.priority(), Some(Priority::P2));
+    // The decision keeps what it decided; the breach is on record.
+    assert_eq!(after.decision.as_ref().unwrap().priority, Priority::P3);
+    assert!(after.missed.acknowledge && !after.missed.resolve);
     assert!(after.sla.acknowledge.unwrap().breached);
     // The same timer again (a redelivery, a second replica): nothing more.
     assert_eq!(

@@ -233,7 +233,7 @@ fn breach_in_brief(event: &ComplaintEvent, state: &Complaint) -> Option<BreachIn
         target: *target,
         due_at_ms: due_at.as_millis(),
         late_by_ms: *late_by_ms,
-        priority: state.decision.as_ref()?.priority,
+        priority: state.priority()?,
     })
 }
 

@@ -316,9 +316,7 @@ fn sla_breach(
         return Err(DomainError::SlaNotDue { target, due_at });
     }
     let raised_priority = c
-        .decision
-        .as_ref()
-        .map(|d| d.priority)
+        .priority()
         .filter(|p| raise_priority && *p != Priority::P1)
         .map(crate::sla::raised);
     Ok(ComplaintEvent::SlaBreached {

@@ -4,8 +4,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::event::{ComplaintEvent, ItemOutcome};
 use crate::facts::{ComplaintFacts, Visibility};
-use crate::routing::{Decision, FulfilmentKind, Route};
-use crate::sla::{Clock, SlaClocks, SlaTarget};
+use crate::routing::{Decision, FulfilmentKind, Priority, Route};
+use crate::sla::{Clock, Missed, SlaClocks, SlaTarget};
 use crate::time::Timestamp;
 use crate::values::{ComplaintId, Label, Satisfaction};
 
@@ -137,6 +137,13 @@ pub struct Complaint {
     /// When it was first resolved or withdrawn (likewise).
     #[serde(default)]
     pub closed_at: Option<Timestamp>,
+    /// The priority a service-level breach raised it to, above its
+    /// decision's (a new decision starts again from its own).
+    #[serde(default)]
+    pub raised_priority: Option<Priority>,
+    /// The targets it ever missed.
+    #[serde(default)]
+    pub missed: Missed,
     /// Its service-level clocks (none in states stored before they existed).
     #[serde(default)]
     pub sla: SlaClocks,
@@ -148,6 +155,12 @@ impl Complaint {
     /// The route in force, once routed.
     pub fn route(&self) -> Option<Route> {
         self.decision.as_ref().map(|d| d.route)
+    }
+
+    /// The queue priority now: the decision's, or what a breach raised it to.
+    pub fn priority(&self) -> Option<Priority> {
+        self.raised_priority
+            .or_else(|| self.decision.as_ref().map(|d| d.priority))
     }
 }
 
@@ -188,6 +201,8 @@ pub fn apply(
                 resolved_at: None,
                 acknowledged_at: None,
                 closed_at: None,
+                raised_priority: None,
+                missed: Missed::default(),
                 sla: SlaClocks::default(),
                 version: 1,
             });
@@ -210,6 +225,7 @@ pub fn apply(
         ComplaintEvent::Received(_) => {}
         ComplaintEvent::Routed(decision) | ComplaintEvent::Rerouted { decision, .. } => {
             start_clocks(&mut c, decision, at);
+            c.raised_priority = None;
             if c.status == Status::Received {
                 c.status = Status::Routed;
                 c.routed_at = Some(at);
@@ -275,8 +291,12 @@ pub fn apply(
             if let Some(clock) = c.sla.slot(*target).as_mut().filter(|k| k.since == *since) {
                 clock.breached = true;
             }
-            if let (Some(p), Some(d)) = (raised_priority, c.decision.as_mut()) {
-                d.priority = *p;
+            match target {
+                SlaTarget::Acknowledge => c.missed.acknowledge = true,
+                SlaTarget::Resolve => c.missed.resolve = true,
+            }
+            if raised_priority.is_some() {
+                c.raised_priority = *raised_priority;
             }
         }
     }

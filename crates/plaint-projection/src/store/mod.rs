@@ -36,7 +36,7 @@ pub use complaints::{
     ComplaintDetail, Cursor, CustomerData, CustomerHistory, DecisionRow, ListFilter, ListPage,
     MAX_EXPORT_COMPLAINTS, TimelineRow,
 };
-pub use reports::{CeoBudgetUse, GoodwillGroup, QueueGroup, QueueStats};
+pub use reports::{CeoBudgetUse, GoodwillGroup, QueueGroup, QueueStats, SlaAttainment};
 
 /// The embedded migrations (`crates/plaint-router/migrations`).
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -292,7 +292,7 @@ impl Store {
 }
 
 /// Every projection table, in creation order.
-pub const PROJECTION_TABLES: [&str; 9] = [
+pub const PROJECTION_TABLES: [&str; 10] = [
     "checkpoint",
     "complaints",
     "timeline",
@@ -302,6 +302,7 @@ pub const PROJECTION_TABLES: [&str; 9] = [
     "queue_counts",
     "complaint_durations",
     "goodwill_days",
+    "sla_attainment",
 ];
 
 /// Locks the checkpoint row for the rest of `tx` (creating it when missing)
@@ -392,7 +393,7 @@ impl ComplaintRow {
             route: c.route(),
             fulfilment: c.fulfilment.map(|p| p.kind),
             fulfilment_step: c.fulfilment.map(|p| p.step),
-            priority: c.decision.as_ref().map(|d| d.priority),
+            priority: c.priority(),
             assignee: c.assignee.as_ref().map(ToString::to_string),
             satisfaction: c.satisfaction.map(|s| s.get()),
             received_at: c.received_at,

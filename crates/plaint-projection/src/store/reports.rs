@@ -192,6 +192,44 @@ impl Store {
     }
 }
 
+/// One row of service-level attainment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlaAttainment {
+    /// The route the complaints were decided to.
+    pub route: String,
+    /// The priority they were decided at.
+    pub priority: String,
+    /// `ACKNOWLEDGE` or `RESOLVE`.
+    pub target: String,
+    /// Complaints that met it.
+    pub met: u64,
+    /// Complaints that missed it.
+    pub missed: u64,
+}
+
+impl Store {
+    /// Service-level attainment over every complaint, per route, priority
+    /// and target, sorted.
+    pub async fn sla_attainment(&self) -> Result<Vec<SlaAttainment>, StoreError> {
+        let rows = sqlx::query_as::<_, (String, String, String, i64, i64)>(
+            "SELECT route, priority, target, met, missed FROM sla_attainment \
+             ORDER BY route, priority, target",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(route, priority, target, met, missed)| SlaAttainment {
+                route,
+                priority,
+                target,
+                met: u64::try_from(met).unwrap_or(0),
+                missed: u64::try_from(missed).unwrap_or(0),
+            })
+            .collect())
+    }
+}
+
 /// The whole UTC days within a period, and the parts of days around them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct WholeDays {

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use plaint_domain::facts::Channel;
 use plaint_domain::lifecycle::{Complaint, Status};
+use plaint_domain::sla::SlaTarget;
 use plaint_domain::time::DAY_MS;
 use plaint_domain::{Priority, Route};
 use sqlx::{Postgres, Transaction};
@@ -34,6 +35,13 @@ struct GoodwillKey {
     channel: Channel,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct SlaKey {
+    route: Route,
+    priority: Priority,
+    target: SlaTarget,
+}
+
 /// What one complaint adds to the figures.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Share {
@@ -41,6 +49,35 @@ pub(super) struct Share {
     to_route_ms: Option<i64>,
     to_resolve_ms: Option<i64>,
     goodwill: Option<(GoodwillKey, u32)>,
+    /// Per target: whether it was met, once known.
+    sla: [Option<(SlaKey, bool)>; 2],
+}
+
+/// Whether the complaint met each target, once known: missed when a breach
+/// of it was recorded, met when what meets it happened without one.
+fn sla_outcomes(c: &Complaint) -> [Option<(SlaKey, bool)>; 2] {
+    let Some(d) = c.decision.as_ref().filter(|d| d.sla.is_some()) else {
+        return [None, None];
+    };
+    let key = |target| SlaKey {
+        route: d.route,
+        priority: d.priority,
+        target,
+    };
+    let outcome = |missed: bool, met: bool| {
+        if missed {
+            Some(false)
+        } else if met {
+            Some(true)
+        } else {
+            None
+        }
+    };
+    let acknowledged = c.acknowledged_at.is_some() || c.closed_at.is_some();
+    [
+        outcome(c.missed.acknowledge, acknowledged).map(|m| (key(SlaTarget::Acknowledge), m)),
+        outcome(c.missed.resolve, c.closed_at.is_some()).map(|m| (key(SlaTarget::Resolve), m)),
+    ]
 }
 
 impl Share {
@@ -61,13 +98,14 @@ impl Share {
             queue: QueueKey {
                 route: c.route(),
                 status: c.status,
-                priority: c.decision.as_ref().map(|d| d.priority),
+                priority: c.priority(),
             },
             to_route_ms: c.routed_at.map(|t| t.as_millis().saturating_sub(received)),
             to_resolve_ms: c
                 .resolved_at
                 .map(|t| t.as_millis().saturating_sub(received)),
             goodwill,
+            sla: sla_outcomes(c),
         }
     }
 }
@@ -89,6 +127,8 @@ pub(super) struct Deltas {
     to_resolve: (i64, i64),
     /// (resolved, satisfaction sum, recovered).
     goodwill: HashMap<GoodwillKey, (i64, i64, i64)>,
+    /// (met, missed).
+    sla: HashMap<SlaKey, (i64, i64)>,
 }
 
 impl Deltas {
@@ -121,6 +161,14 @@ impl Deltas {
             g.0 += sign;
             g.1 += sign * i64::from(score);
             g.2 += sign * i64::from(score >= RECOVERED_FROM);
+        }
+        for (key, met) in s.sla.iter().flatten() {
+            let a = self.sla.entry(*key).or_default();
+            if *met {
+                a.0 += sign;
+            } else {
+                a.1 += sign;
+            }
         }
     }
 
@@ -242,6 +290,45 @@ impl Deltas {
                     .execute(&mut **tx)
                     .await?;
             }
+        }
+        self.write_sla(tx).await
+    }
+
+    async fn write_sla(&self, tx: &mut Transaction<'static, Postgres>) -> Result<(), StoreError> {
+        let sla: Vec<_> = self.sla.iter().filter(|(_, v)| **v != (0, 0)).collect();
+        if sla.is_empty() {
+            return Ok(());
+        }
+        sqlx::query(
+            "INSERT INTO sla_attainment (route, priority, target, met, missed) \
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[]) \
+             ON CONFLICT (route, priority, target) DO UPDATE SET \
+               met = sla_attainment.met + EXCLUDED.met, \
+               missed = sla_attainment.missed + EXCLUDED.missed",
+        )
+        .bind(
+            sla.iter()
+                .map(|(k, _)| name_of(&k.route))
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            sla.iter()
+                .map(|(k, _)| name_of(&k.priority))
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            sla.iter()
+                .map(|(k, _)| name_of(&k.target))
+                .collect::<Vec<_>>(),
+        )
+        .bind(sla.iter().map(|(_, v)| v.0).collect::<Vec<_>>())
+        .bind(sla.iter().map(|(_, v)| v.1).collect::<Vec<_>>())
+        .execute(&mut **tx)
+        .await?;
+        if sla.iter().any(|(_, v)| v.0 < 0 || v.1 < 0) {
+            sqlx::query("DELETE FROM sla_attainment WHERE met = 0 AND missed = 0")
+                .execute(&mut **tx)
+                .await?;
         }
         Ok(())
     }

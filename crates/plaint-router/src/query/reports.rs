@@ -89,9 +89,28 @@ impl QueryService {
             total.merge(tally);
             rows.push(goodwill_row(key, &tally));
         }
+        let sla = self
+            .store
+            .sla_attainment()
+            .await?
+            .into_iter()
+            .map(|a| pb::SlaAttainment {
+                met_pct: if a.met + a.missed == 0 {
+                    0.0
+                } else {
+                    100.0 * a.met as f64 / (a.met + a.missed) as f64
+                },
+                route: a.route,
+                priority: a.priority,
+                target: a.target,
+                met: a.met,
+                missed: a.missed,
+            })
+            .collect();
         Ok(pb::GetGoodwillResponse {
             rows,
             total: Some(goodwill_row(GOODWILL_TOTAL_KEY.to_owned(), &total)),
+            sla,
         })
     }
 }
