@@ -8,6 +8,7 @@ use plaint_bus::{
     RetryPolicy, Timers, consume_until_stopped,
 };
 use plaint_domain::event::subject_kind_of;
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::ClockTimer;
@@ -34,39 +35,59 @@ pub async fn run(
 ) -> Result<(), GaveUp> {
     let mut armer = Armer {
         settings: consumer_settings(log.names()),
-        log,
-        timers,
+        clocks: Clocks { log, timers },
+        in_flight: JoinSet::new(),
     };
-    consume_until_stopped("service-level clocks", &mut armer, retry, &stop).await
+    let ran = consume_until_stopped("service-level clocks", &mut armer, retry, &stop).await;
+    // What was taken is finished, so that none of it waits out the ack wait.
+    while armer.in_flight.join_next().await.is_some() {}
+    ran
 }
 
+/// Complaints whose timers are armed at the same time: arming is a durable
+/// write each, so one at a time would fall behind routing.
+const IN_FLIGHT: usize = 32;
+
 struct Armer {
+    clocks: Clocks,
+    settings: ConsumerSettings,
+    /// Complaints being armed; any order will do (arming is idempotent).
+    in_flight: JoinSet<()>,
+}
+
+#[derive(Clone)]
+struct Clocks {
     log: EventLog,
     timers: Timers,
-    settings: ConsumerSettings,
 }
 
 impl Consume for Armer {
     async fn open(&mut self) -> Result<Deliveries, BusError> {
-        self.log.consume(&self.settings).await
+        self.clocks.log.consume(&self.settings).await
     }
 
     async fn handle(&mut self, d: Delivery) {
-        match self.arm_for(&d).await {
-            Ok(()) => {
-                if let Err(e) = d.ack().await {
-                    tracing::warn!(error = %e, "ack failed; the clocks will be armed again");
+        while self.in_flight.len() >= IN_FLIGHT {
+            self.in_flight.join_next().await;
+        }
+        let clocks = self.clocks.clone();
+        self.in_flight.spawn(async move {
+            match clocks.arm_for(&d).await {
+                Ok(()) => {
+                    if let Err(e) = d.ack().await {
+                        tracing::warn!(error = %e, "ack failed; the clocks will be armed again");
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, sequence = d.stream_sequence, "cannot arm service-level timers; will retry");
+                    let _ = d.nak(Duration::from_secs(1)).await;
                 }
             }
-            Err(e) => {
-                tracing::warn!(error = %e, sequence = d.stream_sequence, "cannot arm service-level timers; will retry");
-                let _ = d.nak(Duration::from_secs(1)).await;
-            }
-        }
+        });
     }
 }
 
-impl Armer {
+impl Clocks {
     /// Arms the timers of every clock the complaint has running now (a
     /// later event may have met or restarted the one `d` started).
     async fn arm_for(&self, d: &Delivery) -> Result<(), BusError> {
