@@ -65,6 +65,7 @@ async fn operator_commands_act_on_the_running_services() {
             .get_complaint(rpb::GetComplaintRequest {
                 complaint_id: id.clone(),
                 consistency: None,
+                ..Default::default()
             })
             .await
             .ok()?
@@ -117,6 +118,7 @@ async fn operator_commands_act_on_the_running_services() {
         .get_complaint(rpb::GetComplaintRequest {
             complaint_id: id.clone(),
             consistency: None,
+            ..Default::default()
         })
         .await
         .expect("still there after the rebuild")

@@ -9,6 +9,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod access;
+mod as_of;
 mod bench;
 #[path = "../shared/ceo_route.rs"]
 mod ceo_route;

@@ -337,6 +337,7 @@ async fn the_services_route_a_complaint_from_acme_with_their_own_users() {
             .get_complaint(GetComplaintRequest {
                 complaint_id: id.clone(),
                 consistency: None,
+                ..Default::default()
             })
             .await
             .ok()?

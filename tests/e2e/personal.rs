@@ -71,6 +71,7 @@ async fn complaint_at(
                 min_sequence: sequence,
                 timeout_ms: 10_000,
             }),
+            ..Default::default()
         })
         .await
         .expect("GetComplaint")

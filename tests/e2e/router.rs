@@ -134,6 +134,7 @@ pub(crate) async fn decided(
             .get_complaint(rpb::GetComplaintRequest {
                 complaint_id: id.clone(),
                 consistency: None,
+                ..Default::default()
             })
             .await
             .ok()?
@@ -185,6 +186,7 @@ async fn a_submitted_complaint_is_routed_explained_and_readable_with_its_own_seq
                 min_sequence: written.sequence,
                 timeout_ms: 5_000,
             }),
+            ..Default::default()
         })
         .await
         .expect("read with min_sequence")
@@ -369,6 +371,7 @@ async fn snapshot(query: &mut QueryClient<Authed>) -> Vec<String> {
             .get_complaint(rpb::GetComplaintRequest {
                 complaint_id: c.complaint_id.clone(),
                 consistency: None,
+                ..Default::default()
             })
             .await
             .expect("get")
@@ -428,6 +431,7 @@ async fn a_rebuild_from_sequence_one_gives_the_same_answers_as_the_live_projecti
                 min_sequence: last,
                 timeout_ms: 5_000,
             }),
+            ..Default::default()
         })
         .await
         .expect("caught up");

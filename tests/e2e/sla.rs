@@ -116,6 +116,7 @@ async fn a_missed_target_breaches_once_raises_the_priority_and_goes_out() {
             .get_complaint(rpb::GetComplaintRequest {
                 complaint_id: late.to_string(),
                 consistency: None,
+                ..Default::default()
             })
             .await
             .ok()?

@@ -300,6 +300,7 @@ async fn bad_grpc(sys: &System, existing: &str) -> BTreeMap<String, String> {
         .get_complaint(rpb::GetComplaintRequest {
             complaint_id: "not-a-uuid".to_owned(),
             consistency: None,
+            ..Default::default()
         })
         .await
         .map(|_| ());

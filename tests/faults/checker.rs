@@ -1163,6 +1163,7 @@ pub(crate) async fn query_snapshot(sys: &System) -> Vec<String> {
             .get_complaint(rpb::GetComplaintRequest {
                 complaint_id: id,
                 consistency: None,
+                ..Default::default()
             })
             .await
             .expect("GetComplaint")

@@ -245,6 +245,7 @@ async fn an_r3_cluster_loses_a_node_under_load_and_loses_nothing() {
                         min_sequence: last,
                         timeout_ms: 5_000,
                     }),
+                    ..Default::default()
                 })
                 .await;
             match asked {

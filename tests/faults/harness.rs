@@ -835,6 +835,7 @@ impl System {
                     .get_complaint(plaint_proto::router::GetComplaintRequest {
                         complaint_id: id.clone(),
                         consistency: None,
+                        ..Default::default()
                     })
                     .await
                     .ok()?

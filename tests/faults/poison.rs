@@ -448,6 +448,7 @@ async fn poison_in_the_event_log_is_dead_lettered_by_the_router_and_skipped_by_t
                 min_sequence: last,
                 timeout_ms: 10_000,
             }),
+            ..Default::default()
         })
         .await
         .expect("the projection reached the end of the log")
@@ -458,6 +459,7 @@ async fn poison_in_the_event_log_is_dead_lettered_by_the_router_and_skipped_by_t
         .get_complaint(rpb::GetComplaintRequest {
             complaint_id: unroutable_id.to_string(),
             consistency: None,
+            ..Default::default()
         })
         .await
         .expect("the unroutable complaint is still shown")

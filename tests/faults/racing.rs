@@ -513,6 +513,7 @@ async fn racing_routers_decide_each_complaint_once_and_never_exceed_the_ceo_budg
                     min_sequence: last,
                     timeout_ms: 10_000,
                 }),
+                ..Default::default()
             })
             .await
             .expect("projected")

@@ -366,6 +366,7 @@ async fn routed(
             .get_complaint(GetComplaintRequest {
                 complaint_id: complaint_id.to_owned(),
                 consistency: consistency.take(),
+                ..Default::default()
             })
             .await
             .ok()?

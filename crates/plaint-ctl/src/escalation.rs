@@ -102,6 +102,7 @@ pub(crate) async fn show(clients: &mut Clients, secs: u32) -> anyhow::Result<Esc
             .get_complaint(GetComplaintRequest {
                 complaint_id: id.clone(),
                 consistency: None,
+                ..Default::default()
             })
             .await
             .map(tonic::Response::into_inner);

@@ -108,6 +108,7 @@ pub(crate) async fn collect(clients: &mut Clients, stats: &RunStats) -> anyhow::
             .get_complaint(GetComplaintRequest {
                 complaint_id: summary.complaint_id.clone(),
                 consistency: None,
+                ..Default::default()
             })
             .await
             .with_context(|| format!("router Query.GetComplaint({}) failed", summary.complaint_id))?

@@ -241,6 +241,7 @@ impl Service for Application {
                 Duration::from_millis(self.config.max_consistency_wait_ms),
                 self.log.data_keys().shared_pseudonyms(),
             )
+            .with_log(opened.clone())
             .with_stop(tasks.stop_token()),
         )
         .max_decoding_message_size(max)

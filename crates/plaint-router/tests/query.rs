@@ -50,6 +50,7 @@ async fn get_complaint_waits_for_the_sequence_asked_for_and_says_when_it_is_not_
         .get_complaint(Request::new(pb::GetComplaintRequest {
             complaint_id: id.clone(),
             consistency: wait_for(3, 20),
+            ..Default::default()
         }))
         .await
         .unwrap_err();
@@ -67,6 +68,7 @@ async fn get_complaint_waits_for_the_sequence_asked_for_and_says_when_it_is_not_
             svc.get_complaint(Request::new(pb::GetComplaintRequest {
                 complaint_id: id,
                 consistency: wait_for(3, 0),
+                ..Default::default()
             }))
             .await
         })
@@ -89,6 +91,7 @@ async fn get_complaint_waits_for_the_sequence_asked_for_and_says_when_it_is_not_
         .get_complaint(Request::new(pb::GetComplaintRequest {
             complaint_id: "not-a-uuid".to_owned(),
             consistency: None,
+            ..Default::default()
         }))
         .await
         .unwrap_err();
@@ -99,6 +102,7 @@ async fn get_complaint_waits_for_the_sequence_asked_for_and_says_when_it_is_not_
         .get_complaint(Request::new(pb::GetComplaintRequest {
             complaint_id: uuid::Uuid::new_v4().to_string(),
             consistency: None,
+            ..Default::default()
         }))
         .await
         .unwrap_err();

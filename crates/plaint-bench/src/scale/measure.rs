@@ -177,6 +177,7 @@ async fn round(
             q.get_complaint(GetComplaintRequest {
                 complaint_id: id,
                 consistency: None,
+                ..Default::default()
             })
             .await
             .context("GetComplaint")?;

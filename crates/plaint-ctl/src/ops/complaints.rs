@@ -122,12 +122,45 @@ pub(super) async fn submit(t: &Target, a: SubmitArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A past point: a log sequence, or an RFC 3339 time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum AsOf {
+    /// Just after this log sequence.
+    Sequence(u64),
+    /// At this time, ms since the epoch.
+    Millis(i64),
+}
+
+/// Reads `--as-of`: digits are a log sequence, anything else an RFC 3339 time.
+pub(super) fn parse_as_of(raw: &str) -> anyhow::Result<AsOf> {
+    if let Ok(sequence) = raw.parse::<u64>() {
+        anyhow::ensure!(sequence > 0, "--as-of: a log sequence starts at 1");
+        return Ok(AsOf::Sequence(sequence));
+    }
+    let at = time::OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc3339)
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "--as-of: {raw:?} is neither a log sequence nor an RFC 3339 time \
+                 (2026-12-01T09:30:00Z): {e}"
+            )
+        })?;
+    let ms = at.unix_timestamp_nanos() / 1_000_000;
+    anyhow::ensure!(ms > 0, "--as-of: the time must be after 1970");
+    Ok(AsOf::Millis(i64::try_from(ms)?))
+}
+
 pub(super) async fn get(
     t: &Target,
     id: &str,
     min_sequence: u64,
+    as_of: Option<AsOf>,
     explain_only: bool,
 ) -> anyhow::Result<()> {
+    let (as_of_sequence, as_of_ms) = match as_of {
+        None => (0, 0),
+        Some(AsOf::Sequence(s)) => (s, 0),
+        Some(AsOf::Millis(ms)) => (0, ms),
+    };
     let r = query(t)
         .await?
         .get_complaint(GetComplaintRequest {
@@ -136,6 +169,8 @@ pub(super) async fn get(
                 min_sequence,
                 timeout_ms: 10_000,
             }),
+            as_of_sequence,
+            as_of_ms,
         })
         .await
         .map_err(|s| rpc("GetComplaint", s))?
@@ -286,4 +321,22 @@ pub(super) async fn watch(t: &Target, a: WatchArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn as_of_reads_a_sequence_or_a_time_and_says_what_it_takes() {
+        assert_eq!(parse_as_of("80412").unwrap(), AsOf::Sequence(80412));
+        assert_eq!(
+            parse_as_of("2024-06-01T12:00:00Z").unwrap(),
+            AsOf::Millis(1_717_243_200_000)
+        );
+        let e = parse_as_of("yesterday").unwrap_err().to_string();
+        assert!(e.contains("--as-of") && e.contains("RFC 3339"), "{e}");
+        assert!(parse_as_of("0").is_err());
+    }
 }

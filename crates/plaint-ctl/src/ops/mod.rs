@@ -57,6 +57,10 @@ pub enum Ops {
         /// Wait until the projection has applied this log sequence.
         #[arg(long, default_value_t = 0)]
         min_sequence: u64,
+        /// The complaint as it stood then, read from the log: a log sequence
+        /// (`80412`) or a UTC time (`2026-12-01T09:30:00Z`).
+        #[arg(long, value_name = "SEQUENCE|TIME")]
+        as_of: Option<String>,
     },
     /// Why a complaint went where it went.
     Explain {
@@ -150,8 +154,15 @@ fn rpc(what: &str, status: tonic::Status) -> anyhow::Error {
 pub async fn run(target: Target, ops: Ops) -> anyhow::Result<()> {
     match ops {
         Ops::Submit(a) => complaints::submit(&target, a).await,
-        Ops::Get { id, min_sequence } => complaints::get(&target, &id, min_sequence, false).await,
-        Ops::Explain { id } => complaints::get(&target, &id, 0, true).await,
+        Ops::Get {
+            id,
+            min_sequence,
+            as_of,
+        } => {
+            let as_of = as_of.as_deref().map(complaints::parse_as_of).transpose()?;
+            complaints::get(&target, &id, min_sequence, as_of, false).await
+        }
+        Ops::Explain { id } => complaints::get(&target, &id, 0, None, true).await,
         Ops::List(a) => complaints::list(&target, a).await,
         Ops::Watch(a) => complaints::watch(&target, a).await,
         Ops::DeadLetters(c) => admin::dead_letters(&target, c).await,

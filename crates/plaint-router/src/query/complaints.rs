@@ -15,6 +15,9 @@ impl QueryService {
         req: pb::GetComplaintRequest,
     ) -> Result<pb::GetComplaintResponse, QueryError> {
         let id = wire::complaint_id(&req.complaint_id, "complaint_id")?;
+        if let Some(as_of) = super::as_of::AsOf::of(&req)? {
+            return self.complaint_as_of(id, as_of).await;
+        }
         self.consistent(req.consistency.as_ref()).await?;
         let detail = self
             .store

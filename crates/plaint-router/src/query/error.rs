@@ -46,6 +46,12 @@ pub enum QueryError {
         /// The most one simulation replays.
         limit: u64,
     },
+    /// The log could not be read for a past answer: `UNAVAILABLE` (the cause is logged).
+    #[error("the event log cannot be read now")]
+    Log(#[from] plaint_bus::BusError),
+    /// This replica was built without the log: `UNAVAILABLE`.
+    #[error("{0}")]
+    Unavailable(String),
     /// The database failed: `UNAVAILABLE` or `INTERNAL`; the cause is logged, not returned.
     #[error("projection store failed")]
     Store(#[from] StoreError),
@@ -89,6 +95,11 @@ impl From<QueryError> for Status {
                 ),
             ),
             QueryError::NotYet { .. } => Status::deadline_exceeded(e.to_string()),
+            QueryError::Log(cause) => {
+                tracing::warn!(error = %cause, "cannot read the log for a past answer");
+                Status::unavailable("the event log cannot be read now")
+            }
+            QueryError::Unavailable(_) => Status::unavailable(e.to_string()),
             QueryError::Store(StoreError::Database(
                 cause @ (sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)),
             )) => {

@@ -5,6 +5,7 @@
 //! history), reports (queue statistics, CEO budget, goodwill), the policy
 //! simulation and the watch stream.
 
+mod as_of;
 mod complaints;
 mod error;
 mod reports;
@@ -37,6 +38,8 @@ pub struct QueryService {
     stop: CancellationToken,
     pseudonyms: Arc<Pseudonyms>,
     max_simulated: u64,
+    /// The log, opened, for answers as of a past point.
+    log: Option<plaint_bus::EventLog>,
 }
 
 impl QueryService {
@@ -55,7 +58,15 @@ impl QueryService {
             stop: CancellationToken::new(),
             pseudonyms,
             max_simulated: simulate::MAX_SIMULATED,
+            log: None,
         }
+    }
+
+    /// Answers `GetComplaint` as of a past point from `log` (read opened:
+    /// the answer holds the personal fields the projections hold).
+    pub fn with_log(mut self, log: plaint_bus::EventLog) -> Self {
+        self.log = Some(log);
+        self
     }
 
     /// Refuses simulations of spans holding more than `complaints`

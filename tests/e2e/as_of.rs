@@ -1,0 +1,142 @@
+//! `GetComplaint` as of a past point: at every sequence of a complaint's
+//! history the answer is the state a replay of the log gives there, and at
+//! its last sequence it equals what the projections answer now.
+
+use plaint_domain::lifecycle;
+use plaint_proto::ToWire;
+use plaint_proto::events as epb;
+use plaint_proto::intake as ipb;
+use plaint_proto::router as rpb;
+use tonic::Code;
+
+use crate::helpers::{complaint_event, eventually, header, spawn_intake, submit_request};
+use crate::router::{decided, spawn_router};
+
+fn as_of(id: &str, sequence: u64, ms: i64) -> rpb::GetComplaintRequest {
+    rpb::GetComplaintRequest {
+        complaint_id: id.to_owned(),
+        as_of_sequence: sequence,
+        as_of_ms: ms,
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn the_answer_at_each_sequence_is_what_a_replay_gives_there() {
+    let db = plaint_testkit::TestDb::create().await;
+    let intake = spawn_intake(&plaint_testkit::shared_nats_url()).await;
+    let mut router = spawn_router(&intake, db.url()).await;
+    let mut request = submit_request("asof", "H-1");
+    request.category = epb::Category::Service as i32;
+    let written = intake
+        .client
+        .clone()
+        .submit_complaint(request)
+        .await
+        .expect("submitted")
+        .into_inner();
+    let id = written.complaint_id.clone();
+    let complaint_id = plaint_domain::ComplaintId::parse(&id).expect("an id");
+    decided(&mut router.query, &id).await;
+    let mut client = intake.client.clone();
+    client
+        .acknowledge(ipb::AcknowledgeRequest {
+            header: header(&complaint_id),
+            by: "agent-1".to_owned(),
+        })
+        .await
+        .expect("acknowledged");
+    client
+        .resolve(ipb::ResolveRequest {
+            header: header(&complaint_id),
+            satisfaction: 9,
+            note: "sorted".to_owned(),
+        })
+        .await
+        .expect("resolved");
+    let events = intake.events(&complaint_id).await;
+    assert_eq!(events.len(), 4, "received, routed, acknowledged, resolved");
+
+    for (i, stored) in events.iter().enumerate() {
+        let past = router
+            .query
+            .get_complaint(as_of(&id, stored.sequence, 0))
+            .await
+            .expect("answered as of the sequence")
+            .into_inner();
+        let replayed = lifecycle::replay(
+            complaint_id,
+            events[..=i]
+                .iter()
+                .map(|e| (complaint_event(e), e.envelope.occurred_at)),
+        )
+        .expect("a valid history")
+        .expect("a complaint");
+        let summary = past.complaint.expect("a summary");
+        assert_eq!(
+            summary.status,
+            ToWire::<i32>::to_wire(&replayed.status),
+            "at {i}"
+        );
+        assert_eq!(
+            summary.priority,
+            replayed.priority().map_or(0, |p| p.to_wire()),
+            "at {i}"
+        );
+        assert_eq!(past.timeline.len(), i + 1, "at {i}");
+        assert_eq!(past.projected_sequence, stored.sequence);
+        assert_eq!(
+            past.decisions.len(),
+            usize::from(replayed.decision.is_some())
+        );
+        // As of the time it occurred gives the same answer.
+        let by_time = router
+            .query
+            .get_complaint(as_of(&id, 0, stored.envelope.occurred_at.as_millis()))
+            .await
+            .expect("answered as of the time")
+            .into_inner();
+        assert!(by_time.timeline.len() > i, "at {i}");
+    }
+
+    // At its last sequence: what the projections answer now.
+    let last = events.last().expect("events").sequence;
+    let now = eventually("the resolution projected", async || {
+        let r = router
+            .query
+            .get_complaint(rpb::GetComplaintRequest {
+                complaint_id: id.clone(),
+                ..Default::default()
+            })
+            .await
+            .ok()?
+            .into_inner();
+        (r.timeline.len() == 4).then_some(r)
+    })
+    .await;
+    let past = router
+        .query
+        .get_complaint(as_of(&id, last, 0))
+        .await
+        .expect("answered")
+        .into_inner();
+    assert_eq!(past.complaint, now.complaint);
+    assert_eq!(past.decisions, now.decisions);
+    let sequences = |r: &rpb::GetComplaintResponse| {
+        r.timeline
+            .iter()
+            .map(|t| (t.sequence, t.event_type.clone()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(sequences(&past), sequences(&now));
+
+    // Before it was received, and a request asking for both points.
+    let first = events[0].envelope.occurred_at.as_millis();
+    let before = router.query.get_complaint(as_of(&id, 0, first - 1)).await;
+    assert_eq!(before.map(|_| ()).unwrap_err().code(), Code::NotFound);
+    let both = router.query.get_complaint(as_of(&id, last, first)).await;
+    let status = both.map(|_| ()).unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(status.message().contains("as_of"), "{}", status.message());
+    router.stop().await;
+}
