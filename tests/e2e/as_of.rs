@@ -140,3 +140,72 @@ async fn the_answer_at_each_sequence_is_what_a_replay_gives_there() {
     assert!(status.message().contains("as_of"), "{}", status.message());
     router.stop().await;
 }
+
+#[tokio::test]
+async fn a_visibility_change_that_keeps_the_route_leaves_a_reevaluation_with_the_gate_that_held() {
+    let db = plaint_testkit::TestDb::create().await;
+    let intake = spawn_intake(&plaint_testkit::shared_nats_url()).await;
+    let mut router = spawn_router(&intake, db.url()).await;
+    let mut request = submit_request("reeval", "V-1");
+    request.category = epb::Category::Service as i32;
+    let written = intake
+        .client
+        .clone()
+        .submit_complaint(request)
+        .await
+        .expect("submitted")
+        .into_inner();
+    let id = written.complaint_id.clone();
+    let complaint_id = plaint_domain::ComplaintId::parse(&id).expect("an id");
+    let first = decided(&mut router.query, &id).await;
+    assert_eq!(first.decisions[0].route, epb::Route::Frontline as i32);
+    // A little more visible: not nearly enough for the CEO.
+    intake
+        .client
+        .clone()
+        .change_visibility(ipb::ChangeVisibilityRequest {
+            header: header(&complaint_id),
+            visibility: Some(epb::Visibility {
+                audience_reach: 1_500,
+                shares: 0,
+                media_attention: false,
+            }),
+        })
+        .await
+        .expect("visibility changed");
+    let now = eventually("the re-evaluation projected", async || {
+        let r = router
+            .query
+            .get_complaint(rpb::GetComplaintRequest {
+                complaint_id: id.clone(),
+                ..Default::default()
+            })
+            .await
+            .ok()?
+            .into_inner();
+        r.timeline
+            .iter()
+            .any(|t| t.event_type == "complaint_reevaluated")
+            .then_some(r)
+    })
+    .await;
+    let entry = now
+        .timeline
+        .iter()
+        .find(|t| t.event_type == "complaint_reevaluated")
+        .expect("the entry");
+    let detail: serde_json::Value = serde_json::from_str(&entry.detail_json).expect("JSON");
+    assert_eq!(detail["held_by"], "CLIMATE", "{detail}");
+    assert_eq!(detail["decision"]["route"], "FRONTLINE", "{detail}");
+    // The decision in force is still the first one.
+    assert_eq!(now.decisions.len(), 1);
+    assert_eq!(
+        now.complaint.expect("a summary").route,
+        epb::Route::Frontline as i32
+    );
+    // One entry for the one change, however often it is delivered.
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    let events = intake.events(&complaint_id).await;
+    assert_eq!(crate::helpers::count(&events, "complaint_reevaluated"), 1);
+    router.stop().await;
+}

@@ -7,7 +7,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::access::AccessEvent;
 use crate::facts::{ComplaintFacts, Visibility};
-use crate::routing::{Climate, Decision, Priority, Route, RoutingPolicy, StanceAlignment};
+use crate::routing::{
+    Climate, Decision, GateKind, Priority, Route, RoutingPolicy, StanceAlignment,
+};
 use crate::sla::SlaTarget;
 use crate::time::Timestamp;
 use crate::values::{ComplaintId, CustomerRef, EventId, FreeText, Label, Satisfaction, Segment};
@@ -93,6 +95,14 @@ pub enum ComplaintEvent {
         /// Why.
         reason: FreeText,
     },
+    /// A visibility change had the complaint decided again and the route in
+    /// force held: the new decision says why (the gate that held it).
+    Reevaluated {
+        /// The decision made again; not in force.
+        decision: Box<Decision>,
+        /// The first gate that failed, if one did.
+        held_by: Option<GateKind>,
+    },
     /// A service-level target passed without the event that meets it.
     SlaBreached {
         /// Which target.
@@ -133,6 +143,7 @@ impl ComplaintEvent {
             ComplaintEvent::Reopened { .. } => "reopened",
             ComplaintEvent::Withdrawn { .. } => "withdrawn",
             ComplaintEvent::SlaBreached { .. } => "sla_breached",
+            ComplaintEvent::Reevaluated { .. } => "complaint_reevaluated",
         }
     }
 }

@@ -41,7 +41,8 @@ impl ComplaintEvent {
             | ComplaintEvent::VisibilityChanged(_)
             | ComplaintEvent::ItemReceived
             | ComplaintEvent::ItemProcessed { .. }
-            | ComplaintEvent::SlaBreached { .. } => {}
+            | ComplaintEvent::SlaBreached { .. }
+            | ComplaintEvent::Reevaluated { .. } => {}
         }
     }
 }

@@ -111,6 +111,12 @@ pub fn complaint_event_to_wire(event: &ComplaintEvent) -> E {
         ComplaintEvent::Withdrawn { reason } => E::Withdrawn(pb::Withdrawn {
             reason: reason.as_str().to_owned(),
         }),
+        ComplaintEvent::Reevaluated { decision, held_by } => {
+            E::ComplaintReevaluated(pb::ComplaintReevaluated {
+                decision: Some(decision_to_wire(decision)),
+                held_by: held_by.map_or(0, |g| g.to_wire()),
+            })
+        }
         ComplaintEvent::SlaBreached {
             target,
             since,
@@ -256,6 +262,10 @@ fn complaint_event_from_wire(event: E) -> Result<Result<ComplaintEvent, E>, Deco
         },
         E::Withdrawn(w) => ComplaintEvent::Withdrawn {
             reason: text(&w.reason, "reason")?,
+        },
+        E::ComplaintReevaluated(r) => ComplaintEvent::Reevaluated {
+            decision: Box::new(decision_from_wire(r.decision, "decision")?),
+            held_by: optional_enum(r.held_by, "held_by")?,
         },
         E::SlaBreached(b) => ComplaintEvent::SlaBreached {
             target: FromWire::from_wire(b.target, "target")?,

@@ -56,6 +56,9 @@ pub const EVENT_FIELDS: &[(&str, Class)] = &[
     ("Envelope.reopened", Nested),
     ("Envelope.withdrawn", Nested),
     ("Envelope.sla_breached", Nested),
+    ("Envelope.complaint_reevaluated", Nested),
+    ("ComplaintReevaluated.decision", Nested),
+    ("ComplaintReevaluated.held_by", NotPersonal),
     ("Envelope.policy_published", Nested),
     ("Envelope.climate_set", Nested),
     ("Envelope.stance_alignment_set", Nested),
@@ -222,6 +225,7 @@ pub fn for_each_personal(event: &mut E, visit: &mut dyn FnMut(&mut String)) {
         | E::ItemReceived(_)
         | E::ItemProcessed(_)
         | E::SlaBreached(_)
+        | E::ComplaintReevaluated(_)
         | E::PolicyPublished(_)
         | E::ClimateSet(_)
         | E::StanceAlignmentSet(_)

@@ -49,6 +49,9 @@ pub enum Outcome {
     Routed(Route),
     /// Nothing to do (already routed, not a routing trigger, unchanged route).
     Skipped,
+    /// Decided again after a visibility change; the route held, and the
+    /// decision made again was recorded with the gate that held it.
+    Reevaluated,
 }
 
 /// Why a delivery could not be handled now.
@@ -214,25 +217,32 @@ impl Router {
     ) -> Result<Outcome, RoutingError> {
         let began = std::time::Instant::now();
         let from_delivery = known.is_some();
-        let (complaint, last_sequence) = match known {
-            Some(known) => known,
+        // Whether the log holds something this event already caused (a
+        // redelivery, another replica): then there is nothing left to record.
+        let (complaint, last_sequence, answered) = match known {
+            Some((complaint, last)) => (complaint, last, false),
             None => {
                 let History {
                     state,
                     last_sequence,
-                    ..
+                    events,
                 } = self.log.history(id).await?;
                 let Some(complaint) = state else {
                     return Ok(Outcome::Skipped);
                 };
-                (complaint, last_sequence)
+                let cause_id = Some(cause.event_id.as_uuid());
+                let answered = events.iter().any(|e| e.envelope.causation_id == cause_id);
+                (complaint, last_sequence, answered)
             }
         };
         let already_routed = complaint.decision.is_some();
         // A new complaint is decided once; a visibility change only matters
         // for a routed, open complaint (an unrouted one is decided with its
         // latest visibility when its own event comes through).
-        if already_routed != escalation || (escalation && !complaint.status.is_open_for_work()) {
+        if already_routed != escalation
+            || (escalation && !complaint.status.is_open_for_work())
+            || (escalation && (answered || complaint.route() == Some(Route::Ceo)))
+        {
             return Ok(Outcome::Skipped);
         }
         let customer = &complaint.facts.customer;
@@ -279,9 +289,20 @@ impl Router {
             &ctx,
         );
         // Re-routing only escalates: a complaint that went viral may reach the
-        // CEO; a CEO engagement is never taken back.
-        if escalation && (decision.route != Route::Ceo || complaint.route() == Some(Route::Ceo)) {
-            return Ok(Outcome::Skipped);
+        // CEO; a CEO engagement is never taken back. A visibility change that
+        // does not reach the CEO leaves the decision made again on record,
+        // with the gate that held it (the budget used up, the cooldown …).
+        if escalation && decision.route != Route::Ceo {
+            let events = match decide(
+                Some(&complaint),
+                &Command::RecordReevaluation(Box::new(decision)),
+            ) {
+                Ok(events) => events,
+                Err(e) => return refusal(e),
+            };
+            self.append_decision(&complaint, events, last_sequence, cause, traceparent)
+                .await?;
+            return Ok(Outcome::Reevaluated);
         }
         if from_delivery && decision.route == Route::Ceo {
             // A budget slot must not be taken for a complaint that may be

@@ -69,6 +69,8 @@ pub enum Command {
         /// Why.
         reason: FreeText,
     },
+    /// Record a decision made again that leaves the route in force.
+    RecordReevaluation(Box<Decision>),
     /// Record that a service-level target passed unmet, as its timer says.
     RecordSlaBreach {
         /// The clock the timer watched.
@@ -98,6 +100,7 @@ impl Command {
             Command::Reopen { .. } => "reopen",
             Command::Withdraw { .. } => "withdraw",
             Command::RecordSlaBreach { .. } => "record_sla_breach",
+            Command::RecordReevaluation(_) => "record_reevaluation",
         }
     }
 }
@@ -179,6 +182,14 @@ pub enum DomainError {
         target: SlaTarget,
         /// When it is due.
         due_at: Timestamp,
+    },
+    /// A re-evaluation whose decision would change the route: a re-routing.
+    #[error("the decision made again routes to {}, not {}: record it as a re-routing", to.name(), from.name())]
+    RouteChanges {
+        /// The route in force.
+        from: Route,
+        /// The decision's.
+        to: Route,
     },
     /// A re-routing that would not change the route.
     #[error("the complaint is already routed to {}", route.name())]
@@ -263,6 +274,19 @@ pub fn decide(
             }
             ComplaintEvent::Reopened {
                 reason: reason.clone(),
+            }
+        }
+        Command::RecordReevaluation(decision) => {
+            require_open(c, name)?;
+            if let Some(route) = c.route().filter(|r| *r != decision.route) {
+                return Err(DomainError::RouteChanges {
+                    from: route,
+                    to: decision.route,
+                });
+            }
+            ComplaintEvent::Reevaluated {
+                held_by: decision.first_failed_gate().map(|g| g.kind),
+                decision: decision.clone(),
             }
         }
         Command::RecordSlaBreach {

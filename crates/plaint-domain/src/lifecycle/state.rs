@@ -282,6 +282,8 @@ pub fn apply(
             c.closed_at.get_or_insert(at);
             c.sla = SlaClocks::default();
         }
+        // A record of the decision made again; the decision in force stays.
+        ComplaintEvent::Reevaluated { .. } => {}
         ComplaintEvent::SlaBreached {
             target,
             since,
