@@ -422,6 +422,45 @@ async fn the_ceo_budget_uses_the_default_policy_until_one_is_published() {
 }
 
 #[tokio::test]
+async fn a_past_budget_window_keeps_the_policy_in_force_then() {
+    let (db, store) = fresh_store().await;
+    let (svc, _) = service(&store);
+    let policy = ceo_everything();
+    let mut log = Log::default();
+    let by = plaint_domain::values::Label::parse("ops").unwrap();
+    let published = vec![log.company(
+        T0,
+        plaint_domain::event::CompanyEvent::PolicyPublished {
+            policy: Box::new(policy.clone()),
+            published_by: by,
+        },
+    )];
+    store.apply_batch(&published).await.unwrap();
+    let budget_at = |at_ms: i64| {
+        let svc = &svc;
+        async move {
+            svc.get_ceo_budget(Request::new(pb::GetCeoBudgetRequest {
+                at_ms,
+                consistency: None,
+            }))
+            .await
+            .unwrap()
+            .into_inner()
+        }
+    };
+
+    let before = budget_at(T0 - 30 * 86_400_000).await;
+    assert_eq!(before.budget, RoutingPolicy::default().budget.per_window);
+    let since = budget_at(T0).await;
+    assert_eq!(since.budget, policy.budget.per_window);
+    assert_ne!(before.budget, since.budget);
+    let now = budget_at(0).await;
+    assert_eq!(now.budget, policy.budget.per_window);
+
+    finish(db, store).await;
+}
+
+#[tokio::test]
 async fn goodwill_carries_the_counts_beside_the_shares() {
     let (db, store) = fresh_store().await;
     let (svc, _) = service(&store);

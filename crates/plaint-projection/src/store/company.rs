@@ -60,6 +60,19 @@ impl Store {
         Ok(row.map(policy_row))
     }
 
+    /// The policy in force at `at`: the last one published at or before it;
+    /// `None` means the default was in force then.
+    pub async fn policy_at(&self, at: Timestamp) -> Result<Option<PolicyRow>, StoreError> {
+        let row = sqlx::query_as::<_, (Json<RoutingPolicy>, i64, String, i64)>(
+            "SELECT policy, published_at, published_by, sequence FROM policies \
+             WHERE published_at <= $1 ORDER BY version DESC LIMIT 1",
+        )
+        .bind(at.as_millis())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(policy_row))
+    }
+
     /// The climate and stance in force (defaults until an operator sets them).
     pub async fn company_settings(&self) -> Result<CompanySettings, StoreError> {
         let rows = sqlx::query_as::<_, (String, String)>("SELECT key, value FROM company")

@@ -16,8 +16,8 @@ mod wire;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use plaint_domain::Timestamp;
 use plaint_domain::values::{AtField, CustomerId, CustomerRef};
-use plaint_domain::{RoutingPolicy, Timestamp};
 use plaint_proto::router::{self as pb, query_server::Query};
 use plaint_vault::Pseudonyms;
 use tokio::sync::broadcast;
@@ -108,15 +108,6 @@ impl QueryService {
             min_sequence: c.min_sequence,
             projected: self.store.projected_sequence().await?,
         })
-    }
-
-    /// The policy in force: the latest published, or the default.
-    async fn policy_in_force(&self) -> Result<RoutingPolicy, QueryError> {
-        Ok(self
-            .store
-            .latest_policy()
-            .await?
-            .map_or_else(RoutingPolicy::default, |p| p.policy))
     }
 }
 

@@ -1,5 +1,6 @@
 //! `GetQueueStats`, `GetCeoBudget` and `GetGoodwill`.
 
+use plaint_domain::RoutingPolicy;
 use plaint_domain::goodwill::GoodwillTally;
 use plaint_proto::ToWire;
 use plaint_proto::convert::not_one_of;
@@ -35,14 +36,19 @@ impl QueryService {
         })
     }
 
-    /// The budget window containing `at_ms` (0 = now) under the policy in force.
+    /// The budget window containing `at_ms` (0 = now) under the policy in
+    /// force at that time: a past window keeps the length and budget it had.
     pub(super) async fn ceo_budget(
         &self,
         req: pb::GetCeoBudgetRequest,
     ) -> Result<pb::GetCeoBudgetResponse, QueryError> {
         self.consistent(req.consistency.as_ref()).await?;
-        let policy = self.policy_in_force().await?;
         let at = wire::bound(req.at_ms).unwrap_or_else(now);
+        let policy = self
+            .store
+            .policy_at(at)
+            .await?
+            .map_or_else(RoutingPolicy::default, |p| p.policy);
         let window_ms = policy.window_ms();
         let start = at.window_start(window_ms);
         let end = start.plus_millis(window_ms);
