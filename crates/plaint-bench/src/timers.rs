@@ -33,6 +33,9 @@ const MAX_PART: u64 = 10_000;
 const SPREAD: Duration = Duration::from_secs(10);
 /// Timers armed first, to learn how fast arming goes.
 const PROBE: u64 = 500;
+/// Seconds between the last arm and the first timer due, beyond the time
+/// arming is expected to take, for 100,000 timers (fewer settle sooner).
+const SETTLE_SECS: f64 = 15.0;
 /// Arms in flight at once.
 const IN_FLIGHT: usize = 256;
 /// How long after the last due time the phase waits for stragglers.
@@ -198,7 +201,12 @@ async fn measure(url: &str, prefix: &str, mode: Mode, n: u64) -> anyhow::Result<
     .await?;
     let rate = probe as f64 / started.elapsed().as_secs_f64().max(1e-3);
     let rest = n - probe;
-    let lead = Duration::from_secs_f64(rest as f64 / rate * 1.5 + 5.0);
+    // The slack lets the server settle after taking the schedules in a few
+    // seconds (it is still writing them away for a while): a deployment arms
+    // a few hundred a second, never 100,000 at once, and the firing is what
+    // this phase measures.
+    let settle = 5.0 + (SETTLE_SECS - 5.0) * (n as f64 / 100_000.0).min(1.0);
+    let lead = Duration::from_secs_f64(rest as f64 / rate * 1.5 + settle);
     let first_due = now().plus_millis(i64::try_from(lead.as_millis()).unwrap_or(i64::MAX));
     let step_ms = SPREAD.as_millis() as f64 / part.max(1) as f64;
     let burst_at = first_due.plus_millis(i64::try_from(SPREAD.as_millis()).unwrap_or(0) + 2_000);

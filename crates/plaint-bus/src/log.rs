@@ -518,7 +518,7 @@ impl EventLog {
 /// Whether the stream takes atomic batches, turning them on for a stream
 /// made before they were used (a change the server makes in place). A
 /// process not allowed to change the stream appends one by one.
-async fn allows_batches(js: &Context, stream: &mut Stream) -> bool {
+pub(crate) async fn allows_batches(js: &Context, stream: &mut Stream) -> bool {
     let config = &stream.cached_info().config;
     if config.allow_atomic_publish {
         return true;

@@ -11,26 +11,28 @@
 //!
 //! The timers live in a stream of their own, `<STREAM>_TIMERS`: schedules
 //! need roll-ups and purges, which the log itself forbids.
+//!
+//! Arms made at the same time (the clocks of complaints routed together) go
+//! as one atomic batch, whether or not the log batches its appends: with an
+//! fsync per write each schedule alone would cost a flush, and arms carry no
+//! condition that a batch could mix up (see [`crate::group_commit`]).
 
 use std::time::Duration;
 
 use async_nats::HeaderMap;
 use async_nats::jetstream::consumer::{AckPolicy, pull};
-use async_nats::jetstream::context::PublishErrorKind;
-use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::stream::{Config, DiscardPolicy, StorageType, Stream};
 use bytes::Bytes;
 use plaint_domain::Timestamp;
 
 use crate::consumer::{ConsumerSettings, Deliveries};
-use crate::error::{BusError, while_doing};
-use crate::log::{EventLog, ensure_stream};
+use crate::error::{AppendError, BusError, while_doing};
+use crate::group_commit::{GroupCommit, Request};
+use crate::log::{EventLog, Expect, allows_batches, ensure_stream};
 
 /// How long a fired timer waits to be handled by default: far longer than
 /// any outage the routers should have, short enough not to pile up.
 pub const DEFAULT_FIRED_KEPT: Duration = Duration::from_secs(7 * 24 * 3600);
-/// Attempts at arming one timer while NATS answers slowly or not at all.
-const ARM_ATTEMPTS: u32 = 5;
 
 /// The stream of timers; cheap to clone.
 #[derive(Debug, Clone)]
@@ -38,6 +40,8 @@ pub struct Timers {
     log: EventLog,
     stream: Stream,
     fired_kept: Duration,
+    /// Batches concurrent arms; `None` when they go one by one.
+    group: Option<GroupCommit>,
 }
 
 impl Timers {
@@ -59,11 +63,15 @@ impl Timers {
             deny_purge: false,
             ..Default::default()
         };
-        let stream = ensure_stream(log.context(), config).await?;
+        let mut stream = ensure_stream(log.context(), config).await?;
+        let group = allows_batches(log.context(), &mut stream)
+            .await
+            .then(|| GroupCommit::start(log.clone()));
         Ok(Self {
             log,
             stream,
             fired_kept,
+            group,
         })
     }
 
@@ -82,44 +90,36 @@ impl Timers {
             self.fired_kept.as_secs().max(1).to_string().as_str(),
         );
         let subject = names.timer_schedule(key);
-        let mut last = None;
-        for attempt in 0..ARM_ATTEMPTS {
-            if attempt > 0 {
-                tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
+        // An id of its own per arm, kept across retries: re-arming the same
+        // key must replace the schedule, not be taken for a duplicate of it.
+        // (The server strips the id from the message it fires.)
+        let message_id = uuid::Uuid::new_v4().simple().to_string();
+        let armed = match &self.group {
+            Some(group) => {
+                group
+                    .append(Request {
+                        subject,
+                        aggregate: None,
+                        headers,
+                        payload: body,
+                        message_id,
+                        expect: Expect::Any,
+                    })
+                    .await
             }
-            // No message id: re-arming the same key must replace the
-            // schedule, not be taken for a duplicate of it.
-            let publish = PublishMessage::build()
-                .payload(body.clone())
-                .headers(headers.clone());
-            let sent = match self
-                .log
-                .context()
-                .send_publish(subject.clone(), publish)
-                .await
-            {
-                Ok(ack) => ack.await,
-                Err(e) => Err(e),
-            };
-            match sent {
-                Ok(_) => return Ok(()),
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        PublishErrorKind::TimedOut | PublishErrorKind::BrokenPipe
-                    ) =>
-                {
-                    last = Some(e);
-                }
-                Err(e) => {
-                    return Err(BusError::JetStream(while_doing("cannot arm a timer", e)));
-                }
+            None => {
+                self.log
+                    .publish_one(&subject, headers, body, &message_id, Expect::Any)
+                    .await
             }
+        };
+        match armed {
+            Ok(_) => Ok(()),
+            Err(AppendError::Bus(e)) => Err(e),
+            Err(AppendError::WrongLastSequence) => Err(BusError::JetStream(
+                "cannot arm a timer: the server applied a condition the timer did not set".into(),
+            )),
         }
-        Err(BusError::Unavailable(while_doing(
-            "cannot arm a timer",
-            last.map_or_else(|| "no attempt made".to_owned(), |e| e.to_string()),
-        )))
     }
 
     /// The durable consumer `durable` of every fired timer.
