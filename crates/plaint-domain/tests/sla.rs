@@ -401,3 +401,22 @@ fn a_replay_reads_what_was_missed_from_when_targets_were_met() {
         }
     );
 }
+
+#[test]
+fn a_first_decision_alone_tells_the_clocks_it_starts() {
+    for (route, priority) in [
+        (Route::Frontline, Priority::P3),
+        (Route::Ceo, Priority::P1),
+        (Route::ReverseLogistics, Priority::P4),
+    ] {
+        let routed = routed_at(2, route, priority);
+        let c = history(&[received_at(0), routed.clone()]);
+        let ComplaintEvent::Routed(decision) = &routed.1 else {
+            unreachable!("routed_at makes a routing")
+        };
+        let alone =
+            plaint_domain::lifecycle::first_clocks(decision, Timestamp::from_millis(routed.0));
+        assert_eq!(alone, c.sla, "{route:?} {priority:?}");
+        assert_eq!(alone.timers().len(), 2);
+    }
+}

@@ -8,5 +8,6 @@ mod state;
 
 pub use decide::{Command, DomainError, decide};
 pub use state::{
-    Complaint, FulfilmentProgress, FulfilmentStep, InvalidHistory, Status, apply, replay,
+    Complaint, FulfilmentProgress, FulfilmentStep, InvalidHistory, Status, apply, first_clocks,
+    replay,
 };

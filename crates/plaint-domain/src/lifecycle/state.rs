@@ -309,10 +309,24 @@ pub fn apply(
 /// A new decision's handler gets their own time: the resolve clock restarts,
 /// and so does the acknowledge clock where nobody has acknowledged it yet.
 fn start_clocks(c: &mut Complaint, decision: &Decision, at: Timestamp) {
-    if c.status == Status::Received || c.sla.acknowledge.is_some() {
+    if c.status == Status::Received {
+        c.sla = first_clocks(decision, at);
+        return;
+    }
+    if c.sla.acknowledge.is_some() {
         c.sla.acknowledge = clock(Some(decision), SlaTarget::Acknowledge, at);
     }
     c.sla.resolve = clock(Some(decision), SlaTarget::Resolve, at);
+}
+
+/// The clocks a complaint's first decision (`complaint_routed`) starts at
+/// `at`: both targets, whatever came before (nothing meets a target before
+/// there is a handler). Known from that event alone.
+pub fn first_clocks(decision: &Decision, at: Timestamp) -> SlaClocks {
+    SlaClocks {
+        acknowledge: clock(Some(decision), SlaTarget::Acknowledge, at),
+        resolve: clock(Some(decision), SlaTarget::Resolve, at),
+    }
 }
 
 /// A clock for `target` starting at `at`, under the decision's targets.

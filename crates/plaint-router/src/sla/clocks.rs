@@ -7,7 +7,8 @@ use plaint_bus::{
     BusError, Consume, ConsumerSettings, Deliveries, Delivery, EventLog, GaveUp, Names,
     RetryPolicy, Timers, consume_until_stopped,
 };
-use plaint_domain::event::subject_kind_of;
+use plaint_domain::event::{ComplaintEvent, EventPayload, subject_kind_of};
+use plaint_domain::lifecycle::first_clocks;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -88,8 +89,11 @@ impl Consume for Armer {
 }
 
 impl Clocks {
-    /// Arms the timers of every clock the complaint has running now (a
-    /// later event may have met or restarted the one `d` started).
+    /// Arms the timers of the clocks `d` started. A first decision's are
+    /// known from the event itself; after a re-routing or a reopening, the
+    /// clocks the complaint has running now are read from its history (a
+    /// later event may also have met or restarted the one `d` started).
+    /// A timer armed for a clock met meanwhile fires and finds it met.
     async fn arm_for(&self, d: &Delivery) -> Result<(), BusError> {
         let envelope = match self.log.decode_masked(d.payload()) {
             Ok(e) => e,
@@ -101,11 +105,18 @@ impl Clocks {
         let Some(id) = envelope.complaint_id else {
             return Ok(());
         };
-        let history = self.log.history(id).await?;
-        let Some(state) = history.state else {
-            return Ok(());
+        let clocks = match &envelope.payload {
+            // Reading the history costs the server a search of the
+            // complaint's subjects per event: most of what arming cost it.
+            EventPayload::Complaint(ComplaintEvent::Routed(decision)) => {
+                first_clocks(decision, envelope.occurred_at)
+            }
+            _ => match self.log.history(id).await?.state {
+                Some(state) => state.sla,
+                None => return Ok(()),
+            },
         };
-        let arms = state.sla.timers().into_iter().map(|timer| {
+        let arms = clocks.timers().into_iter().map(|timer| {
             let timer = ClockTimer {
                 complaint_id: id,
                 timer,
