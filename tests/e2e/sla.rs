@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use plaint_domain::event::ComplaintEvent;
 use plaint_domain::sla::SlaTarget;
-use plaint_domain::{Priority, RoutingPolicy};
+use plaint_domain::{Priority, RoutingPolicy, Timestamp};
 use plaint_proto::intake as ipb;
 use plaint_proto::router as rpb;
 
@@ -172,6 +172,29 @@ async fn a_missed_target_breaches_once_raises_the_priority_and_goes_out() {
     assert_eq!(goodwill.route, "REVERSE_LOGISTICS", "{goodwill:?}");
     assert_eq!((goodwill.met, goodwill.missed), (1, 1), "{goodwill:?}");
     assert!((goodwill.met_pct - 50.0).abs() < 1e-9, "{goodwill:?}");
+    // Attainment is kept per day of receipt: a period from tomorrow holds
+    // neither complaint, one that ends today holds both.
+    let day_ms = 86_400_000;
+    let today = Timestamp::from_system_time(std::time::SystemTime::now()).as_millis();
+    for (from_ms, to_ms, counted) in [(today + day_ms, 0, 0), (1, today, 2)] {
+        let g = first
+            .query
+            .get_goodwill(rpb::GetGoodwillRequest {
+                from_ms,
+                to_ms,
+                ..Default::default()
+            })
+            .await
+            .expect("goodwill for a period")
+            .into_inner();
+        let ours: u64 = g
+            .sla
+            .iter()
+            .filter(|a| a.route == "REVERSE_LOGISTICS" && a.target == "ACKNOWLEDGE")
+            .map(|a| a.met + a.missed)
+            .sum();
+        assert_eq!(ours, counted, "from {from_ms} to {to_ms}: {g:?}");
+    }
 
     // SimulatePolicy reads the same lives: under the targets the complaints
     // were decided with, one missed its acknowledgement; under an hour's,

@@ -208,13 +208,24 @@ pub struct SlaAttainment {
 }
 
 impl Store {
-    /// Service-level attainment over every complaint, per route, priority
-    /// and target, sorted.
-    pub async fn sla_attainment(&self) -> Result<Vec<SlaAttainment>, StoreError> {
+    /// Service-level attainment of the complaints received on the UTC days
+    /// from `from` to `to` (each end's whole day; unbounded where `None`),
+    /// per route, priority and target, sorted.
+    pub async fn sla_attainment(
+        &self,
+        from: Option<Timestamp>,
+        to: Option<Timestamp>,
+    ) -> Result<Vec<SlaAttainment>, StoreError> {
+        let day = |t: Timestamp| t.as_millis().div_euclid(DAY_MS);
         let rows = sqlx::query_as::<_, (String, String, String, i64, i64)>(
-            "SELECT route, priority, target, met, missed FROM sla_attainment \
+            "SELECT route, priority, target, sum(met)::bigint, sum(missed)::bigint \
+             FROM sla_attainment WHERE day >= $1 AND day <= $2 \
+             GROUP BY route, priority, target \
+             HAVING sum(met) + sum(missed) > 0 \
              ORDER BY route, priority, target",
         )
+        .bind(from.map_or(i64::MIN, day))
+        .bind(to.map_or(i64::MAX, day))
         .fetch_all(&self.pool)
         .await?;
         Ok(rows

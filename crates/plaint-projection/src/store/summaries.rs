@@ -37,6 +37,8 @@ struct GoodwillKey {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct SlaKey {
+    /// The UTC day the complaint was received (days since the epoch).
+    day: i64,
     route: Route,
     priority: Priority,
     target: SlaTarget,
@@ -60,6 +62,7 @@ fn sla_outcomes(c: &Complaint) -> [Option<(SlaKey, bool)>; 2] {
         return [None, None];
     };
     let key = |target| SlaKey {
+        day: c.received_at.as_millis().div_euclid(DAY_MS),
         route: d.route,
         priority: d.priority,
         target,
@@ -300,9 +303,10 @@ impl Deltas {
             return Ok(());
         }
         sqlx::query(
-            "INSERT INTO sla_attainment (route, priority, target, met, missed) \
-             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[]) \
-             ON CONFLICT (route, priority, target) DO UPDATE SET \
+            "INSERT INTO sla_attainment (route, priority, target, met, missed, day) \
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], \
+                                  $6::bigint[]) \
+             ON CONFLICT (day, route, priority, target) DO UPDATE SET \
                met = sla_attainment.met + EXCLUDED.met, \
                missed = sla_attainment.missed + EXCLUDED.missed",
         )
@@ -323,6 +327,7 @@ impl Deltas {
         )
         .bind(sla.iter().map(|(_, v)| v.0).collect::<Vec<_>>())
         .bind(sla.iter().map(|(_, v)| v.1).collect::<Vec<_>>())
+        .bind(sla.iter().map(|(k, _)| k.day).collect::<Vec<_>>())
         .execute(&mut **tx)
         .await?;
         if sla.iter().any(|(_, v)| v.0 < 0 || v.1 < 0) {

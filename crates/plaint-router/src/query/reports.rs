@@ -97,7 +97,7 @@ impl QueryService {
         }
         let sla = self
             .store
-            .sla_attainment()
+            .sla_attainment(wire::bound(req.from_ms), wire::bound(req.to_ms))
             .await?
             .into_iter()
             .map(|a| pb::SlaAttainment {
