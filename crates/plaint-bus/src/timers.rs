@@ -61,6 +61,8 @@ impl Timers {
             // Schedules are replaced by roll-ups and purged once fired.
             allow_rollup: true,
             deny_purge: false,
+            // Arms made at the same time go as one batch.
+            allow_atomic_publish: true,
             ..Default::default()
         };
         let mut stream = ensure_stream(log.context(), config).await?;
