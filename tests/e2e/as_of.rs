@@ -9,8 +9,9 @@ use plaint_proto::intake as ipb;
 use plaint_proto::router as rpb;
 use tonic::Code;
 
+use crate::helpers::TestIntake;
 use crate::helpers::{complaint_event, eventually, header, spawn_intake, submit_request};
-use crate::router::{decided, spawn_router};
+use crate::router::{decided, spawn_router, with_timeline_entry};
 
 fn as_of(id: &str, sequence: u64, ms: i64) -> rpb::GetComplaintRequest {
     rpb::GetComplaintRequest {
@@ -21,12 +22,13 @@ fn as_of(id: &str, sequence: u64, ms: i64) -> rpb::GetComplaintRequest {
     }
 }
 
-#[tokio::test]
-async fn the_answer_at_each_sequence_is_what_a_replay_gives_there() {
-    let db = plaint_testkit::TestDb::create().await;
-    let intake = spawn_intake(&plaint_testkit::shared_nats_url()).await;
-    let mut router = spawn_router(&intake, db.url()).await;
-    let mut request = submit_request("asof", "H-1");
+/// Submits a service complaint; its id as the wire and the domain write it.
+async fn submit_service_complaint(
+    intake: &TestIntake,
+    source: &str,
+    ticket: &str,
+) -> (String, plaint_domain::ComplaintId) {
+    let mut request = submit_request(source, ticket);
     request.category = epb::Category::Service as i32;
     let written = intake
         .client
@@ -35,8 +37,16 @@ async fn the_answer_at_each_sequence_is_what_a_replay_gives_there() {
         .await
         .expect("submitted")
         .into_inner();
-    let id = written.complaint_id.clone();
-    let complaint_id = plaint_domain::ComplaintId::parse(&id).expect("an id");
+    let complaint_id = plaint_domain::ComplaintId::parse(&written.complaint_id).expect("an id");
+    (written.complaint_id, complaint_id)
+}
+
+#[tokio::test]
+async fn the_answer_at_each_sequence_is_what_a_replay_gives_there() {
+    let db = plaint_testkit::TestDb::create().await;
+    let intake = spawn_intake(&plaint_testkit::shared_nats_url()).await;
+    let mut router = spawn_router(&intake, db.url()).await;
+    let (id, complaint_id) = submit_service_complaint(&intake, "asof", "H-1").await;
     decided(&mut router.query, &id).await;
     let mut client = intake.client.clone();
     client
@@ -146,17 +156,7 @@ async fn a_visibility_change_that_keeps_the_route_leaves_a_reevaluation_with_the
     let db = plaint_testkit::TestDb::create().await;
     let intake = spawn_intake(&plaint_testkit::shared_nats_url()).await;
     let mut router = spawn_router(&intake, db.url()).await;
-    let mut request = submit_request("reeval", "V-1");
-    request.category = epb::Category::Service as i32;
-    let written = intake
-        .client
-        .clone()
-        .submit_complaint(request)
-        .await
-        .expect("submitted")
-        .into_inner();
-    let id = written.complaint_id.clone();
-    let complaint_id = plaint_domain::ComplaintId::parse(&id).expect("an id");
+    let (id, complaint_id) = submit_service_complaint(&intake, "reeval", "V-1").await;
     let first = decided(&mut router.query, &id).await;
     assert_eq!(first.decisions[0].route, epb::Route::Frontline as i32);
     // A little more visible: not nearly enough for the CEO.
@@ -173,22 +173,7 @@ async fn a_visibility_change_that_keeps_the_route_leaves_a_reevaluation_with_the
         })
         .await
         .expect("visibility changed");
-    let now = eventually("the re-evaluation projected", async || {
-        let r = router
-            .query
-            .get_complaint(rpb::GetComplaintRequest {
-                complaint_id: id.clone(),
-                ..Default::default()
-            })
-            .await
-            .ok()?
-            .into_inner();
-        r.timeline
-            .iter()
-            .any(|t| t.event_type == "complaint_reevaluated")
-            .then_some(r)
-    })
-    .await;
+    let now = with_timeline_entry(&mut router.query, &id, "complaint_reevaluated").await;
     let entry = now
         .timeline
         .iter()

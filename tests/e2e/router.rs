@@ -144,6 +144,30 @@ pub(crate) async fn decided(
     .await
 }
 
+/// The complaint once its projected timeline holds an event of `event_type`.
+pub(crate) async fn with_timeline_entry(
+    query: &mut QueryClient<Authed>,
+    id: &str,
+    event_type: &str,
+) -> rpb::GetComplaintResponse {
+    let id = id.to_owned();
+    eventually(&format!("{event_type} projected"), async || {
+        let r = query
+            .get_complaint(rpb::GetComplaintRequest {
+                complaint_id: id.clone(),
+                ..Default::default()
+            })
+            .await
+            .ok()?
+            .into_inner();
+        r.timeline
+            .iter()
+            .any(|t| t.event_type == event_type)
+            .then_some(r)
+    })
+    .await
+}
+
 #[tokio::test]
 async fn health_and_reflection_tell_only_what_the_router_serves() {
     let db = plaint_testkit::TestDb::create().await;

@@ -15,7 +15,7 @@ use crate::helpers::{
     complaint_event, count, eventually, header, spawn_intake, submit_json, ticket_id,
 };
 use crate::outbound::Reader;
-use crate::router::{decided, spawn_router_with};
+use crate::router::{decided, spawn_router_with, with_timeline_entry};
 
 /// The acknowledgement target of this test's policy, in seconds.
 const ACKNOWLEDGE_WITHIN: u32 = 4;
@@ -110,23 +110,7 @@ async fn a_missed_target_breaches_once_raises_the_priority_and_goes_out() {
     assert_eq!(count(&intake.events(&kept).await, "sla_breached"), 0);
 
     // The read side shows the raised priority and the breach in the timeline.
-    let now = eventually("the breach projected", async || {
-        let r = first
-            .query
-            .get_complaint(rpb::GetComplaintRequest {
-                complaint_id: late.to_string(),
-                consistency: None,
-                ..Default::default()
-            })
-            .await
-            .ok()?
-            .into_inner();
-        r.timeline
-            .iter()
-            .any(|t| t.event_type == "sla_breached")
-            .then_some(r)
-    })
-    .await;
+    let now = with_timeline_entry(&mut first.query, &late.to_string(), "sla_breached").await;
     let summary = now.complaint.expect("a summary");
     if let Some(raised) = expected {
         assert_eq!(
