@@ -112,7 +112,7 @@ impl Service for Application {
                 tasks.stop_token(),
             );
             tasks.spawn("routing backlog", async move {
-                plaint_routing::measure_backlog(log, durable, stop).await;
+                plaint_routing::measure_backlog(log, durable, "plaint_routing_pending", stop).await;
                 Ok(())
             });
             let (log, dead_letters, stop) = (
@@ -161,6 +161,13 @@ impl Service for Application {
             let (log, timers, stop) = (self.log.clone(), self.timers.clone(), tasks.stop_token());
             tasks.spawn("service-level timers", async move {
                 crate::sla::breaches::run(log, timers, retry, stop).await?;
+                Ok(())
+            });
+            let (log, stop) = (self.log.clone(), tasks.stop_token());
+            let durable = crate::sla::clocks::consumer_settings(log.names()).durable;
+            tasks.spawn("clocks backlog", async move {
+                plaint_routing::measure_backlog(log, durable, "plaint_sla_clocks_pending", stop)
+                    .await;
                 Ok(())
             });
             let (timers, stop) = (self.timers.clone(), tasks.stop_token());

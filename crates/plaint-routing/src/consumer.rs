@@ -102,17 +102,23 @@ impl Consume for Door {
     }
 }
 
-/// How often the routing consumer's backlog is measured.
+/// How often a consumer's backlog is measured.
 const BACKLOG_INTERVAL: Duration = Duration::from_secs(2);
 
-/// Publishes `plaint_routing_pending`, the events the routing consumer
-/// `durable` has still to decide on (undelivered or unacknowledged), until
-/// `stop` is cancelled. Read from the consumer itself, so it returns to 0
-/// when the work is done whichever replica did it.
-pub async fn measure_backlog(log: EventLog, durable: String, stop: CancellationToken) {
+/// Publishes as `gauge` the events the log's consumer `durable` has still
+/// to handle (undelivered or unacknowledged), until `stop` is cancelled
+/// (`plaint_routing_pending` for the routing consumer). Read from the
+/// consumer itself, so it returns to 0 when the work is done whichever
+/// replica did it.
+pub async fn measure_backlog(
+    log: EventLog,
+    durable: String,
+    gauge: &'static str,
+    stop: CancellationToken,
+) {
     loop {
         if let Ok(backlog) = log.consumer_backlog(&durable).await {
-            metrics::gauge!("plaint_routing_pending").set(backlog as f64);
+            metrics::gauge!(gauge).set(backlog as f64);
         }
         tokio::select! {
             () = stop.cancelled() => return,

@@ -777,8 +777,13 @@ impl Gauge {
 }
 
 /// The idle value of a gauge, by its name: work waiting (a backlog, a lag,
-/// calls in flight) rests at 0; positions and holdings have none.
+/// calls in flight) rests at 0; positions and holdings have none. Timers
+/// armed and not yet due are a holding: they wait for their time, not for
+/// the services.
 fn idle_value(name: &str) -> Option<f64> {
+    if name.contains("timers_pending") {
+        return None;
+    }
     [
         "pending",
         "lag",
@@ -891,6 +896,8 @@ mod tests {
         assert!(g[1].idle.is_none() && g[1].at_idle());
         assert_eq!(idle_value("plaint_projection_lag_events"), Some(0.0));
         assert_eq!(idle_value("plaint_projection_checkpoint"), None);
+        assert_eq!(idle_value("plaint_sla_clocks_pending"), Some(0.0));
+        assert_eq!(idle_value("plaint_sla_timers_pending"), None);
     }
 
     #[test]
