@@ -3,6 +3,7 @@
 //! At-least-once: a delivery is acked only after its effect is stored, so a
 //! crash before the ack means a redelivery, and handlers are idempotent.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::time::Duration;
 
@@ -10,7 +11,7 @@ use async_nats::jetstream::AckKind;
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, PullConsumer, pull};
 use async_nats::jetstream::stream::Stream;
 use bytes::Bytes;
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 
 use tokio_util::sync::CancellationToken;
 
@@ -96,6 +97,16 @@ pub struct Deliveries {
     held: Held,
     batch: usize,
     current: Option<pull::Batch>,
+    /// Messages of the pull in hand that had already reached this process
+    /// when one was asked for, each held from then on. Left in the client's
+    /// buffer behind slow work they would get no progress ack, and the
+    /// client ends a pull 5 s after its expiry whatever its buffer still
+    /// holds: those were lost to this process and redelivered after the ack
+    /// wait.
+    arrived: VecDeque<Result<Delivery, BusError>>,
+    /// How the pull in hand ended, seen while taking what had arrived:
+    /// `Some(None)` it ended, `Some(Some(e))` it broke with `e`.
+    ended: Option<Option<crate::error::Cause>>,
     broken: bool,
 }
 
@@ -137,10 +148,53 @@ impl Deliveries {
     /// `None` once it has ended (all its messages came, or it expired). A
     /// stopping consumer handles these before it exits.
     pub async fn next_in_pull(&mut self) -> Option<Result<Delivery, BusError>> {
+        self.take_arrived();
+        if let Some(d) = self.arrived.pop_front() {
+            return Some(d);
+        }
+        if let Some(end) = self.ended.take() {
+            return self.end_of_pull(end);
+        }
         let pull = self.current.as_mut()?;
-        match pull.next().await {
-            Some(Ok(m)) => Some(Delivery::from_message(m, &self.held)),
-            Some(Err(e)) => Some(Err(self.interrupted(e))),
+        let delivery = match pull.next().await {
+            Some(Ok(m)) => Delivery::from_message(m, &self.held),
+            Some(Err(e)) => return self.end_of_pull(Some(e)),
+            None => return self.end_of_pull(None),
+        };
+        self.take_arrived();
+        Some(delivery)
+    }
+
+    /// Takes, and holds, what of the pull in hand already arrived; at most
+    /// a pull's worth.
+    fn take_arrived(&mut self) {
+        let Some(pull) = self.current.as_mut() else {
+            return;
+        };
+        while self.arrived.len() < self.batch {
+            match pull.next().now_or_never() {
+                Some(Some(Ok(m))) => self
+                    .arrived
+                    .push_back(Delivery::from_message(m, &self.held)),
+                Some(Some(Err(e))) => {
+                    self.ended = Some(Some(e));
+                    return;
+                }
+                Some(None) => {
+                    self.ended = Some(None);
+                    return;
+                }
+                None => return,
+            }
+        }
+    }
+
+    fn end_of_pull(
+        &mut self,
+        end: Option<crate::error::Cause>,
+    ) -> Option<Result<Delivery, BusError>> {
+        match end {
+            Some(e) => Some(Err(self.interrupted(e))),
             None => {
                 self.current = None;
                 None
@@ -358,6 +412,8 @@ pub(crate) async fn open(
         held: Held::keep(client, settings.ack_wait),
         batch: settings.batch.max(1),
         current: None,
+        arrived: VecDeque::new(),
+        ended: None,
         broken: false,
     })
 }

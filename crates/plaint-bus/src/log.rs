@@ -286,7 +286,9 @@ impl EventLog {
         message_id: &str,
         expect: Expect,
     ) -> Result<Appended, AppendError> {
-        let Some(group) = &self.group else {
+        // A batch is stored by one stream: what goes to another (dead
+        // letters, requeued inbound messages) is published on its own.
+        let Some(group) = self.group.as_ref().filter(|_| self.names.in_log(subject)) else {
             return self
                 .publish_one(subject, headers, payload, message_id, expect)
                 .await;

@@ -86,6 +86,23 @@ impl Names {
         ]
     }
 
+    /// Whether `subject` is one of the event log's (see [`Self::log_subjects`]).
+    pub fn in_log(&self, subject: &str) -> bool {
+        let Some(rest) = subject
+            .strip_prefix(self.prefix.as_str())
+            .and_then(|r| r.strip_prefix('.'))
+        else {
+            return false;
+        };
+        let tokens: Vec<&str> = rest.split('.').collect();
+        let filled = tokens.iter().all(|t| !t.is_empty());
+        match tokens.as_slice() {
+            ["complaint", _, _] => filled,
+            ["company" | "budget" | "ceo", _] => filled,
+            _ => false,
+        }
+    }
+
     /// The subject the first layout of the log gave a whole complaint: a
     /// stream that still lists it was written in that layout.
     pub fn first_layout_complaints(&self) -> String {
@@ -275,6 +292,31 @@ mod tests {
         assert_eq!(names.integration_of("p.helpdesk.inbound."), None);
         assert_eq!(names.integration_of("q.helpdesk.inbound.acme"), None);
         assert_eq!(names.integration_of("p.helpdesk.dead"), None);
+    }
+
+    #[test]
+    fn the_log_holds_complaint_company_budget_and_ceo_subjects_only() {
+        let names = Names::new("p", "S").unwrap();
+        for subject in [
+            "p.complaint.abc.routed",
+            "p.company.policy",
+            "p.budget.w1",
+            "p.ceo.c1",
+        ] {
+            assert!(names.in_log(subject), "{subject}");
+        }
+        for subject in [
+            names.dead_letter().as_str(),
+            "p.helpdesk.inbound.acme",
+            "p.timer.sched.x",
+            "p.complaint.abc",
+            "p.complaint.abc.routed.x",
+            "p.company.",
+            "q.complaint.abc.routed",
+            "pcomplaint.abc.routed",
+        ] {
+            assert!(!names.in_log(subject), "{subject}");
+        }
     }
 
     #[test]

@@ -94,3 +94,57 @@ async fn log_events(
         .await
         .expect("read the complaint's subject")
 }
+
+/// Messages of one pull that wait in this process behind slow work are kept
+/// by progress acks like the one being handled, and are handled even when
+/// working through them outlasts the pull (the client ends a pull 5 s after
+/// its 1 s expiry, dropping what it still buffers): none is redelivered.
+#[tokio::test]
+async fn a_pull_worked_through_slowly_is_not_redelivered_while_it_waits() {
+    let nats_url = shared_nats_url();
+    let config = test_config(&nats_url);
+    let (_, log) = plaint_bus::open(&config.log, "plaint-tests")
+        .await
+        .expect("open the event log");
+    let streams = Helpdesk::open(log.clone(), &StreamSettings::default())
+        .await
+        .expect("open the helpdesk streams");
+    let inbound = Inbound::connect(&nats_url, &config.log.prefix).await;
+    const MESSAGES: usize = 5;
+    for i in 0..MESSAGES {
+        inbound
+            .publish("zendesk", submit_json("zendesk", &format!("S-{i}")))
+            .await;
+    }
+
+    let mut consumer = ConsumerSettings::new(
+        format!("{}_slow", config.log.stream),
+        format!("{}.helpdesk.inbound.>", config.log.prefix),
+    );
+    consumer.ack_wait = Duration::from_secs(1);
+    consumer.batch = 64;
+    let mut deliveries = streams.consume(&consumer).await.expect("open the consumer");
+    // Each takes 1.6 s: the last of the pull is asked for 6.4 s after it
+    // came, past the ack wait and past the end of the pull.
+    let mut seen = Vec::new();
+    while seen.len() < MESSAGES {
+        let d = within("a delivery", deliveries.next())
+            .await
+            .expect("a delivery")
+            .expect("a delivery");
+        assert_eq!(
+            d.delivered, 1,
+            "message at {} delivered again while it waited",
+            d.stream_sequence
+        );
+        tokio::time::sleep(Duration::from_millis(1_600)).await;
+        d.ack_confirmed().await.expect("ack");
+        seen.push(d.stream_sequence);
+    }
+    seen.sort_unstable();
+    seen.dedup();
+    assert_eq!(seen.len(), MESSAGES, "each message once: {seen:?}");
+    // Nothing comes again after the ack wait.
+    let again = tokio::time::timeout(Duration::from_millis(1_500), deliveries.next()).await;
+    assert!(again.is_err(), "a message came again: {again:?}");
+}
