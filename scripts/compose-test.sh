@@ -127,11 +127,15 @@ PLAINT_CTL="$CTL" "$P/scripts/compose-secrets.sh" 2>"$WORK/secrets.log" ||
 S="$P/deploy/secrets"
 
 # Free ports on loopback for what the compose file publishes: free_port <variable>.
+# Taken below the kernel's ephemeral range: a port is published minutes after it is
+# chosen, and one in that range may be handed meanwhile to any outgoing connection.
+ephemeral_low=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+[ "${ephemeral_low:-0}" -gt 12000 ] || ephemeral_low=32768
 used_ports=" "
 free_port() {
   local port
   for _ in $(seq 200); do
-    port=$((20000 + RANDOM % 30000))
+    port=$((10000 + RANDOM % (ephemeral_low - 10000)))
     if [[ "$used_ports" != *" $port "* ]] && ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
       used_ports+="$port "
       printf -v "$1" '%s' "$port"
