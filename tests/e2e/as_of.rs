@@ -10,8 +10,8 @@ use plaint_proto::router as rpb;
 use tonic::Code;
 
 use crate::helpers::TestIntake;
-use crate::helpers::{complaint_event, eventually, header, spawn_intake, submit_request};
-use crate::router::{decided, spawn_router, with_timeline_entry};
+use crate::helpers::{complaint_event, header, spawn_intake, submit_request};
+use crate::router::{decided, projected_when, spawn_router, with_timeline_entry};
 
 fn as_of(id: &str, sequence: u64, ms: i64) -> rpb::GetComplaintRequest {
     rpb::GetComplaintRequest {
@@ -111,17 +111,8 @@ async fn the_answer_at_each_sequence_is_what_a_replay_gives_there() {
 
     // At its last sequence: what the projections answer now.
     let last = events.last().expect("events").sequence;
-    let now = eventually("the resolution projected", async || {
-        let r = router
-            .query
-            .get_complaint(rpb::GetComplaintRequest {
-                complaint_id: id.clone(),
-                ..Default::default()
-            })
-            .await
-            .ok()?
-            .into_inner();
-        (r.timeline.len() == 4).then_some(r)
+    let now = projected_when(&mut router.query, &id, "the resolution projected", |r| {
+        r.timeline.len() == 4
     })
     .await;
     let past = router

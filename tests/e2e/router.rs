@@ -124,22 +124,34 @@ pub(crate) async fn rebuilt(admin: &mut AdminClient<Authed>) -> rpb::RebuildProg
     done.expect("the rebuild finished")
 }
 
-pub(crate) async fn decided(
+/// The complaint as projected, once `ready` holds of it.
+pub(crate) async fn projected_when(
     query: &mut QueryClient<Authed>,
     id: &str,
+    what: &str,
+    ready: impl Fn(&rpb::GetComplaintResponse) -> bool,
 ) -> rpb::GetComplaintResponse {
     let id = id.to_owned();
-    eventually("the complaint is routed and projected", async || {
+    eventually(what, async || {
         let r = query
             .get_complaint(rpb::GetComplaintRequest {
                 complaint_id: id.clone(),
-                consistency: None,
                 ..Default::default()
             })
             .await
             .ok()?
             .into_inner();
-        (!r.decisions.is_empty()).then_some(r)
+        ready(&r).then_some(r)
+    })
+    .await
+}
+
+pub(crate) async fn decided(
+    query: &mut QueryClient<Authed>,
+    id: &str,
+) -> rpb::GetComplaintResponse {
+    projected_when(query, id, "the complaint is routed and projected", |r| {
+        !r.decisions.is_empty()
     })
     .await
 }
@@ -150,20 +162,8 @@ pub(crate) async fn with_timeline_entry(
     id: &str,
     event_type: &str,
 ) -> rpb::GetComplaintResponse {
-    let id = id.to_owned();
-    eventually(&format!("{event_type} projected"), async || {
-        let r = query
-            .get_complaint(rpb::GetComplaintRequest {
-                complaint_id: id.clone(),
-                ..Default::default()
-            })
-            .await
-            .ok()?
-            .into_inner();
-        r.timeline
-            .iter()
-            .any(|t| t.event_type == event_type)
-            .then_some(r)
+    projected_when(query, id, &format!("{event_type} projected"), |r| {
+        r.timeline.iter().any(|t| t.event_type == event_type)
     })
     .await
 }

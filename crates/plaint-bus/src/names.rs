@@ -86,21 +86,12 @@ impl Names {
         ]
     }
 
-    /// Whether `subject` is one of the event log's (see [`Self::log_subjects`]).
+    /// Whether `subject` is one of the event log's: it matches one of
+    /// [`Self::log_subjects`].
     pub fn in_log(&self, subject: &str) -> bool {
-        let Some(rest) = subject
-            .strip_prefix(self.prefix.as_str())
-            .and_then(|r| r.strip_prefix('.'))
-        else {
-            return false;
-        };
-        let tokens: Vec<&str> = rest.split('.').collect();
-        let filled = tokens.iter().all(|t| !t.is_empty());
-        match tokens.as_slice() {
-            ["complaint", _, _] => filled,
-            ["company" | "budget" | "ceo", _] => filled,
-            _ => false,
-        }
+        self.log_subjects()
+            .iter()
+            .any(|filter| subject_matches(filter, subject))
     }
 
     /// The subject the first layout of the log gave a whole complaint: a
@@ -267,6 +258,22 @@ impl Names {
     pub fn consumer(&self, role: &str) -> String {
         format!("{}_{}", self.stream, role)
     }
+}
+
+/// Whether `subject` matches `filter` as NATS matches them: `*` stands for
+/// one token, a last `>` for one or more; an empty token matches nothing.
+fn subject_matches(filter: &str, subject: &str) -> bool {
+    let mut tokens = subject.split('.');
+    for wanted in filter.split('.') {
+        match (wanted, tokens.next()) {
+            (_, None | Some("")) => return false,
+            (">", Some(_)) => return true,
+            ("*", Some(_)) => {}
+            (w, Some(t)) if w == t => {}
+            _ => return false,
+        }
+    }
+    tokens.next().is_none()
 }
 
 #[cfg(test)]

@@ -47,10 +47,14 @@ impl Timestamp {
         Self(self.0.saturating_sub(self.0.rem_euclid(window_ms)))
     }
 
+    /// The UTC calendar day, as days since 1970-01-01.
+    pub const fn epoch_day(self) -> i64 {
+        self.0.div_euclid(DAY_MS)
+    }
+
     /// The UTC calendar day, as `YYYY-MM-DD`.
     pub fn day(self) -> String {
-        let days = self.0.div_euclid(DAY_MS);
-        let (y, m, d) = civil_from_days(days);
+        let (y, m, d) = civil_from_days(self.epoch_day());
         format!("{y:04}-{m:02}-{d:02}")
     }
 }

@@ -13,18 +13,43 @@ use crate::helpers::{
     Inbound, count, eventually, spawn_intake_with, submit_json, test_config, ticket_id, within,
 };
 
+/// A fresh log and helpdesk streams under a prefix of their own, and an
+/// integration publishing to them.
+struct Door {
+    config: plaint_intake::Config,
+    log: EventLog,
+    streams: Helpdesk,
+    inbound: Inbound,
+}
+
+impl Door {
+    async fn open() -> Self {
+        let nats_url = shared_nats_url();
+        let config = test_config(&nats_url);
+        let (_, log) = plaint_bus::open(&config.log, "plaint-tests")
+            .await
+            .expect("open the event log");
+        let streams = Helpdesk::open(log.clone(), &StreamSettings::default())
+            .await
+            .expect("open the helpdesk streams");
+        let inbound = Inbound::connect(&nats_url, &config.log.prefix).await;
+        Self {
+            config,
+            log,
+            streams,
+            inbound,
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_follow_up_redelivered_after_a_crash_is_stored_once_without_a_request_id() {
-    let nats_url = shared_nats_url();
-    let config = test_config(&nats_url);
-    let (_, log) = plaint_bus::open(&config.log, "plaint-tests")
-        .await
-        .expect("open the event log");
-    let streams = Helpdesk::open(log.clone(), &StreamSettings::default())
-        .await
-        .expect("open the helpdesk streams");
-
-    let inbound = Inbound::connect(&nats_url, &config.log.prefix).await;
+    let Door {
+        config,
+        log,
+        streams,
+        inbound,
+    } = Door::open().await;
     let id = ticket_id("zendesk", "R-1");
     inbound
         .publish("zendesk", submit_json("zendesk", "R-1"))
@@ -101,15 +126,12 @@ async fn log_events(
 /// its 1 s expiry, dropping what it still buffers): none is redelivered.
 #[tokio::test]
 async fn a_pull_worked_through_slowly_is_not_redelivered_while_it_waits() {
-    let nats_url = shared_nats_url();
-    let config = test_config(&nats_url);
-    let (_, log) = plaint_bus::open(&config.log, "plaint-tests")
-        .await
-        .expect("open the event log");
-    let streams = Helpdesk::open(log.clone(), &StreamSettings::default())
-        .await
-        .expect("open the helpdesk streams");
-    let inbound = Inbound::connect(&nats_url, &config.log.prefix).await;
+    let Door {
+        config,
+        streams,
+        inbound,
+        ..
+    } = Door::open().await;
     const MESSAGES: usize = 5;
     for i in 0..MESSAGES {
         inbound

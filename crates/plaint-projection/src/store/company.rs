@@ -51,13 +51,7 @@ impl Store {
 
     /// The latest published policy; `None` means the default is in force.
     pub async fn latest_policy(&self) -> Result<Option<PolicyRow>, StoreError> {
-        let row = sqlx::query_as::<_, (Json<RoutingPolicy>, i64, String, i64)>(
-            "SELECT policy, published_at, published_by, sequence FROM policies \
-             ORDER BY version DESC LIMIT 1",
-        )
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.map(policy_row))
+        self.policy_at(Timestamp::from_millis(i64::MAX)).await
     }
 
     /// The policy in force at `at`: the last one published at or before it;

@@ -216,7 +216,6 @@ impl Store {
         from: Option<Timestamp>,
         to: Option<Timestamp>,
     ) -> Result<Vec<SlaAttainment>, StoreError> {
-        let day = |t: Timestamp| t.as_millis().div_euclid(DAY_MS);
         let rows = sqlx::query_as::<_, (String, String, String, i64, i64)>(
             "SELECT route, priority, target, sum(met)::bigint, sum(missed)::bigint \
              FROM sla_attainment WHERE day >= $1 AND day <= $2 \
@@ -224,8 +223,8 @@ impl Store {
              HAVING sum(met) + sum(missed) > 0 \
              ORDER BY route, priority, target",
         )
-        .bind(from.map_or(i64::MIN, day))
-        .bind(to.map_or(i64::MAX, day))
+        .bind(from.map_or(i64::MIN, Timestamp::epoch_day))
+        .bind(to.map_or(i64::MAX, Timestamp::epoch_day))
         .fetch_all(&self.pool)
         .await?;
         Ok(rows

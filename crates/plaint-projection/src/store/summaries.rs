@@ -7,7 +7,6 @@ use std::collections::HashMap;
 use plaint_domain::facts::Channel;
 use plaint_domain::lifecycle::{Complaint, Status};
 use plaint_domain::sla::SlaTarget;
-use plaint_domain::time::DAY_MS;
 use plaint_domain::{Priority, Route};
 use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
@@ -62,7 +61,7 @@ fn sla_outcomes(c: &Complaint) -> [Option<(SlaKey, bool)>; 2] {
         return [None, None];
     };
     let key = |target| SlaKey {
-        day: c.received_at.as_millis().div_euclid(DAY_MS),
+        day: c.received_at.epoch_day(),
         route: d.route,
         priority: d.priority,
         target,
@@ -89,7 +88,7 @@ impl Share {
         let goodwill = match (c.status, c.resolved_at, c.satisfaction) {
             (Status::Resolved, Some(at), Some(score)) => Some((
                 GoodwillKey {
-                    day: at.as_millis().div_euclid(DAY_MS),
+                    day: at.epoch_day(),
                     route: c.route(),
                     channel: c.facts.channel,
                 },
